@@ -1,0 +1,54 @@
+"""The project's exception tree. Errors are translated into it at the edges.
+
+    ImgEditError                 a failure with a message a user can act on
+    ├── InvalidRequest           the user's input cannot be used (empty prompt, bad upload)
+    ├── UnknownPrompt            the local engine understood none / part of the prompt
+    ├── NotFound                 an image or job id that does not exist
+    └── ProviderError            a backend failed
+        ├── ProviderUnavailable  it could not be reached (retryable)
+        ├── ProviderRejected     it refused the request (not retryable)
+        └── ProviderFailed       it broke while working (retryable)
+
+The job registry turns an ``ImgEditError`` into FAILED with ``str(error)`` as the message; any
+other exception becomes FAILED with a generic message and a logged traceback.
+"""
+
+from __future__ import annotations
+
+
+class ImgEditError(Exception):
+    """A failure whose message is fit to show to a user."""
+
+    retryable: bool = False
+
+
+class InvalidRequest(ImgEditError):
+    """The request cannot be used as given."""
+
+
+class UnknownPrompt(InvalidRequest):
+    """The local engine does not understand the prompt."""
+
+
+class NotFound(ImgEditError):
+    """No image or job with that id."""
+
+
+class ProviderError(ImgEditError):
+    """A provider could not do the work."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider could not be reached; trying again may help."""
+
+    retryable = True
+
+
+class ProviderRejected(ProviderError):
+    """The provider refused the request; trying again will not help."""
+
+
+class ProviderFailed(ProviderError):
+    """The provider broke while working; trying again may help."""
+
+    retryable = True

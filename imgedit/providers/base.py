@@ -1,0 +1,78 @@
+"""The one contract every image backend implements, and the values that cross it.
+
+A provider turns a ``ProviderRequest`` into a ``ProviderResult`` and tells a ``ProgressSink``
+how far it is. It knows nothing of jobs, storage or the UI; errors leave it as
+``imgedit.errors.ProviderError`` subclasses (or ``UnknownPrompt`` for the local engine).
+Must not import nicegui or anything under ``imgedit.ui``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from imgedit.models import JobKind, Quality
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Capabilities:
+    """What a provider can do; the UI shows only what is offered here."""
+
+    edit: bool = True
+    generate: bool = True
+    mask: bool = False
+    stream_previews: bool = False
+    real_progress: bool = False
+    cancel_remote: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProviderRequest:
+    """One unit of work. ``image`` is the encoded source for edits, ``None`` for generation.
+
+    Usage: ``ProviderRequest(kind=JobKind.EDIT, prompt='sepia', quality=Quality.LOW, image=png)``
+    """
+
+    kind: JobKind
+    prompt: str
+    quality: Quality
+    image: bytes | None = None
+    size: tuple[int, int] | None = None
+    """Requested output size for generation (width, height); ``None`` lets the provider choose."""
+    seed: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProviderResult:
+    """The finished image, encoded, plus what the provider wants remembered about it."""
+
+    image: bytes
+    format: str = "PNG"
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class ProgressSink(Protocol):
+    """Where a provider reports how far it is. Safe to call only from the event loop thread."""
+
+    def progress(self, fraction: float, message: str | None = None) -> None:
+        """Fraction 0..1 of the provider's own work done; ``message`` says what it is doing."""
+
+    def preview(self, image: bytes) -> None:
+        """An encoded in-between image to show instead of the blurred original."""
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """An image backend. ``name`` is stable (stored in history); ``label`` is for people."""
+
+    name: str
+    label: str
+    capabilities: Capabilities
+
+    def expected_seconds(self, kind: JobKind, quality: Quality) -> float:
+        """A prior for how long one job takes, before any has been measured."""
+        ...
+
+    async def edit(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult: ...
+
+    async def generate(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult: ...
