@@ -1,0 +1,98 @@
+"""The SQLite database file: one connection, schema migrations, thread-safe calls.
+
+Callers on the event loop go through ``asyncio.to_thread``; start-up code may call directly.
+Migrations are numbered by ``PRAGMA user_version`` so later releases (job history, queue)
+append to ``MIGRATIONS`` and never edit an earlier entry. Must not import nicegui.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: gallery images; files live in images/<id>.<ext> and thumbs/<id>.webp
+    """
+    CREATE TABLE images (
+        id TEXT PRIMARY KEY,
+        created_at REAL NOT NULL,
+        origin TEXT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        format TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        prompt TEXT,
+        parent_id TEXT,
+        provider TEXT,
+        quality TEXT
+    );
+    CREATE INDEX images_created ON images (created_at);
+    """,
+)
+
+
+class Database:
+    """A SQLite file in WAL mode behind a lock; every call is short and synchronous.
+
+    Usage: ``db = Database(path); db.open(); db.execute('INSERT ...', (...))``
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        self._conn = conn
+        self._migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement in its own transaction; returns the number of rows changed."""
+        with self._lock:
+            cursor = self._connection.execute(sql, params)
+            return cursor.rowcount
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return list(self._connection.execute(sql, params))
+
+    def execute_many(self, statements: Iterable[tuple[str, Sequence[Any]]]) -> None:
+        """Run several statements in one transaction: all or nothing."""
+        with self._lock:
+            conn = self._connection
+            conn.execute("BEGIN")
+            try:
+                for sql, params in statements:
+                    conn.execute(sql, params)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @property
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("the database is not open")
+        return self._conn
+
+    def _migrate(self) -> None:
+        with self._lock:
+            conn = self._connection
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")

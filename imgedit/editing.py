@@ -1,0 +1,117 @@
+"""The editing use-case: turn "edit this image with this prompt" into a background job.
+
+``Studio`` validates a request, submits it to the job registry and, inside the job, walks the
+stages: read the source (INITIALIZING), let the provider work (PROCESSING), store the result
+(FINALIZING). It never waits for the work itself. Must not import nicegui.
+
+Usage::
+
+    job_id = studio.submit_edit(image_id, 'sepia and vignette', Quality.MEDIUM, 'local')
+"""
+
+from __future__ import annotations
+
+from imgedit.errors import InvalidRequest, ProviderFailed
+from imgedit.eta import DurationModel
+from imgedit.jobs import JobContext, JobRegistry, JobSpec, JobStage
+from imgedit.models import ImageId, ImageOrigin, JobId, JobKind, Quality
+from imgedit.providers import ProviderRegistry, ProviderRequest
+from imgedit.storage import ImageStore
+
+MAX_PROMPT_CHARS = 4000
+
+
+class Studio:
+    """Submits edits and generations and does the work of each job."""
+
+    def __init__(
+        self,
+        *,
+        store: ImageStore,
+        registry: JobRegistry,
+        providers: ProviderRegistry,
+        durations: DurationModel,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.providers = providers
+        self.durations = durations
+        for provider in providers.all():
+            for kind in JobKind:
+                for quality in Quality:
+                    durations.set_prior(provider.name, kind, quality, provider.expected_seconds(kind, quality))
+
+    def expected_seconds(self, provider: str, kind: JobKind, quality: Quality) -> float:
+        return self.durations.expected(provider, kind, quality)
+
+    def submit_edit(self, image_id: str, prompt: str, quality: Quality, provider: str) -> JobId:
+        """Queue an edit of a gallery image; returns at once."""
+        source = self.store.get(image_id)
+        spec = JobSpec(
+            kind=JobKind.EDIT,
+            prompt=_clean_prompt(prompt, "Describe what to change, e.g. “sepia and a vignette”."),
+            quality=Quality(quality),
+            provider=self._provider_for(provider, JobKind.EDIT),
+            source_image_id=source.id,
+        )
+        return self.registry.submit(spec, self._work)
+
+    def submit_generate(
+        self, prompt: str, quality: Quality, provider: str, size: tuple[int, int] | None = None
+    ) -> JobId:
+        """Queue a new image drawn from a prompt; returns at once."""
+        spec = JobSpec(
+            kind=JobKind.GENERATE,
+            prompt=_clean_prompt(prompt, "Describe the image, e.g. “a red circle on a blue background”."),
+            quality=Quality(quality),
+            provider=self._provider_for(provider, JobKind.GENERATE),
+            size=size,
+        )
+        return self.registry.submit(spec, self._work)
+
+    def _provider_for(self, name: str, kind: JobKind) -> str:
+        provider = self.providers.get(name)
+        if provider not in self.providers.offering(kind):
+            raise InvalidRequest(f"{provider.label} cannot {kind.value} images.")
+        return provider.name
+
+    async def _work(self, job: JobContext) -> ImageId:
+        spec = job.spec
+        provider = self.providers.get(spec.provider)
+        source: bytes | None = None
+        if spec.kind is JobKind.EDIT:
+            job.stage(JobStage.INITIALIZING, "Loading the image")
+            assert spec.source_image_id is not None
+            source = await self.store.read_bytes(spec.source_image_id)
+        else:
+            job.stage(JobStage.INITIALIZING, "Preparing")
+        request = ProviderRequest(
+            kind=spec.kind, prompt=spec.prompt, quality=spec.quality, image=source, size=spec.size
+        )
+        job.stage(JobStage.PROCESSING, f"Working with {provider.label}")
+        if spec.kind is JobKind.EDIT:
+            result = await provider.edit(request, job)
+        else:
+            result = await provider.generate(request, job)
+        job.stage(JobStage.FINALIZING, "Saving the result")
+        try:
+            record = await self.store.add(
+                result.image,
+                origin=ImageOrigin.EDIT if spec.kind is JobKind.EDIT else ImageOrigin.GENERATE,
+                prompt=spec.prompt,
+                parent_id=spec.source_image_id,
+                provider=provider.name,
+                quality=spec.quality,
+            )
+        except InvalidRequest as exc:
+            raise ProviderFailed(f"{provider.label} returned something that is not a usable image.") from exc
+        return record.id
+
+
+def _clean_prompt(prompt: str, hint: str) -> str:
+    text = " ".join((prompt or "").split())
+    if not text:
+        raise InvalidRequest(hint)
+    if len(text) > MAX_PROMPT_CHARS:
+        raise InvalidRequest(f"The prompt is {len(text)} characters long; the limit is {MAX_PROMPT_CHARS}.")
+    return text

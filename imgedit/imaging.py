@@ -1,0 +1,99 @@
+"""Pillow helpers for files entering the gallery: validate, normalise, thumbnail.
+
+All functions are synchronous and CPU-bound: call them from a worker thread, never on the
+event loop. Must not import nicegui.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from imgedit.errors import InvalidRequest
+
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+MAX_PIXELS = 64_000_000
+"""Larger images are refused: a decompression bomb must not take the server down."""
+THUMB_SIDE = 480
+KEPT_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
+"""Stored as uploaded; anything else readable (GIF, BMP, TIFF, ...) is converted to PNG."""
+READABLE = "PNG, JPEG, WebP, GIF, BMP or TIFF"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NormalizedImage:
+    data: bytes
+    format: str
+    width: int
+    height: int
+
+
+def normalize(data: bytes, name: str = "the file") -> NormalizedImage:
+    """Check that ``data`` is an image we can work with and return what to store.
+
+    The original bytes are kept when nothing needs changing, so an upload loses nothing.
+    Raises ``InvalidRequest`` with a message naming the file otherwise.
+    """
+    if not data:
+        raise InvalidRequest(f"“{name}” is empty.")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise InvalidRequest(f"“{name}” is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as probe:
+                width, height = probe.size
+                if width * height > MAX_PIXELS:
+                    raise InvalidRequest(
+                        f"“{name}” is {width}×{height} pixels; imgedit takes up to {MAX_PIXELS // 1_000_000} MP."
+                    )
+                source_format = probe.format or ""
+                probe.load()
+                upright = ImageOps.exif_transpose(probe)
+                rotated = upright.size != probe.size or _has_orientation(probe)
+                if source_format in KEPT_FORMATS and not rotated:
+                    return NormalizedImage(data=data, format=source_format, width=width, height=height)
+                converted = _displayable(upright)
+                return NormalizedImage(
+                    data=encode(converted, "PNG"), format="PNG", width=converted.width, height=converted.height
+                )
+    except InvalidRequest:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:
+        raise InvalidRequest(f"“{name}” is not an image imgedit can read ({READABLE}).") from exc
+
+
+def thumbnail(data: bytes, side: int = THUMB_SIDE) -> bytes:
+    """A WebP no larger than ``side`` on its longest edge."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft("RGB", (side, side))  # JPEG decodes at a reduced scale: much faster
+        small = _displayable(ImageOps.exif_transpose(image))
+        small.thumbnail((side, side), Image.Resampling.LANCZOS)
+        return encode(small, "WEBP", quality=82, method=4)
+
+
+def encode(image: Image.Image, format: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+def size_of(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
+def _has_orientation(image: Image.Image) -> bool:
+    orientation = image.getexif().get(0x0112)
+    return orientation not in (None, 1)
+
+
+def _displayable(image: Image.Image) -> Image.Image:
+    if image.mode in {"RGB", "RGBA"}:
+        return image
+    has_alpha = image.mode in {"LA", "PA"} or (image.mode == "P" and "transparency" in image.info)
+    return image.convert("RGBA" if has_alpha else "RGB")

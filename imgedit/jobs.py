@@ -1,0 +1,477 @@
+"""The process-wide job registry: runs background work, owns its stage, progress and ETA.
+
+It knows nothing of images, providers or browsers: it runs ``work(context)`` coroutines, at most
+``max_concurrent`` at a time, in submission order, and hands out frozen ``JobSnapshot`` values.
+The outcome of a job is mapped to its final stage in one place (``_final_stage``):
+``CancelledError`` → CANCELLED, ``ImgEditError`` → FAILED with its message, anything else →
+FAILED with a generic message and the traceback in the log. Must not import nicegui.
+
+Usage::
+
+    registry = JobRegistry(max_concurrent=4, durations=DurationModel(priors))
+    job_id = registry.submit(spec, work)      # returns at once
+    registry.snapshot(job_id).progress         # 0..1, never backwards, 1.0 only when COMPLETED
+    registry.cancel(job_id)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+from imgedit.errors import ImgEditError, NotFound
+from imgedit.eta import MAX_SHOWN_BEFORE_DONE, DurationModel, eased_progress, remaining_seconds
+from imgedit.models import ImageId, JobId, JobKind, Quality, new_job_id
+
+log = logging.getLogger(__name__)
+
+GENERIC_FAILURE = "Something went wrong inside imgedit; the details are in the server log."
+KEEP_FINISHED = 200
+"""Finished jobs kept for clients that have not seen the outcome yet; older ones are forgotten."""
+
+# Where each stage sits on the overall bar: reported provider progress fills PROCESSING.
+_PROCESSING_START = 0.05
+_PROCESSING_END = 0.95
+
+
+class JobStage(StrEnum):
+    """Where a job is in its life."""
+
+    QUEUED = "queued"
+    """Waiting for a free slot."""
+    INITIALIZING = "initializing"
+    """Loading the source and preparing the provider call."""
+    PROCESSING = "processing"
+    """The provider is working; progress comes from it where it can tell."""
+    FINALIZING = "finalizing"
+    """Saving the result and its thumbnail."""
+    COMPLETED = "completed"
+    """Done; the result is in the gallery."""
+    FAILED = "failed"
+    """Stopped by an error; the message says what to do."""
+    CANCELLED = "cancelled"
+    """Stopped on request; nothing was added."""
+    INTERRUPTED = "interrupted"
+    """Found unfinished when the app started (the process stopped while it ran)."""
+
+    @property
+    def is_finished(self) -> bool:
+        return self in _FINISHED
+
+    @property
+    def is_running(self) -> bool:
+        return self in _RUNNING
+
+
+_FINISHED = frozenset({JobStage.COMPLETED, JobStage.FAILED, JobStage.CANCELLED, JobStage.INTERRUPTED})
+_RUNNING = frozenset({JobStage.INITIALIZING, JobStage.PROCESSING, JobStage.FINALIZING})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JobSpec:
+    """What to do: the plain data a job is created from (and will be persisted as)."""
+
+    kind: JobKind
+    prompt: str
+    quality: Quality
+    provider: str
+    source_image_id: ImageId | None = None
+    size: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JobSnapshot:
+    """A read-only view of one job at one moment. Unknown values are ``None``, never 0."""
+
+    id: JobId
+    spec: JobSpec
+    stage: JobStage
+    progress: float
+    """Shown fraction 0..1: never goes backwards, 1.0 only once COMPLETED."""
+    progress_source: Literal["reported", "estimated"]
+    elapsed_s: float
+    """Seconds since the job left the queue (0 while queued)."""
+    eta_s: float | None
+    """Seconds until it is expected to finish, queue wait included; None once finished."""
+    expected_s: float
+    """Expected running time in seconds (prior, learned mean, or corrected by reported progress)."""
+    message: str
+    error: str | None
+    result_image_id: ImageId | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    queue_position: int | None
+    attempt: int
+    preview_version: int
+
+    @property
+    def is_finished(self) -> bool:
+        return self.stage.is_finished
+
+    @property
+    def percent(self) -> int:
+        return int(self.progress * 100)
+
+
+Work = Callable[["JobContext"], Awaitable[ImageId | None]]
+
+
+@dataclass(slots=True, eq=False)
+class _JobRecord:
+    id: JobId
+    spec: JobSpec
+    work: Work
+    attempt: int
+    expected: float
+    created_wall: float
+    turn: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    stage: JobStage = JobStage.QUEUED
+    message: str = ""
+    error: str | None = None
+    result: ImageId | None = None
+    started_mono: float | None = None
+    started_wall: float | None = None
+    finished_mono: float | None = None
+    finished_wall: float | None = None
+    reported: float | None = None
+    floor: float = 0.0
+    preview: bytes | None = None
+    preview_version: int = 0
+    holds_slot: bool = False
+    task: asyncio.Task[None] | None = None
+
+
+class JobContext:
+    """What running work sees of its job: stage changes and progress. Also a provider's ProgressSink."""
+
+    def __init__(self, registry: JobRegistry, record: _JobRecord) -> None:
+        self._registry = registry
+        self._record = record
+
+    @property
+    def job_id(self) -> JobId:
+        return self._record.id
+
+    @property
+    def spec(self) -> JobSpec:
+        return self._record.spec
+
+    def stage(self, stage: JobStage, message: str = "") -> None:
+        if not stage.is_running:
+            raise ValueError(f"work may only enter running stages, not {stage}")
+        self._registry._set_stage(self._record, stage, message)
+
+    def progress(self, fraction: float, message: str | None = None) -> None:
+        self._registry._set_progress(self._record, fraction, message)
+
+    def preview(self, image: bytes) -> None:
+        self._registry._set_preview(self._record, image)
+
+    def message(self, text: str) -> None:
+        self._registry._touch(self._record, message=text)
+
+
+class JobRegistry:
+    """Runs jobs in the background, in order, ``max_concurrent`` at a time."""
+
+    def __init__(
+        self,
+        *,
+        max_concurrent: int,
+        durations: DurationModel,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_concurrent < 1:
+            raise ValueError("max_concurrent must be at least 1")
+        self._limit = max_concurrent
+        self._durations = durations
+        self._clock = clock
+        self._wall = wall_clock
+        self._jobs: dict[JobId, _JobRecord] = {}
+        self._queue: deque[JobId] = deque()
+        self._running = 0
+        self._finish_listeners: list[Callable[[JobSnapshot], None]] = []
+        self.version = 0
+        """Bumped on every change a user could see other than the passing of time."""
+
+    # -- submitting and controlling -------------------------------------------------------
+
+    @property
+    def max_concurrent(self) -> int:
+        return self._limit
+
+    def submit(self, spec: JobSpec, work: Work, *, attempt: int = 1) -> JobId:
+        """Queue ``work`` and return its id at once; it starts when a slot is free."""
+        expected = self._durations.expected(spec.provider, spec.kind, spec.quality)
+        record = _JobRecord(
+            id=new_job_id(),
+            spec=spec,
+            work=work,
+            attempt=attempt,
+            expected=expected,
+            created_wall=self._wall(),
+        )
+        self._jobs[record.id] = record
+        self._queue.append(record.id)
+        record.task = asyncio.get_running_loop().create_task(self._run(record), name=f"job-{record.id}")
+        self._pump()
+        self._bump()
+        return record.id
+
+    def cancel(self, job_id: JobId) -> bool:
+        """Stop a job in any stage. False if it had already finished."""
+        record = self._record(job_id)
+        if record.stage.is_finished or record.task is None:
+            return False
+        record.task.cancel()
+        return True
+
+    def cancel_all(self) -> int:
+        return sum(self.cancel(job_id) for job_id in list(self._jobs))
+
+    def retry(self, job_id: JobId) -> JobId:
+        """Run a failed or cancelled job again as a new attempt; the old one is dismissed."""
+        record = self._record(job_id)
+        if record.stage not in {JobStage.FAILED, JobStage.CANCELLED, JobStage.INTERRUPTED}:
+            raise ValueError(f"only failed or cancelled jobs can be retried, not {record.stage}")
+        self.dismiss(job_id)
+        return self.submit(record.spec, record.work, attempt=record.attempt + 1)
+
+    def dismiss(self, job_id: JobId) -> None:
+        """Forget a finished job (its card goes away everywhere)."""
+        record = self._record(job_id)
+        if not record.stage.is_finished:
+            raise ValueError("cancel a job before dismissing it")
+        del self._jobs[job_id]
+        self._bump()
+
+    def on_finish(self, listener: Callable[[JobSnapshot], None]) -> None:
+        """Call ``listener`` with the final snapshot of every job that finishes."""
+        self._finish_listeners.append(listener)
+
+    async def wait(self, job_id: JobId) -> JobSnapshot:
+        """The final snapshot of a job, once it has finished."""
+        record = self._record(job_id)
+        await record.done.wait()
+        return self._snapshot(record, self._clock())
+
+    async def shutdown(self) -> None:
+        """Cancel every job and wait for the tasks to end."""
+        tasks = [r.task for r in self._jobs.values() if r.task is not None and not r.task.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def snapshot(self, job_id: JobId) -> JobSnapshot:
+        record, now = self._record(job_id), self._clock()
+        wait = self._queue_waits(now).get(job_id) if record.stage is JobStage.QUEUED else None
+        return self._snapshot(record, now, wait)
+
+    def snapshots(self) -> list[JobSnapshot]:
+        """All known jobs, oldest first, with queue waits included in the ETAs."""
+        now = self._clock()
+        waits = self._queue_waits(now)
+        return [self._snapshot(r, now, waits.get(r.id)) for r in self._jobs.values()]
+
+    def preview(self, job_id: JobId) -> bytes | None:
+        return self._record(job_id).preview
+
+    # -- the run of one job ----------------------------------------------------------------
+
+    async def _run(self, record: _JobRecord) -> None:
+        error: BaseException | None = None
+        try:
+            await record.turn.wait()
+            record.started_mono = self._clock()
+            record.started_wall = self._wall()
+            self._set_stage(record, JobStage.INITIALIZING, "Starting")
+            record.result = await record.work(JobContext(self, record))
+        except BaseException as exc:
+            error = exc
+        self._finish(record, error)
+        # A cancelled job ends quietly: the task itself completes instead of re-raising, so
+        # shutdown and the tests see one outcome in one place, the stage.
+        if error is not None and not isinstance(error, Exception | asyncio.CancelledError):
+            raise error  # KeyboardInterrupt, SystemExit: not ours to swallow
+
+    def _finish(self, record: _JobRecord, error: BaseException | None) -> None:
+        if record.id in self._queue:
+            self._queue.remove(record.id)
+        if record.holds_slot:
+            record.holds_slot = False
+            self._running -= 1
+        record.stage, record.error = _final_stage(record, error)
+        record.finished_mono = self._clock()
+        record.finished_wall = self._wall()
+        if record.stage is JobStage.COMPLETED:
+            record.floor = 1.0
+            record.message = "Done"
+            if record.started_mono is not None:
+                duration = record.finished_mono - record.started_mono
+                spec = record.spec
+                self._durations.record(spec.provider, spec.kind, spec.quality, duration)
+        elif record.stage is JobStage.CANCELLED:
+            record.message = "Cancelled"
+        record.preview = None
+        record.done.set()
+        self._forget_old_finished()
+        self._pump()
+        self._bump()
+        snapshot = self._snapshot(record, record.finished_mono)
+        for listener in self._finish_listeners:
+            try:
+                listener(snapshot)
+            except Exception:
+                log.exception("a job finish listener failed")
+
+    def _pump(self) -> None:
+        while self._running < self._limit and self._queue:
+            record = self._jobs[self._queue.popleft()]
+            record.holds_slot = True
+            self._running += 1
+            record.turn.set()
+
+    def _forget_old_finished(self) -> None:
+        finished = [r for r in self._jobs.values() if r.stage.is_finished]
+        for record in finished[: max(0, len(finished) - KEEP_FINISHED)]:
+            del self._jobs[record.id]
+
+    # -- updates from running work (through JobContext) -------------------------------------
+
+    def _set_stage(self, record: _JobRecord, stage: JobStage, message: str) -> None:
+        if record.stage.is_finished:
+            return
+        record.stage = stage
+        record.message = message
+        self._bump()
+
+    def _set_progress(self, record: _JobRecord, fraction: float, message: str | None) -> None:
+        if record.stage.is_finished:
+            return
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        record.reported = max(record.reported or 0.0, fraction)
+        if message is not None:
+            record.message = message
+        self._bump()
+
+    def _set_preview(self, record: _JobRecord, image: bytes) -> None:
+        if record.stage.is_finished:
+            return
+        record.preview = image
+        record.preview_version += 1
+        self._bump()
+
+    def _touch(self, record: _JobRecord, *, message: str) -> None:
+        if not record.stage.is_finished:
+            record.message = message
+            self._bump()
+
+    def _bump(self) -> None:
+        self.version += 1
+
+    def _record(self, job_id: JobId) -> _JobRecord:
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise NotFound(f"There is no job {job_id}.") from None
+
+    # -- progress and ETA --------------------------------------------------------------------
+
+    def _queue_waits(self, now: float) -> dict[JobId, float]:
+        """Seconds each queued job is expected to wait, simulating the slots in order."""
+        if not self._queue:
+            return {}
+        free_at = [
+            self._remaining(r, now)
+            for r in self._jobs.values()
+            if r.holds_slot and not r.stage.is_finished
+        ]
+        free_at += [0.0] * max(0, self._limit - len(free_at))
+        heapq.heapify(free_at)
+        waits: dict[JobId, float] = {}
+        for job_id in self._queue:
+            start = heapq.heappop(free_at)
+            waits[job_id] = start
+            heapq.heappush(free_at, start + self._jobs[job_id].expected)
+        return waits
+
+    def _elapsed(self, record: _JobRecord, now: float) -> float:
+        if record.started_mono is None:
+            return 0.0
+        end = record.finished_mono if record.finished_mono is not None else now
+        return max(0.0, end - record.started_mono)
+
+    def _overall_reported(self, record: _JobRecord) -> float | None:
+        if record.reported is None:
+            return None
+        span = _PROCESSING_END - _PROCESSING_START
+        return _PROCESSING_START + span * record.reported
+
+    def _remaining(self, record: _JobRecord, now: float) -> float:
+        return remaining_seconds(self._elapsed(record, now), record.expected, self._overall_reported(record))
+
+    def _snapshot(self, record: _JobRecord, now: float, wait: float | None = None) -> JobSnapshot:
+        elapsed = self._elapsed(record, now)
+        reported = self._overall_reported(record)
+        source: Literal["reported", "estimated"] = "reported" if reported is not None else "estimated"
+        eta: float | None
+        if record.stage.is_finished:
+            progress = 1.0 if record.stage is JobStage.COMPLETED else record.floor
+            eta = None
+            expected = elapsed if record.stage is JobStage.COMPLETED else record.expected
+        elif record.stage is JobStage.QUEUED:
+            progress = 0.0
+            eta = (wait or 0.0) + record.expected
+            expected = record.expected
+        else:
+            computed = reported if reported is not None else eased_progress(elapsed, record.expected)
+            if record.stage is JobStage.FINALIZING:
+                computed = max(computed, _PROCESSING_END)
+            progress = min(max(record.floor, computed), MAX_SHOWN_BEFORE_DONE)
+            record.floor = progress
+            eta = remaining_seconds(elapsed, record.expected, reported)
+            expected = elapsed + eta
+        position = self._queue.index(record.id) + 1 if record.stage is JobStage.QUEUED else None
+        return JobSnapshot(
+            id=record.id,
+            spec=record.spec,
+            stage=record.stage,
+            progress=progress,
+            progress_source=source,
+            elapsed_s=elapsed,
+            eta_s=eta,
+            expected_s=expected,
+            message=record.message,
+            error=record.error,
+            result_image_id=record.result,
+            created_at=record.created_wall,
+            started_at=record.started_wall,
+            finished_at=record.finished_wall,
+            queue_position=position,
+            attempt=record.attempt,
+            preview_version=record.preview_version,
+        )
+
+
+def _final_stage(record: _JobRecord, error: BaseException | None) -> tuple[JobStage, str | None]:
+    """The one place where an outcome becomes a final stage and a user-facing message."""
+    if error is None:
+        return JobStage.COMPLETED, None
+    if isinstance(error, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+        return JobStage.CANCELLED, None
+    if isinstance(error, ImgEditError):
+        return JobStage.FAILED, str(error) or type(error).__name__
+    log.error("job %s failed unexpectedly", record.id, exc_info=error)
+    return JobStage.FAILED, GENERIC_FAILURE

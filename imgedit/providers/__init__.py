@@ -1,0 +1,52 @@
+"""Image backends behind one contract (``base.Provider``), and the registry that lists them.
+
+The UI never imports a concrete provider: it asks the registry what is configured and what
+each can do. Must not import nicegui.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from imgedit.errors import InvalidRequest
+from imgedit.models import JobKind
+from imgedit.providers.base import Capabilities, ProgressSink, Provider, ProviderRequest, ProviderResult
+
+__all__ = [
+    "Capabilities",
+    "ProgressSink",
+    "Provider",
+    "ProviderRegistry",
+    "ProviderRequest",
+    "ProviderResult",
+]
+
+
+class ProviderRegistry:
+    """The configured providers, the first one being the default.
+
+    Usage: ``providers.get('local')``, ``providers.offering(JobKind.EDIT)``
+    """
+
+    def __init__(self, providers: Iterable[Provider]) -> None:
+        self._providers = {provider.name: provider for provider in providers}
+        if not self._providers:
+            raise ValueError("at least one provider is needed")
+
+    def get(self, name: str) -> Provider:
+        try:
+            return self._providers[name]
+        except KeyError:
+            raise InvalidRequest(f"The provider “{name}” is not configured.") from None
+
+    def all(self) -> list[Provider]:
+        return list(self._providers.values())
+
+    def offering(self, kind: JobKind) -> list[Provider]:
+        """Providers that can do ``kind`` (edit or generate), default first."""
+        wanted = "edit" if kind is JobKind.EDIT else "generate"
+        return [p for p in self._providers.values() if getattr(p.capabilities, wanted)]
+
+    @property
+    def default(self) -> Provider:
+        return next(iter(self._providers.values()))

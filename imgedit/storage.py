@@ -1,0 +1,236 @@
+"""The gallery's images: files on disk, one row each in SQLite, an in-memory index for reads.
+
+Layout under the data dir: ``images/<id>.<ext>`` (originals and results), ``thumbs/<id>.webp``,
+``imgedit.sqlite3``. Files are addressed by id only; no user-given path reaches the filesystem.
+Writes are atomic (``*.tmp`` then ``replace``) and run in worker threads; reads of the index
+are plain dict lookups on the event loop. Must not import nicegui.
+
+Usage::
+
+    store = ImageStore(Path('data')); store.open()
+    record = await store.add(png_bytes, origin=ImageOrigin.UPLOAD, name='cat.png')
+    store.list()  # newest first
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from pathlib import Path
+
+from imgedit import imaging
+from imgedit.database import Database
+from imgedit.errors import NotFound
+from imgedit.models import ImageId, ImageOrigin, ImageRecord, Quality, is_valid_id, new_image_id
+
+log = logging.getLogger(__name__)
+
+_COLUMNS = "id, created_at, origin, width, height, format, name, prompt, parent_id, provider, quality"
+
+
+class ImageStore:
+    """Owns the image files and their rows; the only code that touches ``images/`` and ``thumbs/``."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.images_dir = data_dir / "images"
+        self.thumbs_dir = data_dir / "thumbs"
+        self.db = Database(data_dir / "imgedit.sqlite3")
+        self._records: dict[ImageId, ImageRecord] = {}
+        self.version = 0
+        """Bumped on every add and delete, so views can tell cheaply whether to look again."""
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Create the folders and database, load the index, sweep leftovers of a crash."""
+        self.images_dir.mkdir(parents=True, exist_ok=True)
+        self.thumbs_dir.mkdir(parents=True, exist_ok=True)
+        for leftover in [*self.images_dir.glob("*.tmp"), *self.thumbs_dir.glob("*.tmp")]:
+            leftover.unlink(missing_ok=True)
+        self.db.open()
+        rows = self.db.query(f"SELECT {_COLUMNS} FROM images ORDER BY created_at")
+        for row in rows:
+            record = _from_row(row)
+            if self.path_of(record).exists():
+                self._records[record.id] = record
+            else:
+                log.warning("image %s has no file any more; leaving it out of the gallery", record.id)
+        self.version += 1
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def list(self) -> list[ImageRecord]:
+        """Every image, newest first."""
+        return sorted(self._records.values(), key=lambda r: r.created_at, reverse=True)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, image_id: object) -> bool:
+        return image_id in self._records
+
+    def get(self, image_id: str) -> ImageRecord:
+        record = self._records.get(ImageId(image_id)) if is_valid_id(image_id) else None
+        if record is None:
+            raise NotFound("That image is no longer in the gallery.")
+        return record
+
+    def path_of(self, record: ImageRecord) -> Path:
+        return self.images_dir / f"{record.id}.{record.extension}"
+
+    def thumb_path_of(self, record: ImageRecord) -> Path:
+        return self.thumbs_dir / f"{record.id}.webp"
+
+    async def read_bytes(self, image_id: str) -> bytes:
+        record = self.get(image_id)
+        try:
+            return await asyncio.to_thread(self.path_of(record).read_bytes)
+        except FileNotFoundError:
+            raise NotFound("That image's file is missing from the data folder.") from None
+
+    # -- writing -----------------------------------------------------------------------------
+
+    async def add(
+        self,
+        data: bytes,
+        *,
+        origin: ImageOrigin,
+        name: str = "",
+        prompt: str | None = None,
+        parent_id: ImageId | None = None,
+        provider: str | None = None,
+        quality: Quality | None = None,
+    ) -> ImageRecord:
+        """Validate ``data``, write it with its thumbnail and row, and index it.
+
+        Cancelling the caller leaves nothing behind: the worker thread is waited for and undone.
+        Raises ``InvalidRequest`` for data that is not a usable image.
+        """
+        image_id = new_image_id()
+        write = asyncio.ensure_future(
+            asyncio.to_thread(
+                self._write,
+                image_id,
+                data,
+                origin=origin,
+                name=name,
+                prompt=prompt,
+                parent_id=parent_id,
+                provider=provider,
+                quality=quality,
+            )
+        )
+        try:
+            record = await asyncio.shield(write)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await write
+            await asyncio.to_thread(self._erase, image_id)
+            raise
+        self._records[record.id] = record
+        self.version += 1
+        return record
+
+    def add_sync(self, data: bytes, *, origin: ImageOrigin, name: str = "", prompt: str | None = None) -> ImageRecord:
+        """``add`` for start-up code that runs before the event loop serves anyone."""
+        record = self._write(new_image_id(), data, origin=origin, name=name, prompt=prompt)
+        self._records[record.id] = record
+        self.version += 1
+        return record
+
+    async def delete(self, image_id: str) -> ImageRecord:
+        """Remove an image, its thumbnail and its row. Results made from it stay."""
+        record = self.get(image_id)
+        del self._records[record.id]
+        self.version += 1
+        await asyncio.to_thread(self._erase, record.id)
+        return record
+
+    # -- worker-thread parts -------------------------------------------------------------------
+
+    def _write(
+        self,
+        image_id: ImageId,
+        data: bytes,
+        *,
+        origin: ImageOrigin,
+        name: str = "",
+        prompt: str | None = None,
+        parent_id: ImageId | None = None,
+        provider: str | None = None,
+        quality: Quality | None = None,
+    ) -> ImageRecord:
+        normalized = imaging.normalize(data, name or "the image")
+        record = ImageRecord(
+            id=image_id,
+            created_at=time.time(),
+            origin=origin,
+            width=normalized.width,
+            height=normalized.height,
+            format=normalized.format,
+            name=name,
+            prompt=prompt,
+            parent_id=parent_id,
+            provider=provider,
+            quality=quality,
+        )
+        try:
+            _atomic_write(self.path_of(record), normalized.data)
+            _atomic_write(self.thumb_path_of(record), imaging.thumbnail(normalized.data))
+            self.db.execute(
+                f"INSERT INTO images ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.id,
+                    record.created_at,
+                    record.origin.value,
+                    record.width,
+                    record.height,
+                    record.format,
+                    record.name,
+                    record.prompt,
+                    record.parent_id,
+                    record.provider,
+                    record.quality.value if record.quality else None,
+                ),
+            )
+        except BaseException:
+            self._erase(image_id)
+            raise
+        return record
+
+    def _erase(self, image_id: ImageId) -> None:
+        for folder in (self.images_dir, self.thumbs_dir):
+            for path in folder.glob(f"{image_id}.*"):
+                path.unlink(missing_ok=True)
+        self.db.execute("DELETE FROM images WHERE id = ?", (image_id,))
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def _from_row(row: sqlite3.Row) -> ImageRecord:
+    get = row.__getitem__
+    quality = get("quality")
+    return ImageRecord(
+        id=ImageId(get("id")),
+        created_at=get("created_at"),
+        origin=ImageOrigin(get("origin")),
+        width=get("width"),
+        height=get("height"),
+        format=get("format"),
+        name=get("name"),
+        prompt=get("prompt"),
+        parent_id=ImageId(get("parent_id")) if get("parent_id") else None,
+        provider=get("provider"),
+        quality=Quality(quality) if quality else None,
+    )
