@@ -101,7 +101,8 @@ class JobSnapshot:
     eta_s: float | None
     """Seconds until it is expected to finish, queue wait included; None once finished."""
     expected_s: float
-    """Expected running time in seconds (prior, learned mean, or corrected by reported progress)."""
+    """Expected running time in seconds when the job was queued (prior or learned mean);
+    the actual running time once COMPLETED."""
     message: str
     error: str | None
     result_image_id: ImageId | None
@@ -224,6 +225,7 @@ class JobRegistry:
         self._jobs[record.id] = record
         self._queue.append(record.id)
         record.task = asyncio.get_running_loop().create_task(self._run(record), name=f"job-{record.id}")
+        record.task.add_done_callback(lambda _task: self._finish_unstarted(record))
         self._pump()
         self._bump()
         return record.id
@@ -336,6 +338,12 @@ class JobRegistry:
             except Exception:
                 log.exception("a job finish listener failed")
 
+    def _finish_unstarted(self, record: _JobRecord) -> None:
+        # A task cancelled before its first step never enters ``_run``'s try block (the
+        # CancelledError is thrown into the unstarted coroutine), so nothing else would finish it.
+        if not record.done.is_set():
+            self._finish(record, asyncio.CancelledError())
+
     def _pump(self) -> None:
         while self._running < self._limit and self._queue:
             record = self._jobs[self._queue.popleft()]
@@ -442,8 +450,9 @@ class JobRegistry:
             progress = min(max(record.floor, computed), MAX_SHOWN_BEFORE_DONE)
             record.floor = progress
             eta = remaining_seconds(elapsed, record.expected, reported)
-            expected = elapsed + eta
-        position = self._queue.index(record.id) + 1 if record.stage is JobStage.QUEUED else None
+            expected = record.expected
+        # A job handed a slot but not yet started is still QUEUED, though no longer in the queue.
+        position = self._queue.index(record.id) + 1 if record.id in self._queue else None
         return JobSnapshot(
             id=record.id,
             spec=record.spec,

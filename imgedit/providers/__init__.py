@@ -33,6 +33,10 @@ class ProviderRegistry:
         if not self._providers:
             raise ValueError("at least one provider is needed")
 
+    def add(self, provider: Provider) -> None:
+        """Offer one more provider (configured at start-up, or a test's fake)."""
+        self._providers[provider.name] = provider
+
     def get(self, name: str) -> Provider:
         try:
             return self._providers[name]

@@ -1,0 +1,238 @@
+"""The page's dialogs, built once per page and refilled on each open: image actions, the
+edit / new-image form, the full-size viewer and the delete confirmation."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from nicegui import ui
+
+from imgedit.errors import ImgEditError
+from imgedit.models import ImageRecord, JobKind, Quality
+from imgedit.providers.base import Provider
+from imgedit.services import Services
+from imgedit.ui import format as fmt
+
+SIZES: dict[str, tuple[int, int]] = {
+    "Square · 1024×1024": (1024, 1024),
+    "Landscape · 1280×768": (1280, 768),
+    "Portrait · 768×1280": (768, 1280),
+}
+
+
+class JobDialog:
+    """The Edit and New image form. Start submits a job and closes at once; it never waits."""
+
+    def __init__(self, services: Services, *, on_submitted: Callable[[], None]) -> None:
+        self.services = services
+        self._on_submitted = on_submitted
+        self.kind = JobKind.EDIT
+        self.image: ImageRecord | None = None
+        with ui.dialog() as self.dialog, ui.card().classes("imgedit-dialog q-pa-lg gap-3"):
+            self.title = ui.label().classes("text-h6")
+            self.picture = ui.image().classes("imgedit-dialog-image").props("fit=contain")
+            self.prompt = (
+                ui.input(label="What should change?")
+                .props('outlined dark autofocus clearable color=deep-purple-3 input-class="text-body1"')
+                .classes("w-full")
+                .mark("prompt")
+            )
+            self.prompt.on("keydown.enter", self.submit)
+            self.prompt.on_value_change(lambda: self.prompt.props.pop("error", None))
+            self.hint = ui.label().classes("imgedit-hint")
+            with ui.row().classes("w-full no-wrap gap-3"):
+                self.quality = (
+                    ui.select({}, label="Quality", value=Quality.MEDIUM.value)
+                    .props("outlined dark dense options-dense color=deep-purple-3")
+                    .classes("grow")
+                    .mark("quality")
+                )
+                self.provider = (
+                    ui.select({}, label="Provider", on_change=self._refresh_estimates)
+                    .props("outlined dark dense options-dense color=deep-purple-3")
+                    .classes("grow")
+                    .mark("provider")
+                )
+            self.size = (
+                ui.select(list(SIZES), label="Size", value=next(iter(SIZES)))
+                .props("outlined dark dense color=deep-purple-3")
+                .classes("w-full")
+                .mark("size")
+            )
+            self.engine_note = ui.label().classes("imgedit-hint")
+            with ui.row().classes("w-full justify-end gap-2"):
+                ui.button("Cancel", on_click=self.dialog.close).props("flat no-caps color=grey-5")
+                self.start = (
+                    ui.button(on_click=self.submit).props("unelevated no-caps color=deep-purple-5").mark("start")
+                )
+
+    def open_edit(self, image: ImageRecord) -> None:
+        self.kind, self.image = JobKind.EDIT, image
+        self.title.set_text(f"Edit “{image.title}”")
+        self.picture.set_source(f"/media/thumbs/{image.id}")
+        self.picture.set_visibility(True)
+        self.prompt.props['label'] = "What should change?"
+        self.size.set_visibility(False)
+        self.start.set_text("Start Edit")
+        self._open()
+
+    def open_generate(self) -> None:
+        self.kind, self.image = JobKind.GENERATE, None
+        self.title.set_text("New image")
+        self.picture.set_visibility(False)
+        self.prompt.props['label'] = "Describe the image"
+        self.size.set_visibility(True)
+        self.start.set_text("Generate")
+        self._open()
+
+    def _open(self) -> None:
+        providers = self.services.providers.offering(self.kind)
+        self.provider.set_options({p.name: p.label for p in providers}, value=providers[0].name)
+        self.prompt.value = ""
+        self.prompt.props.pop("error", None)
+        self._refresh_estimates()
+        self.dialog.open()
+
+    def _refresh_estimates(self) -> None:
+        provider = self._chosen_provider()
+        if provider is None:
+            return
+        studio = self.services.studio
+        options = {
+            q.value: f"{q.value.capitalize()} · {fmt.seconds_label(studio.expected_seconds(provider.name, self.kind, q))}"
+            for q in Quality
+        }
+        self.quality.set_options(options, value=self.quality.value or Quality.MEDIUM.value)
+        self.hint.set_text(provider_hint(provider, self.kind))
+        self.engine_note.set_text(
+            "Offline engine: Pillow on this computer, no AI model. It understands the phrases above."
+            if provider.name == "local"
+            else f"Runs on {provider.label}."
+        )
+
+    def _chosen_provider(self) -> Provider | None:
+        try:
+            return self.services.providers.get(str(self.provider.value))
+        except ImgEditError:
+            return None
+
+    def submit(self) -> None:
+        studio = self.services.studio
+        prompt = str(self.prompt.value or "")
+        try:
+            if self.kind is JobKind.EDIT:
+                assert self.image is not None
+                studio.submit_edit(self.image.id, prompt, Quality(self.quality.value), str(self.provider.value))
+            else:
+                size = SIZES.get(str(self.size.value))
+                studio.submit_generate(prompt, Quality(self.quality.value), str(self.provider.value), size)
+        except ImgEditError as exc:
+            self.prompt.props["error-message"] = str(exc)
+            self.prompt.props["error"] = True
+            return
+        self.dialog.close()
+        self._on_submitted()
+
+
+def provider_hint(provider: Provider, kind: JobKind) -> str:
+    describe = getattr(provider, "describe", None)
+    if callable(describe):
+        return str(describe(kind))
+    return ""
+
+
+class ImageDialog:
+    """Click on a gallery image: a larger view with Edit, View, Download and Delete."""
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        on_edit: Callable[[ImageRecord], None],
+        on_delete: Callable[[ImageRecord], Awaitable[None]],
+    ) -> None:
+        self.services = services
+        self.image: ImageRecord | None = None
+        self._on_edit, self._on_delete = on_edit, on_delete
+        with ui.dialog() as self.dialog, ui.card().classes("imgedit-dialog q-pa-lg gap-3"):
+            self.title = ui.label().classes("text-h6 ellipsis w-full")
+            self.picture = ui.image().classes("imgedit-dialog-image").props("fit=contain")
+            self.details = ui.label().classes("imgedit-hint")
+            self.lineage = ui.label().classes("imgedit-lineage")
+            with ui.row().classes("w-full justify-between items-center"):
+                with ui.row().classes("gap-1"):
+                    ui.button("View", icon="open_in_full", on_click=self._view).props("flat no-caps color=grey-4")
+                    ui.button("Download", icon="download", on_click=self._download).props(
+                        "flat no-caps color=grey-4"
+                    )
+                    ui.button("Delete", icon="delete", on_click=self._confirm_delete).props(
+                        "flat no-caps color=red-4"
+                    )
+                ui.button("Edit", icon="auto_fix_high", on_click=self._edit).props(
+                    "unelevated no-caps color=deep-purple-5"
+                ).mark("edit")
+        with ui.dialog().props("maximized") as self.viewer, ui.card().classes("imgedit-viewer items-center"):
+            with ui.row().classes("w-full justify-between items-center"):
+                self.viewer_title = ui.label().classes("text-subtitle1 text-white")
+                ui.button(icon="close", on_click=self.viewer.close).props("flat round color=white")
+            self.viewer_image = ui.element("img").props('alt="full size"')
+        with ui.dialog() as self.confirm, ui.card().classes("imgedit-dialog q-pa-lg gap-3"):
+            self.confirm_text = ui.label().classes("text-body1")
+            ui.label("The file is removed from the data folder. Images made from it stay.").classes(
+                "imgedit-hint"
+            )
+            with ui.row().classes("w-full justify-end gap-2"):
+                ui.button("Keep it", on_click=self.confirm.close).props("flat no-caps color=grey-5")
+                ui.button("Delete", on_click=self._delete).props("unelevated no-caps color=red-5").mark(
+                    "confirm-delete"
+                )
+
+    def open(self, image: ImageRecord) -> None:
+        self.image = image
+        self.title.set_text(image.title)
+        self.picture.set_source(f"/media/thumbs/{image.id}")
+        origin = fmt.ORIGIN_LABELS[image.origin]
+        self.details.set_text(f"{origin} · {image.width}×{image.height} · {image.format}")
+        self.lineage.set_text(lineage_text(image, self.services))
+        self.dialog.open()
+
+    def _edit(self) -> None:
+        if self.image is not None:
+            self.dialog.close()
+            self._on_edit(self.image)
+
+    def _view(self) -> None:
+        if self.image is None:
+            return
+        self.viewer_title.set_text(self.image.title)
+        self.viewer_image.props["src"] = f"/media/images/{self.image.id}"
+        self.viewer.open()
+
+    def _download(self) -> None:
+        if self.image is not None:
+            ui.download.from_url(f"/media/download/{self.image.id}")
+
+    def _confirm_delete(self) -> None:
+        if self.image is not None:
+            self.confirm_text.set_text(f"Delete “{self.image.title}”?")
+            self.confirm.open()
+
+    async def _delete(self) -> None:
+        self.confirm.close()
+        self.dialog.close()
+        if self.image is not None:
+            await self._on_delete(self.image)
+
+
+def lineage_text(image: ImageRecord, services: Services) -> str:
+    if image.prompt is None or image.origin.value not in {"edit", "generate"}:
+        return ""
+    if image.parent_id is None:
+        return f"From “{image.prompt}”"
+    parent = services.store.get(image.parent_id).title if image.parent_id in services.store else "a deleted image"
+    return f"Edit of {_quote(parent)}: “{image.prompt}”"
+
+
+def _quote(title: str) -> str:
+    return title if title == "a deleted image" else f"“{title}”"
+

@@ -1,0 +1,44 @@
+"""imgedit's composition root: read settings, build services, register pages, run the server.
+
+    python main.py [--host H] [--port P] [--data-dir D] [--max-concurrent N] [--no-show]
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from nicegui import app, ui
+
+from imgedit.config import Settings
+from imgedit.services import build_services
+from imgedit.ui import register
+
+
+def main() -> None:
+    # NiceGUI's test harness runs this file too; its argv belongs to pytest.
+    simulated = bool(os.environ.get("NICEGUI_USER_SIMULATION"))
+    settings = Settings.from_args([] if simulated else sys.argv[1:], os.environ)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    services = build_services(settings)
+    register(services)
+    app.on_shutdown(services.close)
+    if not simulated:
+        shown_host = "localhost" if settings.host in {"127.0.0.1", "0.0.0.0"} else settings.host
+        print(f"imgedit: open http://{shown_host}:{settings.port} (data in {settings.data_dir.resolve()})", flush=True)
+    ui.run(
+        host=settings.host,
+        port=settings.port,
+        title="imgedit",
+        show=settings.show,
+        reload=False,
+        dark=True,
+        favicon="🎨",
+        show_welcome_message=True,
+        storage_secret=settings.storage_secret or None,
+    )
+
+
+if __name__ == "__main__":
+    main()

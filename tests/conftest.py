@@ -1,0 +1,27 @@
+"""Shared fixtures: every test gets its own data dir; UI tests reach the app's services."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh data dir, handed to main.py through the environment like a user would."""
+    folder = tmp_path / "data"
+    monkeypatch.setenv("IMGEDIT_DATA_DIR", str(folder))
+    monkeypatch.setenv("IMGEDIT_NO_SHOW", "1")
+    return folder
+
+
+def app_services() -> Any:
+    """The services main.py built for the running test app.
+
+    NiceGUI re-imports page modules for every test, so this is looked up each time instead of
+    imported at the top of a test module.
+    """
+    return sys.modules["imgedit.ui"].services

@@ -1,0 +1,54 @@
+"""Fakes at the provider boundary: they implement the real Provider interface."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from dataclasses import dataclass
+
+from PIL import Image
+
+from imgedit.models import JobKind, Quality
+from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult
+
+
+@dataclass
+class GatedProvider:
+    """Reports half its work, then waits until the test opens the gate; returns a real PNG."""
+
+    name: str = "gated"
+    label: str = "Gated test engine"
+    capabilities: Capabilities = Capabilities(edit=True, generate=True, real_progress=True)
+
+    def __post_init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.started = asyncio.Event()
+        self.calls = 0
+
+    def expected_seconds(self, kind: JobKind, quality: Quality) -> float:
+        return 5.0
+
+    async def edit(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
+        return await self._work(sink)
+
+    async def generate(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
+        return await self._work(sink)
+
+    async def _work(self, sink: ProgressSink) -> ProviderResult:
+        self.calls += 1
+        sink.progress(0.5, "Half way")
+        self.started.set()
+        await self.gate.wait()
+        buffer = io.BytesIO()
+        Image.new("RGB", (32, 24), (10, 200, 30)).save(buffer, "PNG")
+        return ProviderResult(image=buffer.getvalue())
+
+
+async def eventually(predicate, timeout: float = 15.0, message: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    """Wait until ``predicate()`` is true, yielding to the event loop; fail after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        await asyncio.sleep(0.05)

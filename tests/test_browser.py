@@ -1,0 +1,166 @@
+"""End to end in headless Chromium against a real ``python main.py`` server on loopback.
+
+On a machine without Chromium these tests skip with the reason; with IMGEDIT_REQUIRE_BROWSER=1
+(set by .ci/run) a missing browser is a failure instead.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+HAVE_BROWSER = Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()
+
+if not HAVE_BROWSER and os.environ.get("IMGEDIT_REQUIRE_BROWSER") != "1":
+    pytest.skip(
+        "headless Chromium not found (apt-get install -y chromium chromium-driver)", allow_module_level=True
+    )
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """``python main.py`` as a user starts it, on a free port with its own data dir."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NICEGUI_", "IMGEDIT_"))}
+    log = (tmp_path / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "main.py", "--port", str(port), "--no-show", "--data-dir", str(tmp_path / "data")],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited: {(tmp_path / 'server.log').read_text()}")
+        try:
+            if httpx.get(url + "/", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError("server did not answer within 60 s")
+        time.sleep(0.2)  # polling a subprocess with a deadline
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run", "--disable-quic", "--disable-default-apps", "--disable-extensions",
+        "--window-size=1360,900",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_window_size(1360, 900)
+    yield driver
+    driver.quit()
+
+
+def wait(driver: webdriver.Chrome, timeout: float = 20):  # type: ignore[no-untyped-def]
+    return WebDriverWait(driver, timeout, poll_frequency=0.1)
+
+
+def button(driver: webdriver.Chrome, label: str) -> WebElement:
+    def find(d: webdriver.Chrome) -> WebElement | bool:
+        for element in d.find_elements(By.XPATH, f"//button[.//span[normalize-space()='{label}']]"):
+            if element.is_displayed():
+                return element
+        return False
+
+    return wait(driver).until(find)
+
+
+def noise_png(path: Path, size: tuple[int, int]) -> Path:
+    rng = random.Random(7)
+    image = Image.frombytes("RGB", size, rng.randbytes(size[0] * size[1] * 3))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=1)
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def test_start_edit_end_to_end(server: str, browser: webdriver.Chrome, tmp_path: Path) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.get(server)
+    cards = wait(browser).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".imgedit-image-card")) >= 6 or None)
+    assert cards
+    before = len(browser.find_elements(By.CSS_SELECTOR, ".imgedit-image-card"))
+
+    # A large upload makes the edit run long enough to watch the card.
+    big = noise_png(tmp_path / "big-noise.png", (2400, 1800))
+    browser.find_element(By.CSS_SELECTOR, ".imgedit-upload input[type=file]").send_keys(str(big))
+    wait(browser, 60).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".imgedit-image-card")) == before + 1 or None
+    )
+    before += 1
+
+    browser.find_elements(By.CSS_SELECTOR, ".imgedit-image-card")[0].click()
+    button(browser, "Edit").click()
+    prompt = wait(browser).until(lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, "input[aria-label]") if e.is_displayed()), None))
+    prompt.send_keys("blur 12 and emboss and sharpen and add a vignette and sepia")
+    browser.find_element(By.XPATH, "//label[.//*[normalize-space()='Quality']]").click()
+    wait(browser).until(lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".q-item") if e.text.startswith("High")), None)).click()
+    button(browser, "Start Edit").click()
+
+    card = wait(browser, 10).until(lambda d: next(iter(d.find_elements(By.CSS_SELECTOR, ".imgedit-loading-card")), None))
+    wait(browser, 5).until(lambda d: not d.find_elements(By.CSS_SELECTOR, ".q-dialog"))
+    assert card.find_element(By.CSS_SELECTOR, ".imgedit-progress")
+    assert card.find_element(By.CSS_SELECTOR, ".imgedit-cancel").is_displayed()
+    assert card.find_element(By.CSS_SELECTOR, ".imgedit-shimmer")
+    percent = card.find_element(By.CSS_SELECTOR, ".imgedit-percent").text
+    assert percent.endswith("%")
+    browser.save_screenshot(str(ARTIFACTS / "loading-card.png"))
+
+    wait(browser, 120).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".imgedit-image-card")) == before + 1 or None
+    )
+    wait(browser, 10).until(lambda d: not d.find_elements(By.CSS_SELECTOR, ".imgedit-loading-card"))
+    newest = browser.find_elements(By.CSS_SELECTOR, ".imgedit-image-card")[0]
+    assert "blur 12 and emboss" in newest.text
+    image = newest.find_element(By.CSS_SELECTOR, "img")
+    wait(browser).until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image))
+    browser.save_screenshot(str(ARTIFACTS / "gallery-after-edit.png"))
