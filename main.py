@@ -1,6 +1,6 @@
 """imgedit's composition root: read settings, build services, register pages, run the server.
 
-    python main.py [--host H] [--port P] [--data-dir D] [--max-concurrent N] [--no-show]
+python main.py [--host H] [--port P] [--data-dir D] [--max-concurrent N] [--no-show]
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ def main() -> None:
     app.on_shutdown(services.close)
     if not simulated:
         shown_host = "localhost" if settings.host in {"127.0.0.1", "0.0.0.0"} else settings.host
-        print(f"imgedit: open http://{shown_host}:{settings.port} (data in {settings.data_dir.resolve()})", flush=True)
+        print(
+            f"imgedit: open http://{shown_host}:{settings.port} (data in {settings.data_dir.resolve()})",
+            flush=True,
+        )
     ui.run(
         host=settings.host,
         port=settings.port,

@@ -39,7 +39,9 @@ class Studio:
         for provider in providers.all():
             for kind in JobKind:
                 for quality in Quality:
-                    durations.set_prior(provider.name, kind, quality, provider.expected_seconds(kind, quality))
+                    durations.set_prior(
+                        provider.name, kind, quality, provider.expected_seconds(kind, quality)
+                    )
 
     def expected_seconds(self, provider: str, kind: JobKind, quality: Quality) -> float:
         return self.durations.expected(provider, kind, quality)

@@ -58,12 +58,21 @@ def normalize(data: bytes, name: str = "the file") -> NormalizedImage:
                     return NormalizedImage(data=data, format=source_format, width=width, height=height)
                 converted = _displayable(upright)
                 return NormalizedImage(
-                    data=encode(converted, "PNG"), format="PNG", width=converted.width, height=converted.height
+                    data=encode(converted, "PNG"),
+                    format="PNG",
+                    width=converted.width,
+                    height=converted.height,
                 )
     except InvalidRequest:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
         raise InvalidRequest(f"“{name}” is not an image imgedit can read ({READABLE}).") from exc
 
 

@@ -402,9 +402,7 @@ class JobRegistry:
         if not self._queue:
             return {}
         free_at = [
-            self._remaining(r, now)
-            for r in self._jobs.values()
-            if r.holds_slot and not r.stage.is_finished
+            self._remaining(r, now) for r in self._jobs.values() if r.holds_slot and not r.stage.is_finished
         ]
         free_at += [0.0] * max(0, self._limit - len(free_at))
         heapq.heapify(free_at)

@@ -138,7 +138,9 @@ class ImageStore:
         self.version += 1
         return record
 
-    def add_sync(self, data: bytes, *, origin: ImageOrigin, name: str = "", prompt: str | None = None) -> ImageRecord:
+    def add_sync(
+        self, data: bytes, *, origin: ImageOrigin, name: str = "", prompt: str | None = None
+    ) -> ImageRecord:
         """``add`` for start-up code that runs before the event loop serves anyone."""
         record = self._write(new_image_id(), data, origin=origin, name=name, prompt=prompt)
         self._records[record.id] = record

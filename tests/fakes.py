@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from PIL import Image
 
@@ -12,15 +12,14 @@ from imgedit.models import JobKind, Quality
 from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult
 
 
-@dataclass
 class GatedProvider:
     """Reports half its work, then waits until the test opens the gate; returns a real PNG."""
 
-    name: str = "gated"
-    label: str = "Gated test engine"
-    capabilities: Capabilities = Capabilities(edit=True, generate=True, real_progress=True)
+    name = "gated"
+    label = "Gated test engine"
+    capabilities = Capabilities(edit=True, generate=True, real_progress=True)
 
-    def __post_init__(self) -> None:
+    def __init__(self) -> None:
         self.gate = asyncio.Event()
         self.started = asyncio.Event()
         self.calls = 0
@@ -44,11 +43,13 @@ class GatedProvider:
         return ProviderResult(image=buffer.getvalue())
 
 
-async def eventually(predicate, timeout: float = 15.0, message: str = "condition") -> None:  # type: ignore[no-untyped-def]
-    """Wait until ``predicate()`` is true, yielding to the event loop; fail after ``timeout``."""
+async def eventually(
+    predicate: Callable[[], object], within: float = 15.0, message: str = "condition"
+) -> None:
+    """Wait until ``predicate()`` is true, yielding to the event loop; fail after ``within`` seconds."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while not predicate():
         if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+            raise AssertionError(f"timed out after {within} s waiting for {message}")
         await asyncio.sleep(0.05)

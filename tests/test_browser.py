@@ -33,9 +33,9 @@ if not HAVE_BROWSER and os.environ.get("IMGEDIT_REQUIRE_BROWSER") != "1":
     )
 
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -88,9 +88,17 @@ def browser() -> Iterator[webdriver.Chrome]:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", "--disable-quic", "--disable-default-apps", "--disable-extensions",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        "--disable-default-apps",
+        "--disable-extensions",
         "--window-size=1360,900",
     ):
         options.add_argument(flag)
@@ -104,14 +112,20 @@ def wait(driver: webdriver.Chrome, timeout: float = 20):  # type: ignore[no-unty
     return WebDriverWait(driver, timeout, poll_frequency=0.1)
 
 
-def button(driver: webdriver.Chrome, label: str) -> WebElement:
-    def find(d: webdriver.Chrome) -> WebElement | bool:
+def click_button(driver: webdriver.Chrome, label: str) -> None:
+    """Click the visible button with this label once nothing (an opening dialog) covers it."""
+
+    def click(d: webdriver.Chrome) -> bool:
         for element in d.find_elements(By.XPATH, f"//button[.//span[normalize-space()='{label}']]"):
             if element.is_displayed():
-                return element
+                try:
+                    element.click()
+                except (ElementClickInterceptedException, StaleElementReferenceException):
+                    return False
+                return True
         return False
 
-    return wait(driver).until(find)
+    wait(driver).until(click)
 
 
 def noise_png(path: Path, size: tuple[int, int]) -> Path:
@@ -126,7 +140,9 @@ def noise_png(path: Path, size: tuple[int, int]) -> Path:
 def test_start_edit_end_to_end(server: str, browser: webdriver.Chrome, tmp_path: Path) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.get(server)
-    cards = wait(browser).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".imgedit-image-card")) >= 6 or None)
+    cards = wait(browser).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".imgedit-image-card")) >= 6 or None
+    )
     assert cards
     before = len(browser.find_elements(By.CSS_SELECTOR, ".imgedit-image-card"))
 
@@ -139,14 +155,24 @@ def test_start_edit_end_to_end(server: str, browser: webdriver.Chrome, tmp_path:
     before += 1
 
     browser.find_elements(By.CSS_SELECTOR, ".imgedit-image-card")[0].click()
-    button(browser, "Edit").click()
-    prompt = wait(browser).until(lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, "input[aria-label]") if e.is_displayed()), None))
+    click_button(browser, "Edit")
+    prompt = wait(browser).until(
+        lambda d: next(
+            (e for e in d.find_elements(By.CSS_SELECTOR, "input[aria-label]") if e.is_displayed()), None
+        )
+    )
     prompt.send_keys("blur 12 and emboss and sharpen and add a vignette and sepia")
     browser.find_element(By.XPATH, "//label[.//*[normalize-space()='Quality']]").click()
-    wait(browser).until(lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".q-item") if e.text.startswith("High")), None)).click()
-    button(browser, "Start Edit").click()
+    wait(browser).until(
+        lambda d: next(
+            (e for e in d.find_elements(By.CSS_SELECTOR, ".q-item") if e.text.startswith("High")), None
+        )
+    ).click()
+    click_button(browser, "Start Edit")
 
-    card = wait(browser, 10).until(lambda d: next(iter(d.find_elements(By.CSS_SELECTOR, ".imgedit-loading-card")), None))
+    card = wait(browser, 10).until(
+        lambda d: next(iter(d.find_elements(By.CSS_SELECTOR, ".imgedit-loading-card")), None)
+    )
     wait(browser, 5).until(lambda d: not d.find_elements(By.CSS_SELECTOR, ".q-dialog"))
     assert card.find_element(By.CSS_SELECTOR, ".imgedit-progress")
     assert card.find_element(By.CSS_SELECTOR, ".imgedit-cancel").is_displayed()
@@ -162,5 +188,7 @@ def test_start_edit_end_to_end(server: str, browser: webdriver.Chrome, tmp_path:
     newest = browser.find_elements(By.CSS_SELECTOR, ".imgedit-image-card")[0]
     assert "blur 12 and emboss" in newest.text
     image = newest.find_element(By.CSS_SELECTOR, "img")
-    wait(browser).until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image))
+    wait(browser).until(
+        lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image)
+    )
     browser.save_screenshot(str(ARTIFACTS / "gallery-after-edit.png"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -38,7 +39,7 @@ def test_estimated_progress_does_not_jump_at_the_knee() -> None:
 def test_estimated_progress_strictly_increases_over_time() -> None:
     times = [i * 0.01 * EXPECTED for i in range(301)]  # up to three times the expected duration
     values = [eased_progress(t, EXPECTED) for t in times]
-    assert all(b > a for a, b in zip(values, values[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(values))
 
 
 @pytest.mark.parametrize("overrun", [1.0, 1.5, 2.0, 5.0, 100.0, 1e6])
@@ -102,7 +103,7 @@ def test_reported_progress_is_trusted_more_the_further_it_goes() -> None:
 
 def test_more_reported_progress_at_the_same_time_means_less_left() -> None:
     values = [remaining_seconds(5.0, EXPECTED, r) for r in (0.1, 0.3, 0.5, 0.7, 0.9, 1.0)]
-    assert all(b < a for a, b in zip(values, values[1:], strict=False))
+    assert all(b < a for a, b in itertools.pairwise(values))
 
 
 # -- DurationModel -------------------------------------------------------------------------

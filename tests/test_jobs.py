@@ -7,6 +7,7 @@ stage and progress report happens exactly when the test says, and time is a fake
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -84,9 +85,9 @@ class Scripted:
         await self.send("raise", error)
 
 
-async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Let the event loop run until ``condition`` holds; fail after ``timeout`` real seconds."""
-    deadline = time.monotonic() + timeout
+async def wait_until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    """Let the event loop run until ``condition`` holds; fail after ``within`` real seconds."""
+    deadline = time.monotonic() + within
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError("the condition did not become true in time")
@@ -481,8 +482,8 @@ async def test_estimated_progress_rises_with_time_and_stays_short_of_done(make_r
     assert registry.snapshot(job_id).progress_source == "estimated"
     assert shown[0] == pytest.approx(0.0)
     assert shown[2] == pytest.approx(0.5)  # halfway through the expected time
-    assert all(b > a for a, b in zip(shown[:6], shown[1:6], strict=False))
-    assert all(b >= a for a, b in zip(shown, shown[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(shown[:6]))
+    assert all(b >= a for a, b in itertools.pairwise(shown))
     assert max(shown) < 0.96
 
 

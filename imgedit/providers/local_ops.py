@@ -246,7 +246,9 @@ _RULES: tuple[_Rule, ...] = (
         r"sharpen(?:ed)?|sharper|sharp|crisp(?:er)?|unsharp(?: mask)?|enhance details?|details?",
         _sharpen,
     ),
-    _rule(r"invert(?:ed)?|negative|inverse|reverse colou?rs|invert colou?rs", _fixed("invert", "Invert")),
+    _rule(
+        r"invert(?:ed)? colou?rs|reverse colou?rs|invert(?:ed)?|negative|inverse", _fixed("invert", "Invert")
+    ),
     _rule(
         rf"(?P<verb>rotate[d]?|rotation|spin|turn(?: it)?)(?:\s+(?P<dir1>{_DIR}))?{_NUM}"
         rf"(?:\s+(?P<dir2>{_DIR}))?",

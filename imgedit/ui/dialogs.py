@@ -30,7 +30,7 @@ class JobDialog:
         self.image: ImageRecord | None = None
         with ui.dialog() as self.dialog, ui.card().classes("imgedit-dialog q-pa-lg gap-3"):
             self.title = ui.label().classes("text-h6")
-            self.picture = ui.image().classes("imgedit-dialog-image").props("fit=contain")
+            self.picture = ui.element("img").classes("imgedit-dialog-image").props('alt=""')
             self.prompt = (
                 ui.input(label="What should change?")
                 .props('outlined dark autofocus clearable color=deep-purple-3 input-class="text-body1"')
@@ -42,7 +42,11 @@ class JobDialog:
             self.hint = ui.label().classes("imgedit-hint")
             with ui.row().classes("w-full no-wrap gap-3"):
                 self.quality = (
-                    ui.select({}, label="Quality", value=Quality.MEDIUM.value)
+                    ui.select(
+                        {q.value: q.value.capitalize() for q in Quality},
+                        label="Quality",
+                        value=Quality.MEDIUM.value,
+                    )
                     .props("outlined dark dense options-dense color=deep-purple-3")
                     .classes("grow")
                     .mark("quality")
@@ -63,15 +67,17 @@ class JobDialog:
             with ui.row().classes("w-full justify-end gap-2"):
                 ui.button("Cancel", on_click=self.dialog.close).props("flat no-caps color=grey-5")
                 self.start = (
-                    ui.button(on_click=self.submit).props("unelevated no-caps color=deep-purple-5").mark("start")
+                    ui.button(on_click=self.submit)
+                    .props("unelevated no-caps color=deep-purple-5")
+                    .mark("start")
                 )
 
     def open_edit(self, image: ImageRecord) -> None:
         self.kind, self.image = JobKind.EDIT, image
         self.title.set_text(f"Edit “{image.title}”")
-        self.picture.set_source(f"/media/thumbs/{image.id}")
+        self.picture.props["src"] = f"/media/thumbs/{image.id}"
         self.picture.set_visibility(True)
-        self.prompt.props['label'] = "What should change?"
+        self.prompt.props["label"] = "What should change?"
         self.size.set_visibility(False)
         self.start.set_text("Start Edit")
         self._open()
@@ -80,7 +86,7 @@ class JobDialog:
         self.kind, self.image = JobKind.GENERATE, None
         self.title.set_text("New image")
         self.picture.set_visibility(False)
-        self.prompt.props['label'] = "Describe the image"
+        self.prompt.props["label"] = "Describe the image"
         self.size.set_visibility(True)
         self.start.set_text("Generate")
         self._open()
@@ -122,7 +128,9 @@ class JobDialog:
         try:
             if self.kind is JobKind.EDIT:
                 assert self.image is not None
-                studio.submit_edit(self.image.id, prompt, Quality(self.quality.value), str(self.provider.value))
+                studio.submit_edit(
+                    self.image.id, prompt, Quality(self.quality.value), str(self.provider.value)
+                )
             else:
                 size = SIZES.get(str(self.size.value))
                 studio.submit_generate(prompt, Quality(self.quality.value), str(self.provider.value), size)
@@ -156,12 +164,14 @@ class ImageDialog:
         self._on_edit, self._on_delete = on_edit, on_delete
         with ui.dialog() as self.dialog, ui.card().classes("imgedit-dialog q-pa-lg gap-3"):
             self.title = ui.label().classes("text-h6 ellipsis w-full")
-            self.picture = ui.image().classes("imgedit-dialog-image").props("fit=contain")
+            self.picture = ui.element("img").classes("imgedit-dialog-image").props('alt=""')
             self.details = ui.label().classes("imgedit-hint")
             self.lineage = ui.label().classes("imgedit-lineage")
             with ui.row().classes("w-full justify-between items-center"):
                 with ui.row().classes("gap-1"):
-                    ui.button("View", icon="open_in_full", on_click=self._view).props("flat no-caps color=grey-4")
+                    ui.button("View", icon="open_in_full", on_click=self._view).props(
+                        "flat no-caps color=grey-4"
+                    )
                     ui.button("Download", icon="download", on_click=self._download).props(
                         "flat no-caps color=grey-4"
                     )
@@ -190,7 +200,7 @@ class ImageDialog:
     def open(self, image: ImageRecord) -> None:
         self.image = image
         self.title.set_text(image.title)
-        self.picture.set_source(f"/media/thumbs/{image.id}")
+        self.picture.props["src"] = f"/media/thumbs/{image.id}"
         origin = fmt.ORIGIN_LABELS[image.origin]
         self.details.set_text(f"{origin} · {image.width}×{image.height} · {image.format}")
         self.lineage.set_text(lineage_text(image, self.services))
@@ -229,10 +239,11 @@ def lineage_text(image: ImageRecord, services: Services) -> str:
         return ""
     if image.parent_id is None:
         return f"From “{image.prompt}”"
-    parent = services.store.get(image.parent_id).title if image.parent_id in services.store else "a deleted image"
+    parent = (
+        services.store.get(image.parent_id).title if image.parent_id in services.store else "a deleted image"
+    )
     return f"Edit of {_quote(parent)}: “{image.prompt}”"
 
 
 def _quote(title: str) -> str:
     return title if title == "a deleted image" else f"“{title}”"
-

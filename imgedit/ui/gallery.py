@@ -43,7 +43,9 @@ class GalleryPage:
         # The browser advances timers from server timestamps; this tells it the server's clock.
         ui.add_head_html(f"<script>window.imgeditSkew = {int(time.time() * 1000)} - Date.now();</script>")
         self.job_dialog = JobDialog(self.services, on_submitted=self.tick)
-        self.image_dialog = ImageDialog(self.services, on_edit=self.job_dialog.open_edit, on_delete=self._delete)
+        self.image_dialog = ImageDialog(
+            self.services, on_edit=self.job_dialog.open_edit, on_delete=self._delete
+        )
         with ui.row().classes("imgedit-header"):
             ui.label("imgedit").classes("imgedit-logo")
             engines = ", ".join(p.label for p in self.services.providers.all())
@@ -177,9 +179,11 @@ class GalleryPage:
     # -- images ----------------------------------------------------------------------------
 
     def _image_card(self, record: ImageRecord, *, arriving: bool) -> ui.element:
-        with ui.element("div").classes("imgedit-card imgedit-image-card").mark(
-            "image-card", f"image-{record.id}"
-        ) as card:
+        with (
+            ui.element("div")
+            .classes("imgedit-card imgedit-image-card")
+            .mark("image-card", f"image-{record.id}") as card
+        ):
             if arriving:
                 card.classes("imgedit-new")
             card.on("click", functools.partial(self.image_dialog.open, record))
@@ -220,4 +224,3 @@ class GalleryPage:
 
 def _attr(text: str) -> str:
     return text.replace('"', "'")
-

@@ -40,9 +40,11 @@ class LoadingCard:
         self._sent: dict[str, object] = {}
         self._actions_for: str | None = None
         percent = f"{snapshot.percent}%"
-        with ui.element("div").classes("imgedit-card imgedit-loading-card").mark(
-            "loading-card", f"job-{snapshot.id}"
-        ) as self.root:
+        with (
+            ui.element("div")
+            .classes("imgedit-card imgedit-loading-card")
+            .mark("loading-card", f"job-{snapshot.id}") as self.root
+        ):
             with ui.element("div").classes("imgedit-media"):
                 if source_thumb:
                     ui.element("img").props(f'src="{source_thumb}" alt=""').classes("imgedit-backdrop")
@@ -62,8 +64,10 @@ class LoadingCard:
                     ui.space()
                     ui.label(fmt.kind_label(snapshot.spec.kind)).classes("imgedit-meta")
                 self.message = ui.label(snapshot.message).classes("imgedit-message")
-                with ui.element("div").classes("imgedit-progress").props(
-                    'role="progressbar" aria-valuemin="0" aria-valuemax="100"'
+                with (
+                    ui.element("div")
+                    .classes("imgedit-progress")
+                    .props('role="progressbar" aria-valuemin="0" aria-valuemax="100"')
                 ):
                     ui.element("div").classes("imgedit-progress-bar").style(f"width: {snapshot.percent}%")
                 with ui.element("div").classes("imgedit-times"):
@@ -120,7 +124,9 @@ class LoadingCard:
         for icon in (self.stage_icon, self.badge_icon):
             icon.props["name"] = name
         spinning = self.stage.is_running
-        self.badge_icon.classes(add="imgedit-spin" if spinning else "", remove="" if spinning else "imgedit-spin")
+        self.badge_icon.classes(
+            add="imgedit-spin" if spinning else "", remove="" if spinning else "imgedit-spin"
+        )
 
     def _show_preview(self, job_id: JobId, version: object) -> None:
         self.preview.props["src"] = f"/media/previews/{job_id}?v={version}"
@@ -149,5 +155,5 @@ class LoadingCard:
 def _span(css_class: str, text: str) -> ui.element:
     # Written by the browser after creation: the server never updates these again.
     span = ui.element("span").classes(css_class)
-    span._text = text  # noqa: SLF001 - plain text content without an extra wrapper element
+    span._text = text
     return span
