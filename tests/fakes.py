@@ -27,6 +27,9 @@ class GatedProvider:
     def expected_seconds(self, kind: JobKind, quality: Quality) -> float:
         return 5.0
 
+    def describe(self, kind: JobKind) -> str:
+        return "Waits for the test."
+
     async def edit(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
         return await self._work(sink)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -112,12 +112,12 @@ def wait(driver: webdriver.Chrome, timeout: float = 20):  # type: ignore[no-unty
     return WebDriverWait(driver, timeout, poll_frequency=0.1)
 
 
-def click_button(driver: webdriver.Chrome, label: str) -> None:
-    """Click the visible button with this label once nothing (an opening dialog) covers it."""
+def click(driver: webdriver.Chrome, by: str, selector: str, text_prefix: str = "") -> None:
+    """Click the first visible match once nothing (an opening dialog or menu) covers it."""
 
-    def click(d: webdriver.Chrome) -> bool:
-        for element in d.find_elements(By.XPATH, f"//button[.//span[normalize-space()='{label}']]"):
-            if element.is_displayed():
+    def attempt(d: webdriver.Chrome) -> bool:
+        for element in d.find_elements(by, selector):
+            if element.is_displayed() and element.text.strip().startswith(text_prefix):
                 try:
                     element.click()
                 except (ElementClickInterceptedException, StaleElementReferenceException):
@@ -125,12 +125,32 @@ def click_button(driver: webdriver.Chrome, label: str) -> None:
                 return True
         return False
 
-    wait(driver).until(click)
+    wait(driver).until(attempt)
 
 
-def noise_png(path: Path, size: tuple[int, int]) -> Path:
+def click_button(driver: webdriver.Chrome, label: str) -> None:
+    click(driver, By.XPATH, f"//button[.//span[normalize-space()='{label}']]")
+
+
+def colourful_png(path: Path, size: tuple[int, int]) -> Path:
+    """A large, busy picture: big enough that an edit at high quality takes a visible moment."""
+    width, height = size
+    image = Image.linear_gradient("L").resize(size).convert("RGB")
+    image = Image.merge(
+        "RGB",
+        (
+            image.getchannel(0),
+            image.getchannel(0).rotate(90, expand=False).resize(size),
+            Image.new("L", size, 160),
+        ),
+    )
+    draw = ImageDraw.Draw(image)
     rng = random.Random(7)
-    image = Image.frombytes("RGB", size, rng.randbytes(size[0] * size[1] * 3))
+    for _ in range(60):
+        x, y, r = rng.randrange(width), rng.randrange(height), rng.randrange(40, 260)
+        draw.ellipse(
+            (x - r, y - r, x + r, y + r), fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        )
     buffer = io.BytesIO()
     image.save(buffer, "PNG", compress_level=1)
     path.write_bytes(buffer.getvalue())
@@ -147,7 +167,7 @@ def test_start_edit_end_to_end(server: str, browser: webdriver.Chrome, tmp_path:
     before = len(browser.find_elements(By.CSS_SELECTOR, ".imgedit-image-card"))
 
     # A large upload makes the edit run long enough to watch the card.
-    big = noise_png(tmp_path / "big-noise.png", (2400, 1800))
+    big = colourful_png(tmp_path / "big-picture.png", (2400, 1800))
     browser.find_element(By.CSS_SELECTOR, ".imgedit-upload input[type=file]").send_keys(str(big))
     wait(browser, 60).until(
         lambda d: len(d.find_elements(By.CSS_SELECTOR, ".imgedit-image-card")) == before + 1 or None
@@ -162,12 +182,8 @@ def test_start_edit_end_to_end(server: str, browser: webdriver.Chrome, tmp_path:
         )
     )
     prompt.send_keys("blur 12 and emboss and sharpen and add a vignette and sepia")
-    browser.find_element(By.XPATH, "//label[.//*[normalize-space()='Quality']]").click()
-    wait(browser).until(
-        lambda d: next(
-            (e for e in d.find_elements(By.CSS_SELECTOR, ".q-item") if e.text.startswith("High")), None
-        )
-    ).click()
+    click(browser, By.XPATH, "//label[.//*[normalize-space()='Quality']]")
+    click(browser, By.CSS_SELECTOR, ".q-item", text_prefix="High")
     click_button(browser, "Start Edit")
 
     card = wait(browser, 10).until(
@@ -179,6 +195,13 @@ def test_start_edit_end_to_end(server: str, browser: webdriver.Chrome, tmp_path:
     assert card.find_element(By.CSS_SELECTOR, ".imgedit-shimmer")
     percent = card.find_element(By.CSS_SELECTOR, ".imgedit-percent").text
     assert percent.endswith("%")
+    # For the artifact, catch the card while the engine works (it may also be done already).
+    wait(browser, 30).until(
+        lambda d: d.execute_script(
+            "const c = document.querySelector('.imgedit-loading-card');"
+            "return !c || ['processing', 'finalizing'].includes(c.dataset.stage);"
+        )
+    )
     browser.save_screenshot(str(ARTIFACTS / "loading-card.png"))
 
     wait(browser, 120).until(

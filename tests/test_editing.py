@@ -52,6 +52,9 @@ class FakeProvider:
     def expected_seconds(self, kind: JobKind, quality: Quality) -> float:
         return {Quality.LOW: 1.0, Quality.MEDIUM: 3.0, Quality.HIGH: 9.0}[quality]
 
+    def describe(self, kind: JobKind) -> str:
+        return "Inverts the source."
+
     async def edit(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
         assert request.image is not None
         with Image.open(io.BytesIO(request.image)) as source:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
 from nicegui import ui
 from nicegui.elements.upload_files import SmallFileUpload
 from nicegui.testing import User
@@ -220,3 +221,26 @@ async def test_two_tabs_see_the_same_jobs_and_gallery(create_user) -> None:  # t
     gated.gate.set()
     await eventually(lambda: len(image_cards(bob)) == before + 1, message="bob to see the result")
     assert bob.notify.contains("Edit finished: “anything”")
+
+
+@pytest.fixture
+def one_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start the app with --max-concurrent 1 (requested before ``user``, which runs main.py)."""
+    monkeypatch.setenv("IMGEDIT_MAX_CONCURRENT", "1")
+
+
+async def test_queued_job_shows_its_position_and_starts_when_a_slot_frees(one_slot: None, user: User) -> None:
+    await user.open("/")
+    services = app_services()
+    gated = GatedProvider()
+    services.providers.add(gated)
+    first, second = services.store.list()[:2]
+
+    await start_edit(user, first.id, "first", provider_label="Gated test engine")
+    await start_edit(user, second.id, "second", provider_label="Gated test engine")
+
+    await user.should_see("Queued (position 1)", retries=30)
+    await user.should_see("1 running · 1 queued", retries=30)
+    gated.gate.set()
+    await eventually(lambda: gated.calls == 2, message="the queued job to start")
+    await eventually(lambda: loading_cards(user) == [], message="both to finish")

@@ -29,6 +29,7 @@ from imgedit.providers.local_ops import (
     StopFn,
     apply_operations,
     parse_prompt,
+    understood_phrases,
 )
 
 T = TypeVar("T")
@@ -133,6 +134,14 @@ class LocalProvider:
 
     def expected_seconds(self, kind: JobKind, quality: Quality) -> float:
         return _PRIORS[(kind, quality)]
+
+    def describe(self, kind: JobKind) -> str:
+        if kind is JobKind.EDIT:
+            return "Understands: " + ", ".join(understood_phrases()) + ". Combine them with “and”."
+        return (
+            "Draws from colours (red, teal, sunset, ocean, …) and shapes (circles, stars, stripes, waves, "
+            "mountains, sun, moon, grid, dots) named in the prompt."
+        )
 
     async def edit(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
         ops = parse_prompt(request.prompt)  # before any work, so a prompt it cannot do fails at once

@@ -111,7 +111,7 @@ class JobDialog:
         self.quality.set_options(options, value=self.quality.value or Quality.MEDIUM.value)
         self.hint.set_text(provider_hint(provider, self.kind))
         self.engine_note.set_text(
-            "Offline engine: Pillow on this computer, no AI model. It understands the phrases above."
+            "Offline engine: Pillow on this computer, no AI model and no network."
             if provider.name == "local"
             else f"Runs on {provider.label}."
         )
@@ -143,10 +143,7 @@ class JobDialog:
 
 
 def provider_hint(provider: Provider, kind: JobKind) -> str:
-    describe = getattr(provider, "describe", None)
-    if callable(describe):
-        return str(describe(kind))
-    return ""
+    return provider.describe(kind)
 
 
 class ImageDialog:
