@@ -11,11 +11,15 @@ Usage::
 
 from __future__ import annotations
 
-from imgedit.errors import InvalidRequest, ProviderFailed
+import asyncio
+import math
+
+from imgedit.errors import ImgEditError, InvalidRequest, ProviderFailed
 from imgedit.eta import DurationModel
 from imgedit.jobs import JobContext, JobRegistry, JobSpec, JobStage
 from imgedit.models import ImageId, ImageOrigin, JobId, JobKind, Quality
-from imgedit.providers import ProviderRegistry, ProviderRequest
+from imgedit.providers import Provider, ProviderRegistry, ProviderRequest, ProviderResult
+from imgedit.retry import RetryPolicy, Sleep, call_with_retries
 from imgedit.storage import ImageStore
 
 MAX_PROMPT_CHARS = 4000
@@ -31,11 +35,15 @@ class Studio:
         registry: JobRegistry,
         providers: ProviderRegistry,
         durations: DurationModel,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.store = store
         self.registry = registry
         self.providers = providers
         self.durations = durations
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
         for provider in providers.all():
             for kind in JobKind:
                 for quality in Quality:
@@ -91,10 +99,7 @@ class Studio:
             kind=spec.kind, prompt=spec.prompt, quality=spec.quality, image=source, size=spec.size
         )
         job.stage(JobStage.PROCESSING, f"Working with {provider.label}")
-        if spec.kind is JobKind.EDIT:
-            result = await provider.edit(request, job)
-        else:
-            result = await provider.generate(request, job)
+        result = await self._call_provider(provider, request, job)
         job.stage(JobStage.FINALIZING, "Saving the result")
         try:
             record = await self.store.add(
@@ -108,6 +113,29 @@ class Studio:
         except InvalidRequest as exc:
             raise ProviderFailed(f"{provider.label} returned something that is not a usable image.") from exc
         return record.id
+
+    async def _call_provider(
+        self, provider: Provider, request: ProviderRequest, job: JobContext
+    ) -> ProviderResult:
+        """The provider call, retried on transient failures; the card counts down each wait."""
+        retry_note = ""
+
+        def before_wait(attempt: int, attempts: int, seconds: float, error: ImgEditError) -> None:
+            nonlocal retry_note
+            retry_note = f"Retrying ({attempt}/{attempts}) in {{}} s: {error}"
+
+        async def countdown(seconds: float) -> None:
+            for passed in range(math.ceil(seconds)):
+                job.message(retry_note.format(math.ceil(seconds - passed)))
+                await self._sleep(min(1.0, seconds - passed))
+            job.message(f"Working with {provider.label}")
+
+        async def attempt() -> ProviderResult:
+            if request.kind is JobKind.EDIT:
+                return await provider.edit(request, job)
+            return await provider.generate(request, job)
+
+        return await call_with_retries(attempt, self.retry, on_wait=before_wait, sleep=countdown)
 
 
 def _clean_prompt(prompt: str, hint: str) -> str:

@@ -6,8 +6,10 @@
     ├── NotFound                 an image or job id that does not exist
     └── ProviderError            a backend failed
         ├── ProviderUnavailable  it could not be reached (retryable)
-        ├── ProviderRejected     it refused the request (not retryable)
-        └── ProviderFailed       it broke while working (retryable)
+        │   └── ProviderRateLimited   429: too many requests (retryable, honours Retry-After)
+        ├── ProviderRejected     it refused the request (not retryable; the server's message kept)
+        │   └── ProviderAuthFailed    401/403: the key or password is wrong (not retryable)
+        └── ProviderFailed       it broke while working: 5xx, bad body, cut stream (retryable)
 
 The job registry turns an ``ImgEditError`` into FAILED with ``str(error)`` as the message; any
 other exception becomes FAILED with a generic message and a logged traceback.
@@ -35,7 +37,14 @@ class NotFound(ImgEditError):
 
 
 class ProviderError(ImgEditError):
-    """A provider could not do the work."""
+    """A provider could not do the work.
+
+    ``retry_after`` is the server's own advice in seconds (HTTP Retry-After), when it gave one.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ProviderUnavailable(ProviderError):
@@ -44,8 +53,16 @@ class ProviderUnavailable(ProviderError):
     retryable = True
 
 
+class ProviderRateLimited(ProviderUnavailable):
+    """The provider asked us to slow down; trying again later may help."""
+
+
 class ProviderRejected(ProviderError):
     """The provider refused the request; trying again will not help."""
+
+
+class ProviderAuthFailed(ProviderRejected):
+    """The provider did not accept our credentials."""
 
 
 class ProviderFailed(ProviderError):

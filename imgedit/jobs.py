@@ -112,6 +112,8 @@ class JobSnapshot:
     queue_position: int | None
     attempt: int
     preview_version: int
+    milestone: float | None = None
+    """The furthest milestone a provider passed (e.g. a partial image), on the whole job's bar."""
 
     @property
     def is_finished(self) -> bool:
@@ -144,6 +146,9 @@ class _JobRecord:
     finished_mono: float | None = None
     finished_wall: float | None = None
     reported: float | None = None
+    milestone: float | None = None
+    provider_eta: float | None = None
+    provider_eta_at: float = 0.0
     floor: float = 0.0
     preview: bytes | None = None
     preview_version: int = 0
@@ -171,8 +176,10 @@ class JobContext:
             raise ValueError(f"work may only enter running stages, not {stage}")
         self._registry._set_stage(self._record, stage, message)
 
-    def progress(self, fraction: float, message: str | None = None) -> None:
-        self._registry._set_progress(self._record, fraction, message)
+    def progress(
+        self, fraction: float, message: str | None = None, *, eta_s: float | None = None, exact: bool = True
+    ) -> None:
+        self._registry._set_progress(self._record, fraction, message, eta_s=eta_s, exact=exact)
 
     def preview(self, image: bytes) -> None:
         self._registry._set_preview(self._record, image)
@@ -365,11 +372,18 @@ class JobRegistry:
         record.message = message
         self._bump()
 
-    def _set_progress(self, record: _JobRecord, fraction: float, message: str | None) -> None:
+    def _set_progress(
+        self, record: _JobRecord, fraction: float, message: str | None, *, eta_s: float | None, exact: bool
+    ) -> None:
         if record.stage.is_finished:
             return
         fraction = min(max(float(fraction), 0.0), 1.0)
-        record.reported = max(record.reported or 0.0, fraction)
+        if exact:
+            record.reported = max(record.reported or 0.0, fraction)
+        else:
+            record.milestone = max(record.milestone or 0.0, fraction)
+        if eta_s is not None and eta_s >= 0:
+            record.provider_eta, record.provider_eta_at = float(eta_s), self._clock()
         if message is not None:
             record.message = message
         self._bump()
@@ -420,13 +434,14 @@ class JobRegistry:
         return max(0.0, end - record.started_mono)
 
     def _overall_reported(self, record: _JobRecord) -> float | None:
-        if record.reported is None:
-            return None
-        span = _PROCESSING_END - _PROCESSING_START
-        return _PROCESSING_START + span * record.reported
+        return _overall(record.reported)
 
     def _remaining(self, record: _JobRecord, now: float) -> float:
-        return remaining_seconds(self._elapsed(record, now), record.expected, self._overall_reported(record))
+        if record.provider_eta is not None:
+            # The provider's own estimate (e.g. SD WebUI's eta_relative), counted down since it came.
+            return max(record.provider_eta - (now - record.provider_eta_at), 0.0)
+        known = record.reported if record.reported is not None else record.milestone
+        return remaining_seconds(self._elapsed(record, now), record.expected, _overall(known))
 
     def _snapshot(self, record: _JobRecord, now: float, wait: float | None = None) -> JobSnapshot:
         elapsed = self._elapsed(record, now)
@@ -442,12 +457,16 @@ class JobRegistry:
             eta = (wait or 0.0) + record.expected
             expected = record.expected
         else:
-            computed = reported if reported is not None else eased_progress(elapsed, record.expected)
+            if reported is not None:
+                computed = reported
+            else:
+                # Milestones (e.g. partial images) are floors under the estimate, not a replacement.
+                computed = max(eased_progress(elapsed, record.expected), _overall(record.milestone) or 0.0)
             if record.stage is JobStage.FINALIZING:
                 computed = max(computed, _PROCESSING_END)
             progress = min(max(record.floor, computed), MAX_SHOWN_BEFORE_DONE)
             record.floor = progress
-            eta = remaining_seconds(elapsed, record.expected, reported)
+            eta = self._remaining(record, now)
             expected = record.expected
         # A job handed a slot but not yet started is still QUEUED, though no longer in the queue.
         position = self._queue.index(record.id) + 1 if record.id in self._queue else None
@@ -469,7 +488,15 @@ class JobRegistry:
             queue_position=position,
             attempt=record.attempt,
             preview_version=record.preview_version,
+            milestone=_overall(record.milestone),
         )
+
+
+def _overall(fraction: float | None) -> float | None:
+    """A provider's fraction of its own work, placed on the whole job's bar (PROCESSING span)."""
+    if fraction is None:
+        return None
+    return _PROCESSING_START + (_PROCESSING_END - _PROCESSING_START) * fraction
 
 
 def _final_stage(record: _JobRecord, error: BaseException | None) -> tuple[JobStage, str | None]:

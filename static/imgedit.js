@@ -1,7 +1,7 @@
 // imgedit: advances the loading cards between server updates, so the 1-second server tick
 // sends nothing for a card whose stage, reported progress or ETA did not change.
 // The server owns data-stage, data-started, data-expected, data-deadline, data-progress,
-// data-floor on each .imgedit-loading-card; this script owns the bar width, percent, elapsed
+// data-floor, data-milestone on each .imgedit-loading-card; this script owns the bar width, percent, elapsed
 // and ETA texts. eased() mirrors imgedit/eta.py:eased_progress — keep the two in step.
 (() => {
   const KNEE = 0.85, CEILING = 0.95, MAX_BEFORE_DONE = 0.99;
@@ -32,7 +32,7 @@
     const reported = num(d.progress);
     let p = 0;
     if (stage !== 'queued') {
-      p = reported !== null ? reported : eased(elapsed, num(d.expected) || 0);
+      p = reported !== null ? reported : Math.max(eased(elapsed, num(d.expected) || 0), num(d.milestone) || 0);
       if (stage === 'finalizing') p = Math.max(p, CEILING);
     }
     p = Math.min(Math.max(p, num(d.floor) || 0, card._imgeditFloor || 0), MAX_BEFORE_DONE);

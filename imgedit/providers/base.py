@@ -54,8 +54,15 @@ class ProviderResult:
 class ProgressSink(Protocol):
     """Where a provider reports how far it is. Safe to call only from the event loop thread."""
 
-    def progress(self, fraction: float, message: str | None = None) -> None:
-        """Fraction 0..1 of the provider's own work done; ``message`` says what it is doing."""
+    def progress(
+        self, fraction: float, message: str | None = None, *, eta_s: float | None = None, exact: bool = True
+    ) -> None:
+        """Fraction 0..1 of the provider's own work done; ``message`` says what it is doing.
+
+        ``eta_s``: the provider's own estimate of seconds left, when it has one.
+        ``exact=False`` marks a milestone (e.g. a partial image arrived): the bar is at least
+        this far, but keeps estimating between milestones.
+        """
 
     def preview(self, image: bytes) -> None:
         """An encoded in-between image to show instead of the blurred original."""

@@ -89,6 +89,7 @@ class LoadingCard:
             "data-started": None if snapshot.started_at is None else int(snapshot.started_at * 1000),
             "data-expected": round(snapshot.expected_s, 2),
             "data-progress": reported,
+            "data-milestone": None if snapshot.milestone is None else round(snapshot.milestone, 3),
             "data-floor": round(snapshot.progress, 3),
         }
         props = self.root.props
