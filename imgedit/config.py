@@ -32,18 +32,46 @@ class Settings:
     eta_priors: dict[Quality, float] = field(default_factory=lambda: dict(DEFAULT_PRIORS))
     """Fallback seconds per quality for providers that give no prior of their own."""
     storage_secret: str = field(default="", repr=False)
+    max_attempts: int = 3
+    """Provider calls per job, first try included, before a transient failure fails the job."""
+    openai_api_key: str = field(default="", repr=False)
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_model: str = "gpt-image-1.5"
+    openai_partial_images: int = 2
+    openai_input_fidelity: str | None = "high"
+    sdwebui_urls: tuple[str, ...] = ()
+    sdwebui_auth: tuple[str, str] | None = field(default=None, repr=False)
+
+    @property
+    def openai_enabled(self) -> bool:
+        return bool(self.openai_api_key)
 
     @classmethod
     def from_args(cls, argv: Sequence[str], env: Mapping[str, str]) -> Settings:
         args = _parser(env).parse_args(list(argv))
         if args.max_concurrent < 1:
             raise SystemExit("--max-concurrent must be at least 1")
+        if args.max_attempts < 1:
+            raise SystemExit("--max-attempts must be at least 1")
         priors = dict(DEFAULT_PRIORS)
         for quality in Quality:
             raw = env.get(f"IMGEDIT_ETA_{quality.upper()}")
             if raw:
                 priors[quality] = max(0.1, float(raw))
+        fidelity = env.get("IMGEDIT_OPENAI_INPUT_FIDELITY", "high").strip().lower()
+        auth_text = env.get("IMGEDIT_SDWEBUI_AUTH", "")
+        user, _, password = auth_text.partition(":")
         return cls(
+            max_attempts=args.max_attempts,
+            openai_api_key=env.get("OPENAI_API_KEY", "").strip(),
+            openai_base_url=(env.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/"),
+            openai_model=env.get("IMGEDIT_OPENAI_MODEL", "gpt-image-1.5").strip() or "gpt-image-1.5",
+            openai_partial_images=min(3, max(0, int(env.get("IMGEDIT_OPENAI_PARTIAL_IMAGES", "2")))),
+            openai_input_fidelity=fidelity if fidelity in {"high", "low"} else None,
+            sdwebui_urls=tuple(
+                u.strip().rstrip("/") for u in env.get("IMGEDIT_SDWEBUI_URLS", "").split(",") if u.strip()
+            ),
+            sdwebui_auth=(user, password) if auth_text and password else None,
             host=args.host,
             port=args.port,
             data_dir=Path(args.data_dir),
@@ -64,7 +92,10 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         prog="python main.py",
         description="imgedit: edit and generate images in the background, in your browser.",
         epilog="Every flag has an environment variable (shown in brackets); flags win. "
-        "ETA priors per quality: IMGEDIT_ETA_LOW / _MEDIUM / _HIGH (seconds).",
+        "ETA priors per quality: IMGEDIT_ETA_LOW / _MEDIUM / _HIGH (seconds). "
+        "Providers: OPENAI_API_KEY (+ OPENAI_BASE_URL, IMGEDIT_OPENAI_MODEL, IMGEDIT_OPENAI_PARTIAL_IMAGES, "
+        "IMGEDIT_OPENAI_INPUT_FIDELITY) enables OpenAI; IMGEDIT_SDWEBUI_URLS (comma-separated, "
+        "+ IMGEDIT_SDWEBUI_AUTH=user:pass) enables Stable Diffusion WebUI servers.",
     )
     parser.add_argument(
         "--host",
@@ -88,6 +119,13 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=int(env.get("IMGEDIT_MAX_CONCURRENT", "4")),
         help="jobs that run at the same time; the rest wait in the queue "
         "[IMGEDIT_MAX_CONCURRENT] (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-attempts",
+        type=int,
+        default=int(env.get("IMGEDIT_MAX_ATTEMPTS", "3")),
+        help="provider calls per job before a transient failure (timeout, 429, 5xx) fails it "
+        "[IMGEDIT_MAX_ATTEMPTS] (default: %(default)s)",
     )
     parser.add_argument(
         "--no-show",

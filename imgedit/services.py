@@ -8,13 +8,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import httpx
+
 from imgedit.config import Settings
 from imgedit.editing import Studio
 from imgedit.eta import DurationModel
 from imgedit.jobs import JobRegistry
 from imgedit.models import ImageOrigin
-from imgedit.providers import ProviderRegistry
+from imgedit.providers import Provider, ProviderRegistry
 from imgedit.providers.local import LocalProvider
+from imgedit.providers.openai import OpenAIProvider
+from imgedit.providers.sdwebui import SdWebUiProvider
+from imgedit.retry import RetryPolicy
 from imgedit.samples import SAMPLE_PROMPTS, render_sample
 from imgedit.storage import ImageStore
 
@@ -28,9 +33,11 @@ class Services:
     registry: JobRegistry
     providers: ProviderRegistry
     studio: Studio
+    http: httpx.AsyncClient
 
     async def close(self) -> None:
         await self.registry.shutdown()
+        await self.http.aclose()
         self.store.close()
 
 
@@ -42,9 +49,44 @@ def build_services(settings: Settings) -> Services:
         seed_samples(store)
     durations = DurationModel(settings.eta_priors)
     registry = JobRegistry(max_concurrent=settings.max_concurrent, durations=durations)
-    providers = ProviderRegistry([LocalProvider()])
-    studio = Studio(store=store, registry=registry, providers=providers, durations=durations)
-    return Services(settings=settings, store=store, registry=registry, providers=providers, studio=studio)
+    http = httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
+    providers = ProviderRegistry(build_providers(settings, http))
+    studio = Studio(
+        store=store,
+        registry=registry,
+        providers=providers,
+        durations=durations,
+        retry=RetryPolicy(max_attempts=settings.max_attempts),
+    )
+    return Services(
+        settings=settings, store=store, registry=registry, providers=providers, studio=studio, http=http
+    )
+
+
+HTTP_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=120.0, pool=30.0)
+"""Reads are long on purpose: a high-quality image can take minutes before its first byte."""
+
+
+def build_providers(settings: Settings, http: httpx.AsyncClient) -> list[Provider]:
+    """The configured providers, the one offered first in the dialog first; local is always there."""
+    providers: list[Provider] = []
+    if settings.openai_enabled:
+        providers.append(
+            OpenAIProvider(
+                client=http,
+                api_key=settings.openai_api_key,
+                base_url=settings.openai_base_url,
+                model=settings.openai_model,
+                partial_images=settings.openai_partial_images,
+                input_fidelity=settings.openai_input_fidelity,
+            )
+        )
+    if settings.sdwebui_urls:
+        providers.append(SdWebUiProvider(client=http, urls=settings.sdwebui_urls, auth=settings.sdwebui_auth))
+    providers.append(LocalProvider())
+    for provider in providers:
+        log.info("provider ready: %s", provider.label)
+    return providers
 
 
 def seed_samples(store: ImageStore) -> None:

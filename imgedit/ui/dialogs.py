@@ -110,11 +110,7 @@ class JobDialog:
         }
         self.quality.set_options(options, value=self.quality.value or Quality.MEDIUM.value)
         self.hint.set_text(provider_hint(provider, self.kind))
-        self.engine_note.set_text(
-            "Offline engine: Pillow on this computer, no AI model and no network."
-            if provider.name == "local"
-            else f"Runs on {provider.label}."
-        )
+        self.engine_note.set_text(engine_note(provider))
 
     def _chosen_provider(self) -> Provider | None:
         try:
@@ -140,6 +136,23 @@ class JobDialog:
             return
         self.dialog.close()
         self._on_submitted()
+
+
+def engine_note(provider: Provider) -> str:
+    """What the chosen provider is and what it shows while it works, from its capabilities."""
+    if provider.name == "local":
+        return "Offline engine: Pillow on this computer, no AI model and no network."
+    caps = provider.capabilities
+    shows = [
+        text
+        for wanted, text in (
+            (caps.real_progress, "real progress"),
+            (caps.stream_previews, "live previews"),
+            (caps.cancel_remote, "cancels on the server"),
+        )
+        if wanted
+    ]
+    return f"Runs on {provider.label}" + (f": {', '.join(shows)}." if shows else ".")
 
 
 def provider_hint(provider: Provider, kind: JobKind) -> str:

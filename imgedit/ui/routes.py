@@ -49,4 +49,13 @@ def register_routes(services: Services) -> None:
             data = None
         if data is None:
             raise HTTPException(status_code=404, detail="No preview")
-        return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
+        return Response(data, media_type=_sniff(data), headers={"Cache-Control": "no-store"})
+
+
+def _sniff(data: bytes) -> str:
+    """Previews come in whatever format the provider streams; tell the browser which."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "image/png"

@@ -1,0 +1,401 @@
+"""The OpenAI Images API provider (and any server that speaks the same wire format).
+
+Owns ``OpenAIProvider``: edits go to ``/images/edits`` as multipart form data, generations to
+``/images/generations`` as JSON, both streamed as server-sent events when partial images are
+wanted, so each partial becomes a live preview and a progress milestone. It also owns the small
+SSE reader those streams need and the ETA priors derived from OpenAI's token counts.
+
+HTTP outcomes are mapped to the error tree by ``imgedit.providers.http``; this module only maps
+what arrives inside a successful stream. The API key goes into the Authorization header and
+nowhere else: not into messages, labels, logs or ``repr``. Must not import nicegui.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from PIL import Image, UnidentifiedImageError
+
+from imgedit.errors import (
+    InvalidRequest,
+    ProviderError,
+    ProviderFailed,
+    ProviderRateLimited,
+    ProviderRejected,
+)
+from imgedit.models import JobKind, Quality
+from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult
+from imgedit.providers.http import (
+    MAX_MESSAGE,
+    decode_image,
+    error_from_transport,
+    json_body,
+    public_url,
+    send,
+)
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_MODEL = "gpt-image-1.5"
+MAX_PARTIAL_IMAGES = 3  # the API accepts 0..3
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # OpenAI's per-image limit for GPT image models
+
+# Output tokens per image, from OpenAI's image-generation pricing table for GPT image models
+# (1024x1024: low 272, medium 1056, high 4160; the 1536-px sizes cost 1.5x). Drawing time grows
+# with the tokens, so seconds ≈ fixed overhead + tokens x per-token time; the two constants are
+# fitted by eye to observed gpt-image-1 latencies and only seed the ETA until real jobs are timed.
+OUTPUT_TOKENS: dict[Quality, int] = {Quality.LOW: 272, Quality.MEDIUM: 1056, Quality.HIGH: 4160}
+LARGE_SIZE_TOKEN_FACTOR = 1.5
+SECONDS_OVERHEAD = 8.0
+SECONDS_PER_TOKEN = 0.018
+EDIT_EXTRA_SECONDS = 4.0  # uploading the source and the model reading it
+
+# The generation sizes GPT image models offer, keyed by aspect ratio (width / height).
+_SIZES_BY_ASPECT: tuple[tuple[float, str], ...] = (
+    (1.0, "1024x1024"),
+    (1.5, "1536x1024"),
+    (2 / 3, "1024x1536"),
+)
+
+# Error codes inside a stream that mean "this request will never work", as opposed to a hiccup.
+_REJECTION_CODES = frozenset(
+    {"moderation_blocked", "content_policy_violation", "invalid_request_error", "invalid_value"}
+)
+
+_UPLOAD_TYPES: tuple[tuple[bytes, str, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "image.png", "image/png"),
+    (b"\xff\xd8\xff", "image.jpg", "image/jpeg"),
+)
+
+
+def supports_input_fidelity(model: str) -> bool:
+    """True for the GPT image models that take ``input_fidelity``: gpt-image-1 and later, not minis."""
+    name = model.strip().lower()
+    return name.startswith("gpt-image-") and "mini" not in name
+
+
+def generation_size(size: tuple[int, int] | None) -> str:
+    """The supported size whose aspect ratio is nearest to ``size`` (``auto`` when none is asked)."""
+    if size is None:
+        return "auto"
+    width, height = size
+    if width < 1 or height < 1:
+        raise InvalidRequest(f"The image size {width}x{height} is not possible.")
+    # Distance in log space, so 2:1 is as far from 1:1 as 1:2 is.
+    aspect = math.log(width / height)
+    return min(_SIZES_BY_ASPECT, key=lambda pair: abs(math.log(pair[0]) - aspect))[1]
+
+
+def _upload_type(data: bytes) -> tuple[str, str] | None:
+    """(file name, content type) for the formats the API accepts, sniffed from the bytes."""
+    for magic, filename, content_type in _UPLOAD_TYPES:
+        if data.startswith(magic):
+            return filename, content_type
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image.webp", "image/webp"
+    return None
+
+
+def _result_format(data: bytes) -> str:
+    kind = _upload_type(data)
+    return {"image/jpeg": "JPEG", "image/webp": "WEBP"}.get(kind[1] if kind else "", "PNG")
+
+
+def _to_png(data: bytes) -> bytes:
+    """Re-encode a source the API would refuse (GIF, BMP, ...) as PNG."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            buffer = io.BytesIO()
+            image.save(buffer, "PNG")
+            return buffer.getvalue()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise InvalidRequest(f"The source image could not be read: {exc}") from exc
+
+
+@dataclass(slots=True)
+class SseEvent:
+    event: str
+    data: str
+
+
+@dataclass(slots=True)
+class SseParser:
+    """Turns the lines of a ``text/event-stream`` into events, per the WHATWG SSE rules.
+
+    Feed it lines without their terminators; it returns an event at each blank line.
+    """
+
+    _event: str = ""
+    _data: list[str] = field(default_factory=list)
+
+    def feed(self, line: str) -> SseEvent | None:
+        line = line.rstrip("\r\n")
+        if not line:
+            return self._dispatch()
+        if line.startswith(":"):
+            return None  # a comment, e.g. a keep-alive
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        return None  # "id", "retry" and unknown fields mean nothing here
+
+    def finish(self) -> SseEvent | None:
+        """The event still pending when the stream ended without a final blank line."""
+        return self._dispatch()
+
+    def _dispatch(self) -> SseEvent | None:
+        event, data = self._event, self._data
+        self._event, self._data = "", []
+        if not data:
+            return None
+        return SseEvent(event or "message", "\n".join(data))
+
+
+class OpenAIProvider:
+    """Edits and generates with OpenAI's GPT image models over HTTP.
+
+    Usage: ``OpenAIProvider(client=http, api_key=key)``; the client's timeouts apply.
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        model: str = DEFAULT_MODEL,
+        partial_images: int = 2,
+        input_fidelity: str | None = "high",
+    ) -> None:
+        if not 0 <= partial_images <= MAX_PARTIAL_IMAGES:
+            raise ValueError(f"partial_images must be 0..{MAX_PARTIAL_IMAGES}, not {partial_images}")
+        key = api_key.strip()
+        # httpx would put a bad header value, key included, into its exception message.
+        if any(not ("!" <= char <= "~") for char in key):
+            raise ValueError("the OpenAI API key contains characters that cannot go into an HTTP header")
+        self._client = client
+        self._api_key = key
+        self._base_url = base_url.rstrip("/")
+        self.model = model
+        self.partial_images = partial_images
+        self.input_fidelity = input_fidelity
+        host = urlsplit(public_url(self._base_url)).netloc
+        if host == urlsplit(DEFAULT_BASE_URL).netloc:
+            self._who = "OpenAI"
+            self.label = f"OpenAI · {model}"
+        else:
+            self._who = f"OpenAI-compatible server {host}"
+            self.label = f"OpenAI-compatible · {host} · {model}"
+        self.capabilities = Capabilities(
+            edit=True, generate=True, stream_previews=partial_images > 0, real_progress=False, mask=False
+        )
+
+    def __repr__(self) -> str:
+        return f"OpenAIProvider(base_url={public_url(self._base_url)!r}, model={self.model!r})"
+
+    def expected_seconds(self, kind: JobKind, quality: Quality) -> float:
+        seconds = SECONDS_OVERHEAD + OUTPUT_TOKENS[quality] * SECONDS_PER_TOKEN
+        return seconds + EDIT_EXTRA_SECONDS if kind is JobKind.EDIT else seconds
+
+    def describe(self, kind: JobKind) -> str:
+        if kind is JobKind.EDIT:
+            return (
+                f"Describe the change in plain words (“make it a watercolour”, “add a red hat”); "
+                f"{self.model} redraws the whole picture from it, keeping the composition."
+            )
+        return (
+            f"Describe the picture in plain words: subject, style, lighting; {self.model} draws it "
+            "square, landscape or portrait, whichever is nearest the size asked for."
+        )
+
+    async def edit(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
+        if request.image is None:
+            raise InvalidRequest("An edit needs a source image.")
+        self._check_prompt(request.prompt)
+        image = request.image
+        upload = _upload_type(image)
+        if upload is None:
+            image = await asyncio.to_thread(_to_png, image)
+            upload = ("image.png", "image/png")
+        if len(image) > MAX_UPLOAD_BYTES:
+            raise InvalidRequest(
+                f"The source image is {len(image) / 2**20:.0f} MB; OpenAI accepts at most "
+                f"{MAX_UPLOAD_BYTES // 2**20} MB."
+            )
+        form = {
+            "prompt": request.prompt,
+            "model": self.model,
+            "quality": request.quality.value,
+            "size": "auto",  # keeps the source's orientation
+            "output_format": "png",
+            "n": "1",
+        }
+        if self.input_fidelity and supports_input_fidelity(self.model):
+            form["input_fidelity"] = self.input_fidelity
+        if self.partial_images:
+            form |= {"stream": "true", "partial_images": str(self.partial_images)}
+        http_request = self._client.build_request(
+            "POST",
+            f"{self._base_url}/images/edits",
+            headers=self._headers(),
+            data=form,
+            files={"image": (upload[0], image, upload[1])},
+        )
+        return await self._run(http_request, sink, size="auto")
+
+    async def generate(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
+        self._check_prompt(request.prompt)
+        size = generation_size(request.size)
+        body: dict[str, Any] = {
+            "model": self.model,
+            "prompt": request.prompt,
+            "quality": request.quality.value,
+            "size": size,
+            "output_format": "png",
+            "n": 1,
+        }
+        if self.partial_images:
+            body |= {"stream": True, "partial_images": self.partial_images}
+        http_request = self._client.build_request(
+            "POST", f"{self._base_url}/images/generations", headers=self._headers(), json=body
+        )
+        return await self._run(http_request, sink, size=size)
+
+    # -- one call ----------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "text/event-stream" if self.partial_images else "application/json"}
+        if self._api_key:  # an OpenAI-compatible server on the LAN may need none
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        return headers
+
+    def _check_prompt(self, prompt: str) -> None:
+        if not prompt.strip():
+            raise InvalidRequest(f"{self._who} needs a prompt that says what to draw.")
+
+    async def _run(self, request: httpx.Request, sink: ProgressSink, *, size: str) -> ProviderResult:
+        drawing = f"{self._who} is drawing"
+        said_drawing = False
+
+        async def trace(event_name: str, info: dict[str, Any]) -> None:
+            # The upload is done: from here on the wait is the model's, not the network's.
+            nonlocal said_drawing
+            if event_name.endswith("send_request_body.complete") and not said_drawing:
+                said_drawing = True
+                sink.progress(0.0, drawing, exact=False)
+
+        request.extensions = {**request.extensions, "trace": trace}
+        sink.progress(0.0, f"Sending to {self._who}", exact=False)
+        # Always streamed, so a server that ignores ``stream`` and answers JSON still works.
+        response = await send(self._client, request, self._who, stream=True)
+        try:
+            if response.headers.get("content-type", "").startswith("text/event-stream"):
+                if not said_drawing:
+                    sink.progress(0.0, drawing, exact=False)
+                image, details = await self._read_stream(response, sink)
+            else:
+                sink.progress(0.0, f"Receiving the image from {self._who}", exact=False)
+                image, details = await self._read_json(response)
+        finally:
+            await response.aclose()
+        metadata = {"model": self.model, "size": str(details.get("size") or size)}
+        usage = details.get("usage")
+        if isinstance(usage, dict) and isinstance(usage.get("output_tokens"), int):
+            metadata["output_tokens"] = str(usage["output_tokens"])
+        return ProviderResult(image=image, format=_result_format(image), metadata=metadata)
+
+    async def _read_json(self, response: httpx.Response) -> tuple[bytes, dict[str, Any]]:
+        try:
+            await response.aread()
+        except httpx.TransportError as exc:
+            raise error_from_transport(exc, self._who) from exc
+        body = json_body(response, self._who)
+        items = body.get("data") if isinstance(body, dict) else None
+        first = items[0] if isinstance(items, list) and items else None
+        b64 = first.get("b64_json") if isinstance(first, dict) else None
+        return decode_image(b64, self._who), body if isinstance(body, dict) else {}
+
+    async def _read_stream(
+        self, response: httpx.Response, sink: ProgressSink
+    ) -> tuple[bytes, dict[str, Any]]:
+        parser = SseParser()
+        try:
+            async for line in response.aiter_lines():
+                event = parser.feed(line)
+                if event is not None:
+                    done = self._handle(event, sink)
+                    if done is not None:
+                        return done
+        except httpx.TransportError as exc:
+            raise error_from_transport(exc, self._who) from exc
+        event = parser.finish()
+        if event is not None:
+            done = self._handle(event, sink)
+            if done is not None:
+                return done
+        raise ProviderFailed(f"{self._who} stopped sending: the stream ended before the image was complete.")
+
+    def _handle(self, event: SseEvent, sink: ProgressSink) -> tuple[bytes, dict[str, Any]] | None:
+        """Act on one event; return the image and the event's fields once it is complete.
+
+        Matched on the suffix: edits send ``image_edit.*``, generations ``image_generation.*``.
+        """
+        if event.data.strip() == "[DONE]":
+            return None
+        try:
+            payload = json.loads(event.data)
+        except ValueError as exc:
+            raise ProviderFailed(f"{self._who} sent a stream event that is not valid JSON.") from exc
+        if not isinstance(payload, dict):
+            raise ProviderFailed(f"{self._who} sent a stream event of an unexpected shape.")
+        kind = str(payload.get("type") or event.event)
+        if kind == "error" or event.event == "error":
+            raise self._stream_error(payload)
+        if kind.endswith(".partial_image"):
+            self._partial(payload, sink)
+            return None
+        if kind.endswith(".completed"):
+            return decode_image(payload.get("b64_json"), self._who), payload
+        return None  # event types added later are not ours to fail on
+
+    def _partial(self, payload: dict[str, Any], sink: ProgressSink) -> None:
+        try:
+            image = decode_image(payload.get("b64_json"), self._who)
+        except ProviderFailed:
+            return  # a broken preview is no reason to lose the final image
+        sink.preview(image)
+        total = max(self.partial_images, 1)
+        raw_index = payload.get("partial_image_index")
+        index = raw_index if isinstance(raw_index, int) and raw_index >= 0 else 0
+        shown = min(index + 1, total)
+        sink.progress(shown / (total + 1), f"Partial image {shown} of {total}", exact=False)
+
+    def _stream_error(self, payload: dict[str, Any]) -> ProviderError:
+        """The error tree for an ``error`` event: ``{"error": {"message", "code", ...}}`` or flat."""
+        nested = payload.get("error")
+        error = nested if isinstance(nested, dict) else payload
+        message = str(error.get("message") or "no details given").strip()
+        if len(message) > MAX_MESSAGE:
+            message = message[: MAX_MESSAGE - 1] + "…"
+        code = str(error.get("code") or "")
+        error_type = str(error.get("type") or "")
+        if code == "moderation_blocked":
+            return ProviderRejected(f"{self._who}'s safety system blocked this image: {message}")
+        if code == "rate_limit_exceeded":
+            return ProviderRateLimited(f"{self._who} is busy or rate limited: {message}")
+        if code in _REJECTION_CODES or error_type == "invalid_request_error":
+            return ProviderRejected(f"{self._who} refused the request: {message}")
+        return ProviderFailed(f"{self._who} failed while drawing: {message}")

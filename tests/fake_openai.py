@@ -1,0 +1,661 @@
+"""A fake OpenAI Images API that speaks the real wire format, for ``tests.loopback.serve``.
+
+It answers ``POST /v1/images/edits`` (multipart, parsed with ``request.form()``) and
+``POST /v1/images/generations`` (JSON) the way the real API does: OpenAI-shaped 401/400 errors,
+a JSON body ``{"created", "data": [{"b64_json"}], "usage"}``, or with ``stream=true`` an SSE
+stream of ``image_edit.partial_image`` / ``image_generation.partial_image`` events and a final
+``*.completed`` event. The images are real: an edit returns the source inverted at its own
+size, its partial images are progressively less blurred versions of that; a generation is a
+gradient whose colour depends on the prompt.
+
+Tests configure and inspect a ``FakeOpenAI``; it is shared with the server thread, so it only
+holds thread-safe things (a lock-guarded list and queue, ``threading.Event``s).
+
+Usage::
+
+    state = FakeOpenAI(api_key="sk-test", failures=[Status(503, headers={"Retry-After": "1"})])
+    with serve(make_app(state)) as base:
+        provider = OpenAIProvider(client=client, api_key="sk-test", base_url=base + "/v1")
+        ...
+    state.requests[0].fields["quality"]
+
+Scripted failures (``state.failures``, served one per accepted request, in order, before the
+fake succeeds again): ``Status`` (an error status with an OpenAI error body and headers),
+``moderation()`` (the 400 ``moderation_blocked`` answer), ``Malformed`` (a 200 whose body is
+not what the API sends), ``CutStream`` (the stream stops after some partial images, cleanly
+or by dropping the connection) and ``StreamError`` (an ``error`` event inside the stream).
+
+``state.gate`` (open by default): a stream waits on it after its first partial image, so a test
+can look at the preview before the image completes. ``state.partial_sent`` is set when a first
+partial image has been written; ``state.disconnected`` when a client went away mid-stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import hashlib
+import io
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFilter, ImageOps, UnidentifiedImageError
+from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Send
+
+QUALITIES = ("low", "medium", "high", "auto")
+SIZES = ("auto", "1024x1024", "1536x1024", "1024x1536")
+OUTPUT_FORMATS = ("png", "jpeg", "webp")
+UPLOAD_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
+# Output tokens per square image, as in OpenAI's pricing table; the 1536-px sizes cost 1.5x.
+OUTPUT_TOKENS = {"low": 272, "medium": 1056, "high": 4160}
+EDIT_FIELDS = frozenset(
+    {
+        "image",
+        "prompt",
+        "model",
+        "quality",
+        "size",
+        "output_format",
+        "output_compression",
+        "n",
+        "input_fidelity",
+        "stream",
+        "partial_images",
+        "background",
+        "mask",
+        "user",
+        "response_format",
+    }
+)
+GENERATION_FIELDS = (EDIT_FIELDS - {"image", "mask", "input_fidelity"}) | {"moderation", "style"}
+
+
+# -- scripted failures ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Status:
+    """Answer with ``code`` and an OpenAI error body, plus ``headers`` (e.g. Retry-After)."""
+
+    code: int
+    message: str = "The server had an error while processing your request."
+    error_code: str | None = None
+    error_type: str = "server_error"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def moderation(
+    message: str = "Your request was rejected by the safety system. safety_violations=[violence].",
+) -> Status:
+    """The 400 the API sends when its safety system blocks a prompt or an image."""
+    return Status(400, message, error_code="moderation_blocked", error_type="image_generation_user_error")
+
+
+def rate_limited(retry_after: str = "1") -> Status:
+    return Status(
+        429,
+        "Rate limit reached for gpt-image-1.5 on images per minute. Please try again in 1s.",
+        error_code="rate_limit_exceeded",
+        error_type="requests",
+        headers={"Retry-After": retry_after},
+    )
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A 200 whose body is broken: by default JSON cut off in the middle."""
+
+    body: str = '{"created": 1713833628, "data": [{"b64_json": "iVBOR'
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True)
+class CutStream:
+    """Stop after ``after_partials`` partial images, with no ``completed`` event.
+
+    ``abrupt``: drop the connection mid-response instead of ending the stream properly.
+    For a request that did not ask to stream, the JSON body is cut off instead.
+    """
+
+    after_partials: int = 1
+    abrupt: bool = False
+
+
+@dataclass(frozen=True)
+class StreamError:
+    """An ``error`` event after ``after_partials`` partial images, then the stream ends."""
+
+    after_partials: int = 0
+    code: str | None = "moderation_blocked"
+    message: str = "Your request was rejected by the safety system."
+
+
+Failure = Status | Malformed | CutStream | StreamError
+
+
+# -- the state tests configure and inspect ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file part as it arrived."""
+
+    field: str
+    filename: str | None
+    content_type: str | None
+    format: str | None
+    """Pillow's name for the decoded format, ``None`` if it did not decode."""
+    size: tuple[int, int] | None
+
+
+@dataclass
+class RecordedRequest:
+    """One request to an image endpoint, recorded before it was judged."""
+
+    path: str
+    headers: dict[str, str]
+    """Lower-case names."""
+    fields: dict[str, str] = field(default_factory=dict)
+    """Multipart text fields (edits)."""
+    json: dict[str, Any] | None = None
+    """The JSON body (generations)."""
+    uploads: list[Upload] = field(default_factory=list)
+    outcome: str = "pending"
+    """``ok``, ``auth``, ``invalid: <message>`` or the scripted failure's class name."""
+
+    def param(self, name: str) -> Any:
+        """A parameter however it was sent: a form field or a JSON member."""
+        if self.json is not None:
+            return self.json.get(name)
+        return self.fields.get(name)
+
+    def has(self, name: str) -> bool:
+        return name in (self.json if self.json is not None else self.fields)
+
+
+@dataclass
+class FakeOpenAI:
+    """What the fake accepts and does, and what it saw. Shared with the server thread."""
+
+    api_key: str | None = "sk-test-fake-openai-key"
+    """The only key accepted; ``None`` accepts any request, with or without a key."""
+    failures: Sequence[Failure] = ()
+    """Served in order, one per valid request, before the fake succeeds."""
+    partial_delay: float = 0.0
+    """Seconds of pretend drawing before each partial image."""
+    gate: threading.Event = field(default_factory=threading.Event)
+    """A stream waits here after its first partial image. Set (open) at construction."""
+    gate_timeout: float = 30.0
+    """A forgotten gate lets the stream go on after this long, so the server can shut down."""
+    sse_newline: str = "\n"
+    sse_comments: bool = False
+    """Interleave ``: keep-alive`` comment lines, as proxies do."""
+    sse_multiline: bool = False
+    """Spread each event's JSON over several ``data:`` lines (legal SSE; the API sends one)."""
+    partial_sent: threading.Event = field(default_factory=threading.Event)
+    disconnected: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _queue: collections.deque[Failure] = field(default_factory=collections.deque, repr=False)
+    _requests: list[RecordedRequest] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self.gate.set()
+        self._queue.extend(self.failures)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def last(self) -> RecordedRequest:
+        with self._lock:
+            return self._requests[-1]
+
+    def script(self, *failures: Failure) -> None:
+        """Queue more failures to serve before succeeding."""
+        with self._lock:
+            self._queue.extend(failures)
+
+    def _record(self, recorded: RecordedRequest) -> None:
+        with self._lock:
+            self._requests.append(recorded)
+
+    def _next_failure(self) -> Failure | None:
+        with self._lock:
+            return self._queue.popleft() if self._queue else None
+
+
+# -- wire helpers ---------------------------------------------------------------------------
+
+
+class _Invalid(Exception):
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.param, self.code = param, code
+
+
+def error_body(message: str, error_type: str, param: str | None = None, code: str | None = None) -> Any:
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+def _mask(key: str) -> str:
+    # The real API echoes a masked key in its 401 message; never the key itself.
+    return key[:3] + "*" * max(0, len(key) - 7) + key[-4:] if len(key) > 8 else "***"
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def prompt_colour(prompt: str) -> tuple[int, int, int]:
+    """The colour a generation for ``prompt`` is drawn in (tests can predict it)."""
+    digest = hashlib.sha256(prompt.encode()).digest()
+    return digest[0], digest[1], digest[2]
+
+
+def generated_image(prompt: str, size: tuple[int, int]) -> Image.Image:
+    """A left-to-right gradient from the prompt's colour to black, with a white disc."""
+    width, height = size
+    colour = prompt_colour(prompt)
+    ramp = Image.linear_gradient("L").rotate(-90).resize((width, height))  # 255 at the left edge
+    image = Image.composite(Image.new("RGB", size, colour), Image.new("RGB", size, (0, 0, 0)), ramp)
+    radius = min(width, height) // 6
+    ImageDraw.Draw(image).ellipse(
+        (width // 2 - radius, height // 2 - radius, width // 2 + radius, height // 2 + radius), fill="white"
+    )
+    return image
+
+
+def _partials(final: Image.Image, count: int) -> list[bytes]:
+    """``count`` previews, the first the blurriest, converging on ``final``."""
+    longest = max(final.size)
+    return [
+        _png(final.filter(ImageFilter.GaussianBlur(longest / 12 * (count - i) / count))) for i in range(count)
+    ]
+
+
+def _output_tokens(quality: str, size: str) -> int:
+    tokens = OUTPUT_TOKENS.get(quality, OUTPUT_TOKENS["medium"])
+    return int(tokens * 1.5) if size in ("1536x1024", "1024x1536") else tokens
+
+
+def _size_tuple(size: str) -> tuple[int, int]:
+    width, _, height = (size if size != "auto" else "1024x1024").partition("x")
+    return int(width), int(height)
+
+
+class _EventStream(StreamingResponse):
+    """A streamed response whose chunks may include ``None``: drop the connection right there."""
+
+    def __init__(
+        self,
+        chunks: AsyncIterator[bytes | None],
+        *,
+        media_type: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        # StreamingResponse's own iterator stays empty; it still listens for the client leaving.
+        super().__init__([], media_type=media_type, headers=headers)
+        self.chunks = chunks
+
+    async def stream_response(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        async for chunk in self.chunks:
+            if chunk is None:
+                return  # the response stays incomplete, so uvicorn closes the connection
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+# -- the endpoints --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A validated request: what to draw and how to answer."""
+
+    prefix: str  # image_edit | image_generation
+    final: Image.Image
+    quality: str
+    size: str
+    output_format: str
+    stream: bool
+    partial_images: int
+    input_tokens: int
+
+
+def _check_common(params: Mapping[str, Any], *, multipart: bool) -> tuple[str, str, str, str, bool, int]:
+    prompt = params.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise _Invalid("Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter")
+    model = params.get("model")
+    if not isinstance(model, str) or not model:
+        raise _Invalid("Missing required parameter: 'model'.", "model", "missing_required_parameter")
+    quality = params.get("quality", "auto")
+    if quality not in QUALITIES:
+        raise _Invalid(
+            f"Invalid value: '{quality}'. Supported values are: 'low', 'medium', 'high', and 'auto'.",
+            "quality",
+            "invalid_value",
+        )
+    size = params.get("size", "auto")
+    if size not in SIZES:
+        raise _Invalid(
+            f"Invalid value: '{size}'. Supported values are: {', '.join(repr(s) for s in SIZES)}.",
+            "size",
+            "invalid_value",
+        )
+    output_format = params.get("output_format", "png")
+    if output_format not in OUTPUT_FORMATS:
+        raise _Invalid(f"Invalid value: '{output_format}'.", "output_format", "invalid_value")
+    n = params.get("n", "1" if multipart else 1)
+    if n != "1" if multipart else (n != 1 or isinstance(n, bool)):
+        raise _Invalid(f"Invalid value for 'n': this fake draws exactly 1 image, not {n!r}.", "n")
+    stream = params.get("stream", "false" if multipart else False)
+    if multipart:
+        if stream not in ("true", "false"):
+            raise _Invalid(f"Invalid value for 'stream': {stream!r}.", "stream")
+        streaming = stream == "true"
+    else:
+        if not isinstance(stream, bool):
+            raise _Invalid(f"Invalid type for 'stream': expected a boolean, got {stream!r}.", "stream")
+        streaming = stream
+    partial = params.get("partial_images", "0" if multipart else 0)
+    try:
+        partial_images = int(partial) if multipart else partial
+    except ValueError:
+        partial_images = -1
+    if (
+        not isinstance(partial_images, int)
+        or isinstance(partial_images, bool)
+        or not 0 <= partial_images <= 3
+    ):
+        raise _Invalid(f"Invalid value for 'partial_images': {partial!r}; expected 0 to 3.", "partial_images")
+    if partial_images and not streaming:
+        raise _Invalid("'partial_images' is only supported with 'stream': true.", "partial_images")
+    return prompt, model, quality, size, streaming, partial_images
+
+
+async def _edit_job(request: Request, recorded: RecordedRequest) -> _Job:
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise _Invalid("Edits take multipart/form-data.")
+    source: Image.Image | None = None
+    image_upload: Upload | None = None
+    async with request.form() as form:  # closes the spooled upload files
+        for name, value in form.multi_items():
+            if not isinstance(value, UploadFile):
+                recorded.fields[name] = value
+                continue
+            data = await value.read()
+            decoded: Image.Image | None
+            try:
+                decoded = Image.open(io.BytesIO(data))
+                decoded.load()
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+                decoded = None
+            upload = Upload(
+                field=name,
+                filename=value.filename,
+                content_type=value.content_type,
+                format=decoded.format if decoded else None,
+                size=decoded.size if decoded else None,
+            )
+            recorded.uploads.append(upload)
+            if name == "image":
+                image_upload, source = upload, decoded
+    unknown = sorted(({*recorded.fields, *(u.field for u in recorded.uploads)}) - EDIT_FIELDS)
+    if unknown:
+        raise _Invalid(f"Unrecognized request argument supplied: {unknown[0]}", unknown[0])
+    if image_upload is None:
+        raise _Invalid("Missing required parameter: 'image'.", "image", "missing_required_parameter")
+    if image_upload.content_type not in UPLOAD_TYPES:
+        raise _Invalid(
+            f"Invalid file 'image': unsupported mimetype ('{image_upload.content_type}'). Supported file "
+            "formats are 'image/jpeg', 'image/png', and 'image/webp'.",
+            "image",
+            "unsupported_file",
+        )
+    if source is None or source.format != UPLOAD_TYPES[image_upload.content_type]:
+        raise _Invalid("Invalid image file or mode for image 1, please check your image file.", "image")
+    prompt, model, quality, size, streaming, partial_images = _check_common(recorded.fields, multipart=True)
+    fidelity = recorded.fields.get("input_fidelity")
+    if fidelity is not None:
+        if "mini" in model or not model.startswith("gpt-image-"):
+            raise _Invalid(
+                f"Invalid input_fidelity: input_fidelity is not supported for model '{model}'.",
+                "input_fidelity",
+                "invalid_value",
+            )
+        if fidelity not in ("high", "low"):
+            raise _Invalid(f"Invalid value: '{fidelity}'.", "input_fidelity", "invalid_value")
+    final = ImageOps.invert(source.convert("RGB"))
+    if size != "auto":
+        final = final.resize(_size_tuple(size))
+    return _Job(
+        "image_edit",
+        final,
+        quality,
+        size,
+        recorded.fields.get("output_format", "png"),
+        streaming,
+        partial_images,
+        input_tokens=len(prompt.split()) + 194,
+    )
+
+
+async def _generation_job(request: Request, recorded: RecordedRequest) -> _Job:
+    try:
+        body = json.loads(await request.body())
+    except ValueError as exc:
+        raise _Invalid(f"We could not parse the JSON body of your request. ({exc})") from exc
+    if not isinstance(body, dict):
+        raise _Invalid("The JSON body must be an object.")
+    recorded.json = body
+    unknown = sorted(set(body) - GENERATION_FIELDS)
+    if unknown:
+        raise _Invalid(f"Unrecognized request argument supplied: {unknown[0]}", unknown[0])
+    prompt, _model, quality, size, streaming, partial_images = _check_common(body, multipart=False)
+    final = generated_image(prompt, _size_tuple(size))
+    return _Job(
+        "image_generation",
+        final,
+        quality,
+        size,
+        body.get("output_format", "png"),
+        streaming,
+        partial_images,
+        input_tokens=len(prompt.split()),
+    )
+
+
+def _auth_error(state: FakeOpenAI, request: Request) -> Response | None:
+    if state.api_key is None:
+        return None
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key:
+        message = (
+            "You didn't provide an API key. You need to provide your API key in an Authorization header "
+            "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+        )
+        return JSONResponse(error_body(message, "invalid_request_error"), status_code=401)
+    if key != state.api_key:
+        message = (
+            f"Incorrect API key provided: {_mask(key)}. You can find your API key at "
+            "https://platform.openai.com/account/api-keys."
+        )
+        return JSONResponse(error_body(message, "invalid_request_error", None, "invalid_api_key"), 401)
+    return None
+
+
+def _event(state: FakeOpenAI, payload: Mapping[str, Any]) -> bytes:
+    nl = state.sse_newline
+    text = json.dumps(payload, indent=1) if state.sse_multiline else json.dumps(payload)
+    data = "".join(f"data: {line}{nl}" for line in text.split("\n"))
+    comment = f": keep-alive{nl}" if state.sse_comments else ""
+    return f"{comment}event: {payload['type']}{nl}{data}{nl}".encode()
+
+
+def _usage(job: _Job) -> dict[str, Any]:
+    output = _output_tokens(job.quality if job.quality != "auto" else "medium", job.size)
+    image_tokens = 323 if job.prefix == "image_edit" else 0
+    return {
+        "total_tokens": job.input_tokens + image_tokens + output,
+        "input_tokens": job.input_tokens + image_tokens,
+        "output_tokens": output,
+        "input_tokens_details": {"text_tokens": job.input_tokens, "image_tokens": image_tokens},
+    }
+
+
+def _described(job: _Job) -> dict[str, Any]:
+    width, height = job.final.size
+    return {
+        "size": job.size if job.size != "auto" else f"{width}x{height}",
+        "quality": job.quality if job.quality != "auto" else "medium",
+        "background": "opaque",
+        "output_format": job.output_format,
+    }
+
+
+async def _wait_for_gate(state: FakeOpenAI) -> None:
+    # Short waits in a worker thread: a long one would outlive a client that disconnects.
+    deadline = time.monotonic() + state.gate_timeout
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(state.gate.wait, 0.05):
+            return
+
+
+async def _events(state: FakeOpenAI, job: _Job, failure: Failure | None) -> AsyncIterator[bytes | None]:
+    stop_after = failure.after_partials if isinstance(failure, CutStream | StreamError) else None
+    try:
+        partials = _partials(job.final, job.partial_images)
+        for index, partial in enumerate(partials):
+            if index == stop_after:
+                break
+            if state.partial_delay:
+                await asyncio.sleep(state.partial_delay)  # pretend to draw
+            yield _event(
+                state,
+                {
+                    "type": f"{job.prefix}.partial_image",
+                    "b64_json": _b64(partial),
+                    "partial_image_index": index,
+                    "created_at": int(time.time()),
+                    **_described(job),
+                },
+            )
+            if index == 0:
+                state.partial_sent.set()
+                await _wait_for_gate(state)
+        if isinstance(failure, StreamError):
+            yield _event(
+                state,
+                {
+                    "type": "error",
+                    "error": {
+                        "type": "image_generation_user_error",
+                        "code": failure.code,
+                        "message": failure.message,
+                        "param": None,
+                    },
+                },
+            )
+            return
+        if isinstance(failure, CutStream):
+            if failure.abrupt:
+                yield None
+            return
+        yield _event(
+            state,
+            {
+                "type": f"{job.prefix}.completed",
+                "b64_json": _b64(_png(job.final)),
+                "created_at": int(time.time()),
+                **_described(job),
+                "usage": _usage(job),
+            },
+        )
+    except asyncio.CancelledError:
+        # Starlette cancels the stream when the client disconnects.
+        state.disconnected.set()
+        raise
+
+
+async def _cut_json(body: str) -> AsyncIterator[bytes | None]:
+    yield body[: len(body) // 2].encode()
+    yield None
+
+
+def _answer(state: FakeOpenAI, job: _Job, failure: Failure | None) -> Response:
+    if isinstance(failure, Status):
+        return JSONResponse(
+            error_body(failure.message, failure.error_type, None, failure.error_code),
+            status_code=failure.code,
+            headers=dict(failure.headers),
+        )
+    if isinstance(failure, Malformed):
+        return Response(failure.body, media_type=failure.content_type)
+    if job.stream:
+        return _EventStream(
+            _events(state, job, failure),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
+    body = json.dumps(
+        {
+            "created": int(time.time()),
+            "data": [{"b64_json": _b64(_png(job.final))}],
+            **_described(job),
+            "usage": _usage(job),
+        }
+    )
+    if isinstance(failure, CutStream | StreamError):
+        return _EventStream(_cut_json(body), media_type="application/json")
+    return Response(body, media_type="application/json")
+
+
+def make_app(state: FakeOpenAI) -> Starlette:
+    """The fake API, rooted so that the provider's base URL is ``<server>/v1``."""
+
+    async def images(request: Request) -> Response:
+        recorded = RecordedRequest(path=request.url.path, headers=dict(request.headers))
+        state._record(recorded)
+        denied = _auth_error(state, request)
+        if denied is not None:
+            recorded.outcome = "auth"
+            return denied
+        try:
+            if request.url.path.endswith("/edits"):
+                job = await _edit_job(request, recorded)
+            else:
+                job = await _generation_job(request, recorded)
+        except _Invalid as exc:
+            recorded.outcome = f"invalid: {exc}"
+            return JSONResponse(error_body(str(exc), "invalid_request_error", exc.param, exc.code), 400)
+        failure = state._next_failure()
+        recorded.outcome = type(failure).__name__ if failure else "ok"
+        return _answer(state, job, failure)
+
+    return Starlette(
+        routes=[
+            Route("/v1/images/edits", images, methods=["POST"]),
+            Route("/v1/images/generations", images, methods=["POST"]),
+        ]
+    )

@@ -1,0 +1,483 @@
+"""The Stable Diffusion WebUI provider against fake A1111 servers over real loopback sockets.
+
+The provider is the production code with only its URLs pointing at ``tests.fake_sdwebui``;
+the fake records what arrived, and gates let a test stop a job mid-sampling to look at it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import io
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image, ImageChops, ImageOps
+
+from imgedit.errors import ProviderAuthFailed, ProviderFailed, ProviderUnavailable
+from imgedit.models import JobKind, Quality
+from imgedit.providers import Provider
+from imgedit.providers.base import ProviderRequest
+from imgedit.providers.sdwebui import SdWebUiProvider
+from tests import loopback
+from tests.fake_sdwebui import PROGRESS, FakeWebUI
+from tests.fakes import eventually
+from tests.loopback import free_port, serve
+
+WAIT = 10.0
+StartServer = Callable[..., tuple[FakeWebUI, str]]
+
+
+@dataclass
+class RecordingSink:
+    updates: list[tuple[float, str | None, float | None, bool]] = field(default_factory=list)
+    previews: list[bytes] = field(default_factory=list)
+
+    def progress(
+        self, fraction: float, message: str | None = None, *, eta_s: float | None = None, exact: bool = True
+    ) -> None:
+        self.updates.append((fraction, message, eta_s, exact))
+
+    def preview(self, image: bytes) -> None:
+        self.previews.append(image)
+
+    @property
+    def messages(self) -> list[str | None]:
+        return [message for _, message, _, _ in self.updates]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def webui() -> Iterator[StartServer]:
+    """Starts fake servers on loopback; at the end lets their jobs finish, then stops them."""
+    fakes: list[FakeWebUI] = []
+    with contextlib.ExitStack() as stack:
+
+        def start(**options: Any) -> tuple[FakeWebUI, str]:
+            fake = FakeWebUI(**options)
+            fakes.append(fake)
+            return fake, stack.enter_context(serve(fake.app()))
+
+        yield start
+        deadline = time.monotonic() + WAIT
+        for fake in fakes:
+            fake.resume()
+            while not fake.idle() and time.monotonic() < deadline:
+                time.sleep(0.01)  # bounded wait for jobs orphaned by a cancel to run out
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(WAIT)) as http:
+        yield http
+
+
+def png(size: tuple[int, int] = (64, 48)) -> bytes:
+    image = Image.new("RGB", size)
+    image.putdata(
+        [(x * 255 // size[0], y * 255 // size[1], 90) for y in range(size[1]) for x in range(size[0])]
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def edit(prompt: str = "a watercolour harbour", quality: Quality = Quality.LOW, **kw: Any) -> ProviderRequest:
+    return ProviderRequest(
+        kind=JobKind.EDIT, prompt=prompt, quality=quality, image=kw.pop("image", png()), **kw
+    )
+
+
+def gen(prompt: str = "a red fox", quality: Quality = Quality.LOW, **kw: Any) -> ProviderRequest:
+    return ProviderRequest(kind=JobKind.GENERATE, prompt=prompt, quality=quality, **kw)
+
+
+def provider(client: httpx.AsyncClient, *urls: str, **options: Any) -> SdWebUiProvider:
+    return SdWebUiProvider(client=client, urls=list(urls), **{"poll_interval": 0.02, **options})
+
+
+async def wait_thread_event(event: Any) -> None:
+    assert await asyncio.to_thread(event.wait, WAIT), "the fake server never got there"
+
+
+def assert_real_progress(sink: RecordingSink, steps: int) -> None:
+    exact = [(f, m, eta) for f, m, eta, is_exact in sink.updates if is_exact]
+    fractions = [f for f, _, _ in exact]
+    assert fractions == sorted(fractions) and all(0.0 <= f <= 1.0 for f in fractions)
+    assert any(0.0 < f < 1.0 for f in fractions)
+    assert exact[-1][:2] == (1.0, "Done")
+    assert any(eta is not None and eta >= 0 for _, _, eta in exact)
+    step_messages = [m for _, m, _ in exact if m and m.startswith("Step")]
+    assert step_messages and all(re.fullmatch(rf"Step \d+ of {steps}", m) for m in step_messages)
+    assert sink.previews and all(p.startswith(b"\x89PNG") for p in sink.previews)
+
+
+def waits_for_a_server(sink: RecordingSink) -> Callable[[], bool]:
+    return lambda: "Waiting for a free server" in sink.messages
+
+
+async def run_gated(
+    fake: FakeWebUI, work: Callable[[RecordingSink], Any], step: int, steps: int
+) -> tuple[Any, RecordingSink]:
+    """Run ``work`` with the fake paused at ``step`` until the provider has reported that step."""
+    sink = RecordingSink()
+    fake.pause_at(step)
+    task = asyncio.create_task(work(sink))
+    await wait_thread_event(fake.paused)
+    await eventually(lambda: f"Step {step} of {steps}" in sink.messages and sink.previews, message="a report")
+    fake.resume()
+    return await asyncio.wait_for(task, WAIT), sink
+
+
+# -- img2img / txt2img ---------------------------------------------------------------------------
+
+
+async def test_img2img_sends_the_a1111_fields_and_reports_real_progress(
+    webui: StartServer, client: httpx.AsyncClient
+) -> None:
+    fake, url = webui()
+    source = png((64, 48))
+    sd = provider(client, url)
+    result, sink = await run_gated(fake, lambda s: sd.edit(edit(image=source), s), step=4, steps=12)
+
+    (payload,) = fake.received
+    assert base64.b64decode(payload["init_images"][0]) == source
+    assert {k: v for k, v in payload.items() if k != "init_images"} == {
+        "prompt": "a watercolour harbour",
+        "negative_prompt": "",
+        "denoising_strength": 0.55,
+        "steps": 12,
+        "width": 512,
+        "height": 384,
+        "cfg_scale": 7,
+        "sampler_name": "Euler a",
+        "seed": -1,
+        "batch_size": 1,
+        "n_iter": 1,
+        "send_images": True,
+        "save_images": False,
+    }
+    image = Image.open(io.BytesIO(result.image)).convert("RGB")
+    expected = ImageOps.invert(Image.open(io.BytesIO(source)).convert("RGB").resize((512, 384)))
+    assert image.size == (512, 384) and ImageChops.difference(image, expected).getbbox() is None
+    assert result.metadata["size"] == "512x384" and result.metadata["seed"] == "1234"
+    assert_real_progress(sink, steps=12)
+
+
+@pytest.mark.parametrize(
+    ("quality", "source", "size", "steps"),
+    [
+        (Quality.LOW, (300, 1000), (152, 512), 12),
+        (Quality.MEDIUM, (300, 1000), (232, 768), 24),
+        (Quality.HIGH, (1000, 999), (1024, 1024), 40),
+    ],
+)
+async def test_edits_keep_the_aspect_ratio_on_the_latent_grid(
+    webui: StartServer,
+    client: httpx.AsyncClient,
+    quality: Quality,
+    source: tuple[int, int],
+    size: tuple[int, int],
+    steps: int,
+) -> None:
+    fake, url = webui(step_seconds=0.001)
+    result = await provider(client, url).edit(edit(quality=quality, image=png(source)), RecordingSink())
+    (payload,) = fake.received
+    assert (payload["width"], payload["height"], payload["steps"]) == (*size, steps)
+    assert Image.open(io.BytesIO(result.image)).size == size
+
+
+async def test_txt2img_sends_the_a1111_fields_and_reports_real_progress(
+    webui: StartServer, client: httpx.AsyncClient
+) -> None:
+    fake, url = webui()
+    sd = provider(client, url)
+    request = gen("a red fox in snow", size=(300, 200), seed=42)
+    result, sink = await run_gated(fake, lambda s: sd.generate(request, s), step=6, steps=12)
+
+    (payload,) = fake.received
+    assert payload == {
+        "prompt": "a red fox in snow",
+        "negative_prompt": "",
+        "steps": 12,
+        "width": 512,
+        "height": 344,
+        "cfg_scale": 7,
+        "sampler_name": "Euler a",
+        "seed": 42,
+        "batch_size": 1,
+        "n_iter": 1,
+        "send_images": True,
+        "save_images": False,
+    }
+    image = Image.open(io.BytesIO(result.image)).convert("RGB")
+    assert image.size == (512, 344) and image.getpixel((2, 2)) == (255, 0, 0)
+    assert result.metadata["seed"] == "42"
+    assert_real_progress(sink, steps=12)
+
+
+@pytest.mark.parametrize(("quality", "side", "steps"), [(Quality.MEDIUM, 768, 24), (Quality.HIGH, 1024, 40)])
+async def test_generation_without_a_size_is_a_square_of_the_qualitys_side(
+    webui: StartServer, client: httpx.AsyncClient, quality: Quality, side: int, steps: int
+) -> None:
+    fake, url = webui(step_seconds=0.001)
+    await provider(client, url).generate(gen(quality=quality), RecordingSink())
+    (payload,) = fake.received
+    assert (payload["width"], payload["height"], payload["steps"]) == (side, side, steps)
+
+
+async def test_label_capabilities_and_priors(client: httpx.AsyncClient) -> None:
+    one = SdWebUiProvider(client=client, urls=["http://gpu:7860"])
+    two = SdWebUiProvider(client=client, urls=["http://gpu-a:7860", "http://gpu-b:7860/"])
+    assert isinstance(one, Provider)
+    assert one.label == "Stable Diffusion WebUI" and two.label == "Stable Diffusion WebUI · 2 servers"
+    caps = one.capabilities
+    assert caps.edit and caps.generate and caps.stream_previews and caps.real_progress and caps.cancel_remote
+    for kind in JobKind:
+        priors = [one.expected_seconds(kind, q) for q in (Quality.LOW, Quality.MEDIUM, Quality.HIGH)]
+        assert priors == sorted(priors) and priors[0] > 3 and len(set(priors)) == 3
+        assert one.describe(kind)
+
+
+# -- cancel --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("poll_interval", [0.02, 60.0], ids=["seen-by-poller", "checked-at-cancel"])
+async def test_cancelling_a_running_job_interrupts_it_once(
+    webui: StartServer, client: httpx.AsyncClient, poll_interval: float
+) -> None:
+    fake, url = webui()
+    sink = RecordingSink()
+    fake.pause_at(5)
+    task = asyncio.create_task(provider(client, url, poll_interval=poll_interval).edit(edit(), sink))
+    await wait_thread_event(fake.paused)
+    if poll_interval < 1:
+        await eventually(lambda: "Step 5 of 12" in sink.messages, message="step 5 reported")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, WAIT)
+
+    (job,) = fake.jobs
+    await wait_thread_event(job.finished)
+    assert [i.job_timestamp for i in fake.interrupts] == [job.timestamp]
+    assert job.interrupted and job.steps_done == 5 < job.steps
+
+
+async def test_cancelling_while_a_foreign_job_runs_sends_no_interrupt(
+    webui: StartServer, client: httpx.AsyncClient
+) -> None:
+    fake, url = webui()
+    foreign = fake.start_foreign_job()
+    await wait_thread_event(foreign.started)
+    sink = RecordingSink()
+    task = asyncio.create_task(provider(client, url).generate(gen(), sink))
+    await eventually(lambda: fake.work_requests == 1, message="our request queued on the server")
+    await eventually(lambda: "Waiting for another job on the server" in sink.messages, message="a poll")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, WAIT)
+    assert fake.interrupts == []
+
+    foreign.finish()
+    await wait_thread_event(foreign.done)
+    assert foreign.record is not None and not foreign.record.interrupted
+    await eventually(fake.idle, message="the orphaned job to run out, as on A1111")
+    assert fake.interrupts == [] and all(not job.interrupted for job in fake.jobs)
+    assert not any(f > 0 for f, _, _, exact in sink.updates if exact), "foreign progress was taken as ours"
+
+
+# -- the pool ------------------------------------------------------------------------------------
+
+
+async def test_two_servers_take_two_jobs_at_once(webui: StartServer, client: httpx.AsyncClient) -> None:
+    (a, url_a), (b, url_b) = webui(), webui()
+    a.pause_at(2)
+    b.pause_at(2)
+    sd = provider(client, url_a, url_b)
+    tasks = [asyncio.create_task(sd.generate(gen(f"job {n}"), RecordingSink())) for n in range(2)]
+    await wait_thread_event(a.paused)
+    await wait_thread_event(b.paused)
+    assert (a.work_requests, b.work_requests) == (1, 1)
+    a.resume()
+    b.resume()
+    results = await asyncio.wait_for(asyncio.gather(*tasks), WAIT)
+    assert all(r.image.startswith(b"\x89PNG") for r in results)
+    assert {a.received[0]["prompt"], b.received[0]["prompt"]} == {"job 0", "job 1"}
+
+
+async def test_one_server_runs_one_job_at_a_time_first_come_first_served(
+    webui: StartServer, client: httpx.AsyncClient
+) -> None:
+    fake, url = webui()
+    fake.pause_at(2)
+    sd = provider(client, url)
+    first = asyncio.create_task(sd.generate(gen("first"), RecordingSink()))
+    await wait_thread_event(fake.paused)
+    queued: list[asyncio.Task[Any]] = []
+    for name in ("second", "third"):
+        sink = RecordingSink()
+        queued.append(asyncio.create_task(sd.generate(gen(name), sink)))
+        await eventually(waits_for_a_server(sink), message=f"{name} waits")
+    assert fake.work_requests == 1
+    fake.resume()
+    await asyncio.wait_for(asyncio.gather(first, *queued), WAIT)
+    assert [p["prompt"] for p in fake.received] == ["first", "second", "third"]
+    assert fake.max_in_flight == 1
+
+
+async def test_a_job_cancelled_while_waiting_keeps_no_server(
+    webui: StartServer, client: httpx.AsyncClient
+) -> None:
+    fake, url = webui()
+    fake.pause_at(2)
+    sd = provider(client, url)
+    first = asyncio.create_task(sd.generate(gen("first"), RecordingSink()))
+    await wait_thread_event(fake.paused)
+    sink = RecordingSink()
+    waiting = asyncio.create_task(sd.generate(gen("cancelled"), sink))
+    await eventually(waits_for_a_server(sink), message="the second job waits")
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    fake.resume()
+    await asyncio.wait_for(first, WAIT)
+    await asyncio.wait_for(sd.generate(gen("after"), RecordingSink()), WAIT)
+    assert [p["prompt"] for p in fake.received] == ["first", "after"]
+    assert fake.interrupts == []
+
+
+async def test_a_dead_server_is_skipped_and_jobs_go_to_the_live_one(
+    webui: StartServer, client: httpx.AsyncClient
+) -> None:
+    fake, url = webui(step_seconds=0.001)
+    sd = provider(client, f"http://127.0.0.1:{free_port()}", url)
+    for n in range(3):
+        await sd.generate(gen(f"job {n}"), RecordingSink())
+    assert [p["prompt"] for p in fake.received] == ["job 0", "job 1", "job 2"]
+
+
+async def test_all_servers_down_is_unavailable(client: httpx.AsyncClient) -> None:
+    dead = [f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"]
+    with pytest.raises(ProviderUnavailable) as caught:
+        await provider(client, *dead).edit(edit(), RecordingSink())
+    message = str(caught.value)
+    assert message.startswith("No Stable Diffusion WebUI server answers: ")
+    assert all(url in message for url in dead) and caught.value.retryable
+
+
+async def test_a_downed_server_is_used_again_after_its_cooldown(
+    webui: StartServer, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live, live_url = webui(step_seconds=0.001)
+    port = free_port()
+    clock = FakeClock()
+    sd = provider(client, f"http://127.0.0.1:{port}", live_url, clock=clock)
+
+    await sd.generate(gen("t=0, refused: rests 10 s"), RecordingSink())
+    clock.now += 11
+    await sd.generate(gen("t=11, refused again: rests 20 s"), RecordingSink())
+    assert live.work_requests == 2
+
+    monkeypatch.setattr(loopback, "free_port", lambda: port)  # the server comes back on its old port
+    revived, revived_url = webui(step_seconds=0.001)
+    assert revived_url == f"http://127.0.0.1:{port}"
+    clock.now += 19
+    await sd.generate(gen("t=30, still resting"), RecordingSink())
+    assert revived.requests == [] and live.work_requests == 3
+    clock.now += 2
+    await sd.generate(gen("t=32, back"), RecordingSink())
+    assert [p["prompt"] for p in revived.received] == ["t=32, back"] and live.work_requests == 3
+
+
+# -- auth and errors -----------------------------------------------------------------------------
+
+SECRET = "s3cret-Pa55"
+
+
+@pytest.mark.parametrize("where", ["argument", "url"])
+async def test_basic_auth_is_sent_and_never_shown(
+    webui: StartServer, client: httpx.AsyncClient, where: str
+) -> None:
+    fake, url = webui(step_seconds=0.001, auth=("alice", SECRET))
+    if where == "url":
+        sd = provider(client, url.replace("http://", f"http://alice:{SECRET}@"))
+    else:
+        sd = provider(client, url, auth=("alice", SECRET))
+    await sd.edit(edit(), RecordingSink())
+    assert fake.work_requests == 1 and fake.auth_users and set(fake.auth_users) == {"alice"}
+    assert SECRET not in sd.label + repr(sd) and url in repr(sd)
+
+
+@pytest.mark.parametrize("where", ["argument", "url"])
+async def test_wrong_credentials_fail_as_auth_and_are_never_shown(
+    webui: StartServer, client: httpx.AsyncClient, where: str
+) -> None:
+    fake, url = webui(auth=("alice", SECRET))
+    wrong = "hunter2-wrong"
+    if where == "url":
+        sd = provider(client, url.replace("http://", f"http://alice:{wrong}@"))
+    else:
+        sd = provider(client, url, auth=("alice", wrong))
+    with pytest.raises(ProviderAuthFailed) as caught:
+        await sd.generate(gen(), RecordingSink())
+    shown = str(caught.value) + repr(caught.value) + sd.label + repr(sd)
+    assert "(401)" in shown and url in shown
+    assert wrong not in shown and "alice" not in shown
+    assert fake.work_requests == 0
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        (
+            {"status": 500, "body": {"error": "RuntimeError", "errors": "CUDA out of memory"}},
+            "CUDA out of memory",
+        ),
+        ({"status": 200, "body": "<html>busy</html>"}, "not valid JSON"),
+        ({"status": 200, "body": {"images": [], "parameters": {}, "info": "{}"}}, "sent no image data"),
+        ({"drop": True}, "broke off"),
+    ],
+    ids=["500", "not-json", "no-image", "dropped"],
+)
+async def test_server_failures_map_through_http_and_do_not_rest_the_server(
+    webui: StartServer, client: httpx.AsyncClient, failure: dict[str, Any], expected: str
+) -> None:
+    (a, url_a), (b, url_b) = webui(step_seconds=0.001), webui(step_seconds=0.001)
+    sd = provider(client, url_a, url_b)
+    a.fail_next(1, **failure)
+    with pytest.raises(ProviderFailed) as caught:
+        await sd.edit(edit(), RecordingSink())
+    assert expected in str(caught.value) and caught.value.retryable
+    await sd.edit(edit(), RecordingSink())
+    assert a.work_requests == 2 and b.work_requests == 0, "a server that answered is not rested"
+
+
+async def test_failed_progress_reads_do_not_fail_the_job(
+    webui: StartServer, client: httpx.AsyncClient
+) -> None:
+    fake, url = webui()
+    sink = RecordingSink()
+    fake.pause_at(4)
+    task = asyncio.create_task(provider(client, url).generate(gen(), sink))
+    await wait_thread_event(fake.paused)
+    await eventually(lambda: "Step 4 of 12" in sink.messages, message="step 4 reported")
+    fake.fail_next(2, status=500, path=PROGRESS)
+    fake.fail_next(1, drop=True, path=PROGRESS)
+    fake.fail_next(1, status=200, body="<html>", path=PROGRESS)
+    await eventually(lambda: fake.pending_failures == 0, message="the polls to hit every failure")
+    fake.resume()
+    result = await asyncio.wait_for(task, WAIT)
+    assert result.image.startswith(b"\x89PNG") and sink.updates[-1][:2] == (1.0, "Done")
