@@ -6,6 +6,7 @@ On a machine without Chromium these tests skip with the reason; with IMGEDIT_REQ
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import random
@@ -38,6 +39,9 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
+from tests.fake_sdwebui import FakeWebUI  # noqa: E402
+from tests.loopback import serve  # noqa: E402
+
 pytestmark = pytest.mark.browser
 
 
@@ -47,40 +51,61 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def running_app(tmp_path: Path, env_extra: dict[str, str] | None = None) -> Iterator[str]:
     """``python main.py`` as a user starts it, on a free port with its own data dir."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NICEGUI_", "IMGEDIT_"))}
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "main.py", "--port", str(port), "--no-show", "--data-dir", str(tmp_path / "data")],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited: {(tmp_path / 'server.log').read_text()}")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTEST_", "NICEGUI_", "IMGEDIT_", "OPENAI_"))
+    }
+    env.update(env_extra or {})
+    log_path = tmp_path / f"server-{port}.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "main.py",
+                "--port",
+                str(port),
+                "--no-show",
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
         try:
-            if httpx.get(url + "/", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError("server did not answer within 60 s")
-        time.sleep(0.2)  # polling a subprocess with a deadline
-    yield url
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+            while True:
+                if process.poll() is not None:
+                    raise AssertionError(f"server exited: {log_path.read_text()}")
+                try:
+                    if httpx.get(url + "/", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise AssertionError("server did not answer within 60 s")
+                time.sleep(0.2)  # polling a subprocess with a deadline
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    assert "Traceback" not in log_path.read_text(), log_path.read_text()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    with running_app(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
@@ -215,3 +240,64 @@ def test_start_edit_end_to_end(server: str, browser: webdriver.Chrome, tmp_path:
         lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image)
     )
     browser.save_screenshot(str(ARTIFACTS / "gallery-after-edit.png"))
+
+
+def start_edit_in_browser(
+    browser: webdriver.Chrome, card_index: int, prompt: str, provider: str | None = None
+) -> None:
+    click(browser, By.CSS_SELECTOR, f".imgedit-images-box .imgedit-image-card:nth-child({card_index + 1})")
+    click_button(browser, "Edit")
+    field = wait(browser).until(
+        lambda d: next(
+            (e for e in d.find_elements(By.CSS_SELECTOR, "input[aria-label]") if e.is_displayed()), None
+        )
+    )
+    field.send_keys(prompt)
+    if provider:
+        click(browser, By.XPATH, "//label[.//*[normalize-space()='Provider']]")
+        click(browser, By.CSS_SELECTOR, ".q-item", text_prefix=provider)
+    click_button(browser, "Start Edit")
+    wait(browser, 5).until(lambda d: not d.find_elements(By.CSS_SELECTOR, ".q-dialog"))
+
+
+def test_live_preview_from_a_stable_diffusion_server_beside_other_jobs(
+    browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    fake = FakeWebUI(step_seconds=0.05)
+    fake.pause_at(9)
+    with serve(fake.app()) as sd_url, running_app(tmp_path, {"IMGEDIT_SDWEBUI_URLS": sd_url}) as app_url:
+        browser.get(app_url)
+        wait(browser).until(
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, ".imgedit-image-card")) >= 6 or None
+        )
+        before = len(browser.find_elements(By.CSS_SELECTOR, ".imgedit-image-card"))
+
+        start_edit_in_browser(browser, 0, "oil painting at golden hour")
+        assert fake.paused.wait(30), "sampling reached step 9"
+        start_edit_in_browser(browser, 2, "add glitter", provider="Local engine")
+        start_edit_in_browser(browser, 3, "watercolor")
+
+        cards = browser.find_elements(By.CSS_SELECTOR, ".imgedit-loading-card")
+        assert len(cards) == 3
+        wait(browser, 20).until(lambda d: "Step 9 of 24" in d.page_source)
+        wait(browser, 20).until(
+            lambda d: any(e.is_displayed() for e in d.find_elements(By.CSS_SELECTOR, ".imgedit-preview"))
+        )
+        wait(browser, 20).until(lambda d: "Waiting for a free server" in d.page_source)
+        wait(browser, 20).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, ".imgedit-loading-card[data-stage=failed]")
+        )
+        failed = browser.find_element(By.CSS_SELECTOR, ".imgedit-loading-card[data-stage=failed]")
+        assert "glitter" in failed.text and "Retry" in failed.text and "Dismiss" in failed.text
+        sampling = browser.find_element(By.CSS_SELECTOR, ".imgedit-loading-card[data-progress]")
+        percent = int(sampling.find_element(By.CSS_SELECTOR, ".imgedit-percent").text.rstrip("%"))
+        assert 30 <= percent <= 45, "step 9 of 24 placed on the job's bar, drawn by the browser"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "live-preview.png"))
+
+        fake.resume()
+        wait(browser, 60).until(
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, ".imgedit-image-card")) == before + 2 or None
+        )
+        assert fake.max_in_flight == 1, "one job at a time per server"
+        assert fake.interrupts == []

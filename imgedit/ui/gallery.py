@@ -69,7 +69,7 @@ class GalleryPage:
             )
             with ui.element("div").classes("imgedit-gallery").mark("gallery") as self.grid:
                 self.jobs_box = ui.element("div").classes("imgedit-box")
-                self.images_box = ui.element("div").classes("imgedit-box")
+                self.images_box = ui.element("div").classes("imgedit-box imgedit-images-box")
                 self.empty = ui.label("No images yet. Drop some above, or make a New image.").classes(
                     "imgedit-empty"
                 )

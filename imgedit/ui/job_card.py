@@ -111,7 +111,7 @@ class LoadingCard:
                     props[key] = value
         self._set("stage", fmt.stage_label(snapshot), self.stage_label.set_text)
         self._set("icon", fmt.STAGE_ICONS[snapshot.stage], self._set_icon)
-        self._set("message", snapshot.error or snapshot.message, self.message.set_text)
+        self._set("message", snapshot.error or snapshot.message, self._set_message)
         if snapshot.preview_version:
             self._set("preview", snapshot.preview_version, lambda v: self._show_preview(snapshot.id, v))
         self._build_actions(snapshot.stage)
@@ -120,6 +120,11 @@ class LoadingCard:
         if self._sent.get(key) != value:
             self._sent[key] = value
             apply(value)
+
+    def _set_message(self, text: object) -> None:
+        self.message.set_text(str(text))
+        # A long error is clamped on the card; hovering shows all of it.
+        self.message.props["title"] = str(text)
 
     def _set_icon(self, name: object) -> None:
         for icon in (self.stage_icon, self.badge_icon):
