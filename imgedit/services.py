@@ -71,8 +71,8 @@ def build_providers(settings: Settings, http: httpx.AsyncClient) -> list[Provide
     """The configured providers, the one offered first in the dialog first; local is always there."""
     providers: list[Provider] = []
     if settings.openai_enabled:
-        providers.append(
-            OpenAIProvider(
+        try:
+            openai = OpenAIProvider(
                 client=http,
                 api_key=settings.openai_api_key,
                 base_url=settings.openai_base_url,
@@ -80,7 +80,9 @@ def build_providers(settings: Settings, http: httpx.AsyncClient) -> list[Provide
                 partial_images=settings.openai_partial_images,
                 input_fidelity=settings.openai_input_fidelity,
             )
-        )
+        except ValueError as exc:  # the message never contains the key itself
+            raise SystemExit(f"imgedit: OPENAI_API_KEY cannot be used: {exc}") from None
+        providers.append(openai)
     if settings.sdwebui_urls:
         providers.append(SdWebUiProvider(client=http, urls=settings.sdwebui_urls, auth=settings.sdwebui_auth))
     providers.append(LocalProvider())

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from imgedit import imaging
@@ -40,6 +41,7 @@ class ImageStore:
         self.thumbs_dir = data_dir / "thumbs"
         self.db = Database(data_dir / "imgedit.sqlite3")
         self._records: dict[ImageId, ImageRecord] = {}
+        self._undoing: set[asyncio.Future[None]] = set()
         self.version = 0
         """Bumped on every add and delete, so views can tell cheaply whether to look again."""
 
@@ -113,26 +115,19 @@ class ImageStore:
         Cancelling the caller leaves nothing behind: the worker thread is waited for and undone.
         Raises ``InvalidRequest`` for data that is not a usable image.
         """
-        image_id = new_image_id()
-        write = asyncio.ensure_future(
-            asyncio.to_thread(
-                self._write,
-                image_id,
-                data,
-                origin=origin,
-                name=name,
-                prompt=prompt,
-                parent_id=parent_id,
-                provider=provider,
-                quality=quality,
-            )
+        details = _Details(
+            origin=origin, name=name, prompt=prompt, parent_id=parent_id, provider=provider, quality=quality
         )
+        image_id = new_image_id()
+        write = asyncio.ensure_future(asyncio.to_thread(self._write, image_id, data, details))
         try:
             record = await asyncio.shield(write)
         except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await write
-            await asyncio.to_thread(self._erase, image_id)
+            # The undo runs to its end even if the caller is cancelled again while it waits.
+            undo = asyncio.ensure_future(self._undo(write, image_id))
+            self._undoing.add(undo)
+            undo.add_done_callback(self._undoing.discard)
+            await asyncio.shield(undo)
             raise
         self._records[record.id] = record
         self.version += 1
@@ -142,10 +137,15 @@ class ImageStore:
         self, data: bytes, *, origin: ImageOrigin, name: str = "", prompt: str | None = None
     ) -> ImageRecord:
         """``add`` for start-up code that runs before the event loop serves anyone."""
-        record = self._write(new_image_id(), data, origin=origin, name=name, prompt=prompt)
+        record = self._write(new_image_id(), data, _Details(origin=origin, name=name, prompt=prompt))
         self._records[record.id] = record
         self.version += 1
         return record
+
+    async def _undo(self, write: asyncio.Future[ImageRecord], image_id: ImageId) -> None:
+        with contextlib.suppress(Exception):
+            await write
+        await asyncio.to_thread(self._erase, image_id)
 
     async def delete(self, image_id: str) -> ImageRecord:
         """Remove an image, its thumbnail and its row. Results made from it stay."""
@@ -157,31 +157,20 @@ class ImageStore:
 
     # -- worker-thread parts -------------------------------------------------------------------
 
-    def _write(
-        self,
-        image_id: ImageId,
-        data: bytes,
-        *,
-        origin: ImageOrigin,
-        name: str = "",
-        prompt: str | None = None,
-        parent_id: ImageId | None = None,
-        provider: str | None = None,
-        quality: Quality | None = None,
-    ) -> ImageRecord:
-        normalized = imaging.normalize(data, name or "the image")
+    def _write(self, image_id: ImageId, data: bytes, details: _Details) -> ImageRecord:
+        normalized = imaging.normalize(data, details.name or "the image")
         record = ImageRecord(
             id=image_id,
             created_at=time.time(),
-            origin=origin,
             width=normalized.width,
             height=normalized.height,
             format=normalized.format,
-            name=name,
-            prompt=prompt,
-            parent_id=parent_id,
-            provider=provider,
-            quality=quality,
+            origin=details.origin,
+            name=details.name,
+            prompt=details.prompt,
+            parent_id=details.parent_id,
+            provider=details.provider,
+            quality=details.quality,
         )
         try:
             _atomic_write(self.path_of(record), normalized.data)
@@ -212,6 +201,18 @@ class ImageStore:
             for path in folder.glob(f"{image_id}.*"):
                 path.unlink(missing_ok=True)
         self.db.execute("DELETE FROM images WHERE id = ?", (image_id,))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Details:
+    """What is known of a new image besides its pixels."""
+
+    origin: ImageOrigin
+    name: str = ""
+    prompt: str | None = None
+    parent_id: ImageId | None = None
+    provider: str | None = None
+    quality: Quality | None = None
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

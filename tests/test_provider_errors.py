@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -207,33 +208,56 @@ class Backend:
         return httpx.Response(404, json={"detail": "Not Found"})
 
 
-async def run_case(
-    tmp_path: Path, make_provider: Callable[[httpx.AsyncClient], Provider], backend: Backend
-) -> tuple[object, list[float]]:
+@dataclass
+class Harness:
+    store: ImageStore
+    registry: JobRegistry
+    studio: Studio
+    source_id: str
+
+    def submit(self) -> str:
+        return self.studio.submit_edit(
+            self.source_id, "make it red", Quality.LOW, self.studio.providers.default.name
+        )
+
+
+@contextlib.asynccontextmanager
+async def harness(
+    tmp_path: Path,
+    make_provider: Callable[[httpx.AsyncClient], Provider],
+    backend: Backend,
+    sleep: Callable[[float], Awaitable[None]],
+) -> AsyncIterator[Harness]:
+    """The real job path (store, registry, Studio, retry policy) around one provider."""
     store = ImageStore(tmp_path / "data")
     store.open()
     source = store.add_sync(png(), origin=ImageOrigin.UPLOAD, name="source.png")
     durations = DurationModel({q: 1.0 for q in Quality})
     registry = JobRegistry(max_concurrent=2, durations=durations)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(backend)) as client:
+        studio = Studio(
+            store=store,
+            registry=registry,
+            providers=ProviderRegistry([make_provider(client)]),
+            durations=durations,
+            retry=RetryPolicy(max_attempts=3, base_delay=2.0, rng=random.Random(1)),
+            sleep=sleep,
+        )
+        yield Harness(store=store, registry=registry, studio=studio, source_id=source.id)
+    store.close()
+
+
+async def run_case(
+    tmp_path: Path, make_provider: Callable[[httpx.AsyncClient], Provider], backend: Backend
+) -> tuple[object, list[float]]:
     waits: list[float] = []
 
     async def recorded_sleep(seconds: float) -> None:
         waits.append(seconds)
         await asyncio.sleep(0)
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(backend)) as client:
-        provider = make_provider(client)
-        studio = Studio(
-            store=store,
-            registry=registry,
-            providers=ProviderRegistry([provider]),
-            durations=durations,
-            retry=RetryPolicy(max_attempts=3, base_delay=2.0, rng=random.Random(1)),
-            sleep=recorded_sleep,
-        )
-        job_id = studio.submit_edit(source.id, "make it red", Quality.LOW, provider.name)
-        final = await asyncio.wait_for(registry.wait(job_id), timeout=30)
-    store.close()
+    async with harness(tmp_path, make_provider, backend, recorded_sleep) as h:
+        final = await asyncio.wait_for(h.registry.wait(h.submit()), timeout=30)
     return final, waits
 
 
@@ -313,35 +337,20 @@ async def test_a_cut_stream_is_retried(tmp_path: Path) -> None:
 
 async def test_the_card_counts_down_to_the_retry_and_cancel_stops_the_wait(tmp_path: Path) -> None:
     backend = Backend("/v1/images/edits", [openai_error(503, "Overloaded"), openai_ok])
-    store = ImageStore(tmp_path / "data")
-    store.open()
-    source = store.add_sync(png(), origin=ImageOrigin.UPLOAD, name="source.png")
-    durations = DurationModel({q: 1.0 for q in Quality})
-    registry = JobRegistry(max_concurrent=1, durations=durations)
     waiting, never = asyncio.Event(), asyncio.Event()
 
     async def held_sleep(seconds: float) -> None:
         waiting.set()
         await never.wait()
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(backend)) as client:
-        provider = openai_provider(client)
-        studio = Studio(
-            store=store,
-            registry=registry,
-            providers=ProviderRegistry([provider]),
-            durations=durations,
-            retry=RetryPolicy(max_attempts=3, base_delay=4.0, rng=random.Random(1)),
-            sleep=held_sleep,
-        )
-        job_id = studio.submit_edit(source.id, "make it red", Quality.LOW, provider.name)
+    async with harness(tmp_path, openai_provider, backend, held_sleep) as h:
+        job_id = h.submit()
         await asyncio.wait_for(waiting.wait(), timeout=10)
-        message = registry.snapshot(job_id).message
+        message = h.registry.snapshot(job_id).message
         assert message.startswith("Retrying (2/3) in ")
         assert " s: " in message and "server error (503)" in message
-        assert registry.cancel(job_id)
-        final = await asyncio.wait_for(registry.wait(job_id), timeout=10)
+        assert h.registry.cancel(job_id)
+        final = await asyncio.wait_for(h.registry.wait(job_id), timeout=10)
+        assert len(h.store) == 1
     assert final.stage == JobStage.CANCELLED
     assert backend.attempts == 1, "the cancelled wait never led to a second call"
-    assert len(store) == 1
-    store.close()
