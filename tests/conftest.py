@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,10 @@ import pytest
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh data dir, handed to main.py through the environment like a user would."""
     folder = tmp_path / "data"
+    # A developer's own keys and servers must never be used by the tests.
+    for name in list(os.environ):
+        if name.startswith(("IMGEDIT_", "OPENAI_")):
+            monkeypatch.delenv(name)
     monkeypatch.setenv("IMGEDIT_DATA_DIR", str(folder))
     monkeypatch.setenv("IMGEDIT_NO_SHOW", "1")
     return folder

@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import httpx
 import pytest
-from nicegui import ui
+from nicegui import app, ui
 from nicegui.elements.upload_files import SmallFileUpload
 from nicegui.testing import User
 from PIL import Image
@@ -244,3 +245,54 @@ async def test_queued_job_shows_its_position_and_starts_when_a_slot_frees(one_sl
     gated.gate.set()
     await eventually(lambda: gated.calls == 2, message="the queued job to start")
     await eventually(lambda: loading_cards(user) == [], message="both to finish")
+
+
+async def test_enter_submits_and_the_result_names_its_origin(user: User) -> None:
+    await user.open("/")
+    services = app_services()
+    source = services.store.list()[0]
+    user.find(marker=f"image-{source.id}").click()
+    user.find(marker="edit").click()
+    user.find(marker="prompt").type("mirror").trigger("keydown.enter")
+    assert open_dialogs(user) == []
+    await eventually(lambda: services.store.list()[0].prompt == "mirror", message="the mirrored result")
+    await user.should_see(f"Edit of “{source.title}”: “mirror”", retries=30)
+
+
+async def test_view_shows_the_full_image_and_download_serves_the_file(user: User) -> None:
+    await user.open("/")
+    services = app_services()
+    image = services.store.list()[0]
+    user.find(marker=f"image-{image.id}").click()
+    user.find("View").click()
+    viewer = next(e for e in user.client.elements.values() if e.props.get("alt") == "full size")
+    assert viewer.props["src"] == f"/media/images/{image.id}"
+
+    user.find("Download").click()
+    response = await user.download.next(timeout=5)
+    assert response.status_code == 200
+    assert response.content == await services.store.read_bytes(image.id)
+    assert "attachment" in response.headers["content-disposition"]
+    assert response.headers["content-disposition"].endswith(f'.{image.extension}"')
+
+
+async def test_media_routes_serve_by_id_only(user: User) -> None:
+    await user.open("/")
+    services = app_services()
+    image = services.store.list()[0]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as client:
+        full = await client.get(f"/media/images/{image.id}")
+        thumb = await client.get(f"/media/thumbs/{image.id}")
+        assert full.status_code == 200 and full.headers["content-type"] == image.media_type
+        assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/webp"
+        for bad in ("../imgedit.sqlite3", "..%2Fimgedit.sqlite3", "0" * 32, "not-an-id", image.id + ".png"):
+            assert (await client.get(f"/media/images/{bad}")).status_code == 404, bad
+
+
+async def test_without_keys_only_the_local_engine_is_offered(user: User) -> None:
+    await user.open("/")
+    services = app_services()
+    assert [p.name for p in services.providers.all()] == ["local"]
+    user.find(marker="new-image").click()
+    select = user.find(marker="provider").elements.pop()
+    assert select.options == {"local": "Local engine (offline)"}

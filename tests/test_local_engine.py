@@ -20,15 +20,8 @@ from imgedit.providers import local
 from imgedit.providers.base import Provider, ProviderRequest
 from imgedit.providers.local import LocalProvider
 from imgedit.providers.local_draw import draw_from_prompt
-from imgedit.providers.local_ops import (
-    Banded,
-    Operation,
-    OperationCancelled,
-    apply_operations,
-    parse_prompt,
-    run_banded,
-    understood_phrases,
-)
+from imgedit.providers.local_ops import Banded, OperationCancelled, apply_operations, run_banded
+from imgedit.providers.local_parse import Operation, parse_prompt, understood_phrases
 from imgedit.samples import SAMPLE_PROMPTS, render_sample
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -23,14 +23,12 @@ from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, 
 from imgedit.providers.local_draw import draw_from_prompt
 from imgedit.providers.local_ops import (
     QUALITY_SPECS,
-    Operation,
     OperationCancelled,
     ProgressFn,
     StopFn,
     apply_operations,
-    parse_prompt,
-    understood_phrases,
 )
+from imgedit.providers.local_parse import Operation, parse_prompt, understood_phrases
 
 T = TypeVar("T")
 
