@@ -234,7 +234,8 @@ def test_start_edit_end_to_end(server: str, browser: webdriver.Chrome, tmp_path:
     )
     wait(browser, 10).until(lambda d: not d.find_elements(By.CSS_SELECTOR, ".imgedit-loading-card"))
     newest = browser.find_elements(By.CSS_SELECTOR, ".imgedit-image-card")[0]
-    assert "blur 12 and emboss" in newest.text
+    # The new card fades in; Selenium reads no text while it is still transparent.
+    wait(browser, 5).until(lambda d: "blur 12 and emboss" in newest.text)
     image = newest.find_element(By.CSS_SELECTOR, "img")
     wait(browser).until(
         lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image)
