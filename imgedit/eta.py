@@ -43,13 +43,12 @@ def eased_progress(elapsed: float, expected: float) -> float:
 
 def remaining_seconds(elapsed: float, expected: float, reported: float | None) -> float:
     """Seconds left. With reported progress, the measured rate is trusted in proportion to it."""
-    prior_left = max(expected - elapsed, 0.0)
     if reported is None or reported <= 0.0:
-        return prior_left
+        return max(expected - elapsed, 0.0)
     reported = min(reported, 1.0)
     rate_left = elapsed * (1.0 - reported) / reported
-    prior_scaled = expected * (1.0 - reported)
-    return reported * rate_left + (1.0 - reported) * max(prior_scaled, prior_left * (1.0 - reported))
+    prior_left = expected * (1.0 - reported)
+    return reported * rate_left + (1.0 - reported) * prior_left
 
 
 @dataclass(slots=True)

@@ -91,6 +91,30 @@ def encode(image: Image.Image, format: str, **options: object) -> bytes:
     return buffer.getvalue()
 
 
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+)
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The Pillow format name of encoded image bytes, from their signature; None if unknown.
+
+    Cheap enough for the event loop: it reads the first 12 bytes only.
+    """
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return next((name for signature, name in _SIGNATURES if data.startswith(signature)), None)
+
+
+def media_type(format: str) -> str:
+    """``image/png``, ``image/jpeg``, … for a Pillow format name."""
+    return f"image/{format.lower()}"
+
+
 def size_of(data: bytes) -> tuple[int, int]:
     with Image.open(io.BytesIO(data)) as image:
         return image.size

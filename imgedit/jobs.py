@@ -245,9 +245,6 @@ class JobRegistry:
         record.task.cancel()
         return True
 
-    def cancel_all(self) -> int:
-        return sum(self.cancel(job_id) for job_id in list(self._jobs))
-
     def retry(self, job_id: JobId) -> JobId:
         """Run a failed or cancelled job again as a new attempt; the old one is dismissed."""
         record = self._record(job_id)

@@ -34,9 +34,9 @@ from imgedit.errors import (
     ProviderRejected,
     ProviderUnavailable,
 )
+from imgedit.imaging import sniff_format
 
 MAX_MESSAGE = 400
-_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"RIFF", b"GIF8", b"BM")
 
 
 def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
@@ -150,7 +150,7 @@ def decode_image(b64: object, label: str) -> bytes:
         data = base64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ProviderFailed(f"{label} sent image data that is not valid base64.") from exc
-    if not data.startswith(_IMAGE_MAGIC):
+    if sniff_format(data) is None:
         raise ProviderFailed(f"{label} sent data that is not an image.")
     return data
 

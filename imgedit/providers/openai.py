@@ -30,6 +30,7 @@ from imgedit.errors import (
     ProviderRateLimited,
     ProviderRejected,
 )
+from imgedit.imaging import media_type, sniff_format
 from imgedit.models import JobKind, Quality
 from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult
 from imgedit.providers.http import (
@@ -68,10 +69,7 @@ _REJECTION_CODES = frozenset(
     {"moderation_blocked", "content_policy_violation", "invalid_request_error", "invalid_value"}
 )
 
-_UPLOAD_TYPES: tuple[tuple[bytes, str, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "image.png", "image/png"),
-    (b"\xff\xd8\xff", "image.jpg", "image/jpeg"),
-)
+_UPLOAD_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})  # what GPT image models accept as input
 
 
 def supports_input_fidelity(model: str) -> bool:
@@ -94,17 +92,14 @@ def generation_size(size: tuple[int, int] | None) -> str:
 
 def _upload_type(data: bytes) -> tuple[str, str] | None:
     """(file name, content type) for the formats the API accepts, sniffed from the bytes."""
-    for magic, filename, content_type in _UPLOAD_TYPES:
-        if data.startswith(magic):
-            return filename, content_type
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image.webp", "image/webp"
-    return None
+    format = sniff_format(data)
+    if format not in _UPLOAD_FORMATS:
+        return None
+    return f"image.{'jpg' if format == 'JPEG' else format.lower()}", media_type(format)
 
 
 def _result_format(data: bytes) -> str:
-    kind = _upload_type(data)
-    return {"image/jpeg": "JPEG", "image/webp": "WEBP"}.get(kind[1] if kind else "", "PNG")
+    return sniff_format(data) or "PNG"
 
 
 def _to_png(data: bytes) -> bytes:

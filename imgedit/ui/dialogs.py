@@ -109,7 +109,7 @@ class JobDialog:
             for q in Quality
         }
         self.quality.set_options(options, value=self.quality.value or Quality.MEDIUM.value)
-        self.hint.set_text(provider_hint(provider, self.kind))
+        self.hint.set_text(provider.describe(self.kind))
         self.engine_note.set_text(engine_note(provider))
 
     def _chosen_provider(self) -> Provider | None:
@@ -153,10 +153,6 @@ def engine_note(provider: Provider) -> str:
         if wanted
     ]
     return f"Runs on {provider.label}" + (f": {', '.join(shows)}." if shows else ".")
-
-
-def provider_hint(provider: Provider, kind: JobKind) -> str:
-    return provider.describe(kind)
 
 
 class ImageDialog:

@@ -8,7 +8,6 @@ moved on or finished. The grid is never rebuilt on a tick.
 from __future__ import annotations
 
 import functools
-import logging
 import time
 
 from nicegui import events, ui
@@ -20,8 +19,6 @@ from imgedit.services import Services
 from imgedit.ui import format as fmt
 from imgedit.ui.dialogs import ImageDialog, JobDialog, lineage_text
 from imgedit.ui.job_card import LoadingCard
-
-log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
 
@@ -73,7 +70,6 @@ class GalleryPage:
                 self.empty = ui.label("No images yet. Drop some above, or make a New image.").classes(
                     "imgedit-empty"
                 )
-        self.grid.classes("imgedit-gallery")
         self.tick()
         ui.timer(TICK_SECONDS, self.tick)
 

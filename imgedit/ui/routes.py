@@ -8,6 +8,7 @@ from fastapi.responses import FileResponse, Response
 from nicegui import app
 
 from imgedit.errors import NotFound
+from imgedit.imaging import media_type, sniff_format
 from imgedit.models import ImageRecord, JobId, is_valid_id
 from imgedit.services import Services
 
@@ -49,13 +50,7 @@ def register_routes(services: Services) -> None:
             data = None
         if data is None:
             raise HTTPException(status_code=404, detail="No preview")
-        return Response(data, media_type=_sniff(data), headers={"Cache-Control": "no-store"})
-
-
-def _sniff(data: bytes) -> str:
-    """Previews come in whatever format the provider streams; tell the browser which."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return "image/png"
+        # Previews come in whatever format the provider streams; tell the browser which.
+        return Response(
+            data, media_type=media_type(sniff_format(data) or "PNG"), headers={"Cache-Control": "no-store"}
+        )
