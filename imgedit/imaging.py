@@ -21,6 +21,10 @@ THUMB_SIDE = 480
 KEPT_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
 """Stored as uploaded; anything else readable (GIF, BMP, TIFF, ...) is converted to PNG."""
 READABLE = "PNG, JPEG, WebP, GIF, BMP or TIFF"
+ALLOWED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+"""The only decoders Pillow may use on bytes from outside (uploads, provider answers). Sniffing
+every format Pillow knows would hand PostScript to Ghostscript and run other rarely used
+decoders on hostile input."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -29,6 +33,8 @@ class NormalizedImage:
     format: str
     width: int
     height: int
+    note: str = ""
+    """What was changed on the way in that the user should hear of (e.g. "first frame only")."""
 
 
 def normalize(data: bytes, name: str = "the file") -> NormalizedImage:
@@ -44,7 +50,7 @@ def normalize(data: bytes, name: str = "the file") -> NormalizedImage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as probe:
+            with open_image(data) as probe:
                 width, height = probe.size
                 if width * height > MAX_PIXELS:
                     raise InvalidRequest(
@@ -78,11 +84,16 @@ def normalize(data: bytes, name: str = "the file") -> NormalizedImage:
 
 def thumbnail(data: bytes, side: int = THUMB_SIDE) -> bytes:
     """A WebP no larger than ``side`` on its longest edge."""
-    with Image.open(io.BytesIO(data)) as image:
+    with open_image(data) as image:
         image.draft("RGB", (side, side))  # JPEG decodes at a reduced scale: much faster
         small = _displayable(ImageOps.exif_transpose(image))
         small.thumbnail((side, side), Image.Resampling.LANCZOS)
         return encode(small, "WEBP", quality=82, method=4)
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Open encoded bytes with the allowed decoders only; lazy, like ``Image.open``."""
+    return Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
 
 
 def encode(image: Image.Image, format: str, **options: object) -> bytes:
@@ -116,7 +127,7 @@ def media_type(format: str) -> str:
 
 
 def size_of(data: bytes) -> tuple[int, int]:
-    with Image.open(io.BytesIO(data)) as image:
+    with open_image(data) as image:
         return image.size
 
 

@@ -118,10 +118,18 @@ class ImageStore:
         details = _Details(
             origin=origin, name=name, prompt=prompt, parent_id=parent_id, provider=provider, quality=quality
         )
+        record, _note = await self._add(data, details)
+        return record
+
+    async def add_upload(self, data: bytes, *, name: str) -> tuple[ImageRecord, str]:
+        """``add`` for a user's upload; also returns what was changed on the way in ("" if nothing)."""
+        return await self._add(data, _Details(origin=ImageOrigin.UPLOAD, name=name))
+
+    async def _add(self, data: bytes, details: _Details) -> tuple[ImageRecord, str]:
         image_id = new_image_id()
         write = asyncio.ensure_future(asyncio.to_thread(self._write, image_id, data, details))
         try:
-            record = await asyncio.shield(write)
+            record, note = await asyncio.shield(write)
         except asyncio.CancelledError:
             # The undo runs to its end even if the caller is cancelled again while it waits.
             undo = asyncio.ensure_future(self._undo(write, image_id))
@@ -131,18 +139,18 @@ class ImageStore:
             raise
         self._records[record.id] = record
         self.version += 1
-        return record
+        return record, note
 
     def add_sync(
         self, data: bytes, *, origin: ImageOrigin, name: str = "", prompt: str | None = None
     ) -> ImageRecord:
         """``add`` for start-up code that runs before the event loop serves anyone."""
-        record = self._write(new_image_id(), data, _Details(origin=origin, name=name, prompt=prompt))
+        record, _note = self._write(new_image_id(), data, _Details(origin=origin, name=name, prompt=prompt))
         self._records[record.id] = record
         self.version += 1
         return record
 
-    async def _undo(self, write: asyncio.Future[ImageRecord], image_id: ImageId) -> None:
+    async def _undo(self, write: asyncio.Future[tuple[ImageRecord, str]], image_id: ImageId) -> None:
         with contextlib.suppress(Exception):
             await write
         await asyncio.to_thread(self._erase, image_id)
@@ -157,7 +165,7 @@ class ImageStore:
 
     # -- worker-thread parts -------------------------------------------------------------------
 
-    def _write(self, image_id: ImageId, data: bytes, details: _Details) -> ImageRecord:
+    def _write(self, image_id: ImageId, data: bytes, details: _Details) -> tuple[ImageRecord, str]:
         normalized = imaging.normalize(data, details.name or "the image")
         record = ImageRecord(
             id=image_id,
@@ -194,7 +202,7 @@ class ImageStore:
         except BaseException:
             self._erase(image_id)
             raise
-        return record
+        return record, normalized.note
 
     def _erase(self, image_id: ImageId) -> None:
         for folder in (self.images_dir, self.thumbs_dir):

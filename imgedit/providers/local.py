@@ -18,6 +18,7 @@ from typing import TypeVar
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from imgedit.errors import InvalidRequest
+from imgedit.imaging import open_image
 from imgedit.models import JobKind, Quality
 from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult
 from imgedit.providers.local_draw import draw_from_prompt
@@ -77,7 +78,7 @@ def _scaled(report: ProgressFn, start: float, end: float) -> ProgressFn:
 
 def _decode(data: bytes, quality: Quality) -> Image.Image:
     try:
-        image = Image.open(io.BytesIO(data))
+        image = open_image(data)
         # JPEG can decode at 1/2, 1/4, 1/8 scale for free; no point decoding pixels we then discard.
         side = QUALITY_SPECS[quality].max_side
         image.draft("RGB", (side, side))

@@ -30,7 +30,7 @@ from imgedit.errors import (
     ProviderRateLimited,
     ProviderRejected,
 )
-from imgedit.imaging import media_type, sniff_format
+from imgedit.imaging import media_type, open_image, sniff_format
 from imgedit.models import JobKind, Quality
 from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult
 from imgedit.providers.http import (
@@ -105,7 +105,7 @@ def _result_format(data: bytes) -> str:
 def _to_png(data: bytes) -> bytes:
     """Re-encode a source the API would refuse (GIF, BMP, ...) as PNG."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with open_image(data) as image:
             image.load()
             buffer = io.BytesIO()
             image.save(buffer, "PNG")

@@ -200,7 +200,7 @@ class GalleryPage:
         name = event.file.name or "upload"
         try:
             data = await event.file.read()
-            record = await self.store.add(data, origin=ImageOrigin.UPLOAD, name=name)
+            record, _note = await self.store.add_upload(data, name=name)
         except ImgEditError as exc:
             ui.notify(f"{exc} Nothing was added.", type="negative", multi_line=True)
             return
