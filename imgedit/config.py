@@ -23,6 +23,8 @@ class Settings:
     """Everything the composition root needs to build the services and start the server."""
 
     host: str = "127.0.0.1"
+    allowed_hosts: tuple[str, ...] = ()
+    """Host names (Host header) the server answers to besides the loopback names and ``host``."""
     port: int = 8080
     data_dir: Path = Path("data")
     max_concurrent: int = 4

@@ -97,6 +97,13 @@ class ImageStore:
         except FileNotFoundError:
             raise NotFound("That image's file is missing from the data folder.") from None
 
+    def forget_missing(self, image_id: ImageId) -> None:
+        """Hide an image whose file has gone (deleted behind the app's back): its card drops out
+        everywhere; the row stays, so the image comes back if the file does."""
+        if self._records.pop(image_id, None) is not None:
+            log.warning("image %s has no file any more; leaving it out of the gallery", image_id)
+            self.version += 1
+
     # -- writing -----------------------------------------------------------------------------
 
     async def add(
