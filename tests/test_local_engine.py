@@ -15,13 +15,20 @@ import pytest
 from PIL import Image, ImageChops, ImageEnhance, ImageFilter, ImageStat
 
 from imgedit.errors import InvalidRequest, UnknownPrompt
+from imgedit.imaging import MAX_PIXELS, normalize
 from imgedit.models import JobKind, Quality
 from imgedit.providers import local
 from imgedit.providers.base import Provider, ProviderRequest
 from imgedit.providers.local import LocalProvider
 from imgedit.providers.local_draw import draw_from_prompt
-from imgedit.providers.local_ops import Banded, OperationCancelled, apply_operations, run_banded
-from imgedit.providers.local_parse import Operation, parse_prompt, understood_phrases
+from imgedit.providers.local_ops import (
+    MAX_OUTPUT_SIDE,
+    Banded,
+    OperationCancelled,
+    apply_operations,
+    run_banded,
+)
+from imgedit.providers.local_parse import MAX_OPERATIONS, Operation, parse_prompt, understood_phrases
 from imgedit.samples import SAMPLE_PROMPTS, render_sample
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -183,6 +190,33 @@ def test_understood_phrases_cover_every_operation_family() -> None:
                  "darker", "contrast", "colourful", "posterize", "pixelate", "vignette", "warmer", "cooler",
                  "edges", "sketch", "emboss", "crop square", "resize"):  # fmt: skip
         assert word in text
+
+
+@pytest.mark.parametrize(
+    ("prompt", "lower"),
+    [
+        ("SePiA AnD ViGnEtTe", "sepia and vignette"),
+        ("SEPIA THEN BLUR 3 PLUS MIRROR", "sepia then blur 3 plus mirror"),
+        ("Make It Black And White, Please", "make it black and white, please"),
+        ("Rotate LEFT And Then Flip", "rotate left and then flip"),
+        ("A Little Brighter & More Contrast", "a little brighter & more contrast"),
+    ],
+)
+def test_engine_words_are_understood_in_any_case(prompt: str, lower: str) -> None:
+    assert parse_prompt(prompt) == parse_prompt(lower)
+
+
+def test_an_unknown_clause_is_quoted_as_the_user_wrote_it() -> None:
+    with pytest.raises(UnknownPrompt, match='"Add GLITTER"'):
+        parse_prompt("SEPIA AND Add GLITTER")
+
+
+def test_a_prompt_with_too_many_steps_is_refused_saying_the_limit() -> None:
+    assert len(parse_prompt(" and ".join(["rotate 45"] * MAX_OPERATIONS))) == MAX_OPERATIONS
+    for count in (MAX_OPERATIONS + 1, 800):
+        with pytest.raises(InvalidRequest) as caught:
+            parse_prompt(" and ".join(["rotate 45"] * count))
+        assert f"at most {MAX_OPERATIONS} steps" in str(caught.value)
 
 
 # --- operations on pixels ------------------------------------------------------------------------
@@ -589,6 +623,39 @@ async def test_cancelling_an_edit_stops_the_worker_thread(monkeypatch: pytest.Mo
         await asyncio.sleep(0)  # let any callbacks still queued on the loop run
     assert len(sink.events) == seen
     assert all(f < 0.9 for f, _m in sink.events)
+
+
+async def test_repeated_rotation_is_capped_to_the_output_limit_and_the_result_is_storable() -> None:
+    # Six 45° turns of a 1024 px square would need an 8192² canvas (and 10 turns ~4 GB) uncapped.
+    source = gradient(32, 32).resize((1024, 1024))
+    sink = RecordingSink()
+    request = ProviderRequest(
+        kind=JobKind.EDIT,
+        prompt=" and ".join(["rotate 45"] * 6),
+        quality=Quality.MEDIUM,
+        image=png_bytes(source),
+    )
+    result = await LocalProvider().edit(request, sink)
+    image = decode(result.image)
+    assert max(image.size) <= MAX_OUTPUT_SIDE
+    assert max(image.size) >= MAX_OUTPUT_SIDE - 2  # scaled to fit, not shrunk more than needed
+    assert normalize(result.image).width == image.width  # the store takes it
+    assert image.width * image.height <= MAX_PIXELS
+    assert f"{MAX_OUTPUT_SIDE} px" in result.metadata["note"]
+
+
+def test_growing_geometry_stays_within_the_output_limit() -> None:
+    notes: list[str] = []
+    result = apply_operations(
+        gradient(32, 32).resize((2048, 1024)),
+        parse_prompt("resize 800% and rotate 30 and pixelate 4 and rotate 100"),
+        quality=Quality.HIGH,
+        on_progress=lambda f, m: None,
+        should_stop=lambda: False,
+        on_note=notes.append,
+    )
+    assert MAX_OUTPUT_SIDE - 2 <= max(result.size) <= MAX_OUTPUT_SIDE
+    assert len(notes) == 1 and "scaled down" in notes[0]
 
 
 async def test_generate_is_deterministic_and_sized_by_quality_or_request() -> None:

@@ -98,18 +98,25 @@ def _encode_png(image: Image.Image) -> bytes:
 
 def _edit_work(
     data: bytes, ops: list[Operation], quality: Quality, report: ProgressFn, stop: StopFn
-) -> bytes:
+) -> tuple[bytes, list[str]]:
+    """The edited PNG and what the user should hear about it (e.g. that it was scaled down)."""
     report(0.0, "Reading image")
     source = _decode(data, quality)
     if stop():
         raise OperationCancelled
+    notes: list[str] = []
     result = apply_operations(
-        source, ops, quality=quality, on_progress=_scaled(report, 0.05, 0.9), should_stop=stop
+        source,
+        ops,
+        quality=quality,
+        on_progress=_scaled(report, 0.05, 0.9),
+        should_stop=stop,
+        on_note=notes.append,
     )
     report(0.9, "Saving PNG")
     png = _encode_png(result)
     report(1.0, "Done")
-    return png
+    return png, notes
 
 
 def _generate_work(
@@ -147,10 +154,13 @@ class LocalProvider:
         if request.image is None:
             raise InvalidRequest("An edit needs a source image.")
         data, quality = request.image, request.quality
-        png = await _run_in_thread(lambda report, stop: _edit_work(data, ops, quality, report, stop), sink)
-        return ProviderResult(
-            image=png, format="PNG", metadata={"operations": ", ".join(op.label for op in ops)}
+        png, notes = await _run_in_thread(
+            lambda report, stop: _edit_work(data, ops, quality, report, stop), sink
         )
+        metadata = {"operations": ", ".join(op.label for op in ops)}
+        if notes:
+            metadata["note"] = " ".join(notes)
+        return ProviderResult(image=png, format="PNG", metadata=metadata)
 
     async def generate(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
         width, height = request.size or DEFAULT_SIZES[request.quality]

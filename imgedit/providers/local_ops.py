@@ -20,6 +20,7 @@ from imgedit.providers.local_parse import Operation
 
 ProgressFn = Callable[[float, str], None]
 StopFn = Callable[[], bool]
+NoteFn = Callable[[str], None]
 
 
 class OperationCancelled(Exception):
@@ -40,6 +41,9 @@ QUALITY_SPECS: dict[Quality, QualitySpec] = {
     Quality.HIGH: QualitySpec(2048, Image.Resampling.LANCZOS),
 }
 MAX_OUTPUT_SIDE = 4096
+"""No step may leave a longer side than this: rotation with ``expand`` grows the canvas by up to √2
+each time, so a few turns would otherwise reach gigabytes. 4096² stays well inside the store's
+``imaging.MAX_PIXELS``."""
 BANDS = 8
 
 BandFn = Callable[[Image.Image, tuple[int, int]], Image.Image]
@@ -248,6 +252,29 @@ _PREPARE: dict[str, Callable[[Image.Image, Operation], Banded]] = {
 }
 
 
+def _natural_side(image: Image.Image, op: Operation) -> float:
+    """The longest side ``op`` would produce with no limit; only rotate and resize grow an image."""
+    w, h = image.size
+    if op.name == "resize":
+        return max(w, h) * op.param("percent") / 100
+    if op.name == "rotate":
+        angle = math.radians(op.param("degrees"))
+        c, s = abs(math.cos(angle)), abs(math.sin(angle))
+        return max(w * c + h * s, w * s + h * c)
+    return max(w, h)
+
+
+def _scaled(image: Image.Image, scale: float, resample: Image.Resampling) -> Image.Image:
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, resample)
+
+
+def fit_within(image: Image.Image, side: int, resample: Image.Resampling) -> Image.Image:
+    """``image`` scaled down (never up) so that its longest side is at most ``side``."""
+    longest = max(image.size)
+    return image if longest <= side else _scaled(image, side / longest, resample)
+
+
 def _rotate_image(image: Image.Image, op: Operation, spec: QualitySpec) -> Image.Image:
     degrees = op.param("degrees") % 360  # clockwise
     exact = {
@@ -259,6 +286,11 @@ def _rotate_image(image: Image.Image, op: Operation, spec: QualitySpec) -> Image
     if degrees.is_integer() and int(degrees) in exact:
         method = exact[int(degrees)]
         return image.copy() if method is None else image.transpose(method)
+    # Shrink before turning, so the oversized canvas is never allocated; the 2 px margin covers
+    # Pillow rounding the expanded corners outwards.
+    natural = _natural_side(image, op)
+    if natural > MAX_OUTPUT_SIDE:
+        image = _scaled(image, (MAX_OUTPUT_SIDE - 2) / natural, spec.resample)
     # rotate() has no LANCZOS; the expanded corners become transparent rather than an arbitrary colour.
     resample = Image.Resampling.BICUBIC if spec.resample == Image.Resampling.LANCZOS else spec.resample
     return image.convert("RGBA").rotate(-degrees, resample=resample, expand=True)
@@ -271,10 +303,8 @@ def _crop_square(image: Image.Image, _op: Operation, _spec: QualitySpec) -> Imag
 
 
 def _resize_image(image: Image.Image, op: Operation, spec: QualitySpec) -> Image.Image:
-    scale = op.param("percent") / 100
-    scale = min(scale, MAX_OUTPUT_SIDE / max(image.size))
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image.resize(size, spec.resample)
+    scale = min(op.param("percent") / 100, MAX_OUTPUT_SIDE / max(image.size))
+    return _scaled(image, scale, spec.resample)
 
 
 _GEOMETRY: dict[str, Callable[[Image.Image, Operation, QualitySpec], Image.Image]] = {
@@ -293,11 +323,14 @@ def apply_operations(
     quality: Quality,
     on_progress: ProgressFn,
     should_stop: StopFn,
+    on_note: NoteFn = lambda _note: None,
 ) -> Image.Image:
     """Apply ``ops`` in order at the quality's working resolution; the result is a new RGB/RGBA image.
 
     Progress goes to ``on_progress(fraction, message)`` before every band or step (fractions rise
     and reach 1.0 only once everything is done); ``OperationCancelled`` as soon as ``should_stop()``.
+    No step leaves a side longer than ``MAX_OUTPUT_SIDE``; when one had to be scaled down to keep
+    to that, ``on_note`` hears it once, in words for the user.
     """
     units = len(ops) + 1  # preparing the working image counts as one unit, like each operation
 
@@ -311,12 +344,23 @@ def apply_operations(
     if work is image:
         work = image.copy()  # never hand the caller's own object back
     spec = QUALITY_SPECS[quality]
+    capped = False
     for index, op in enumerate(ops):
         message = f"{op.label} ({index + 1}/{len(ops)})"
         geometry = _GEOMETRY.get(op.name)
         if geometry is not None:
+            grows_too_far = _natural_side(work, op) > MAX_OUTPUT_SIDE + 0.5
+            if grows_too_far:
+                message += f", scaled down to fit {MAX_OUTPUT_SIDE} px"
             step(index + 1, message)
-            work = geometry(work, op, spec)
+            # The geometry functions keep to the limit themselves; this catches any rounding.
+            work = fit_within(geometry(work, op, spec), MAX_OUTPUT_SIDE, spec.resample)
+            if grows_too_far and not capped:
+                capped = True
+                on_note(
+                    f"The result was scaled down to fit {MAX_OUTPUT_SIDE} px on its longest side, "
+                    "the local engine's limit."
+                )
         else:
             on_band = functools.partial(
                 lambda base, msg, fraction: step(base + fraction, msg), index + 1, message

@@ -1,7 +1,8 @@
 """The local engine's prompt language: prompt → ``Operation`` list.
 
 Owns ``Operation`` (one parsed step), ``parse_prompt`` (prompt → ``Operation`` list, or
-``UnknownPrompt``) and ``understood_phrases`` (the help text). Pure and synchronous: no asyncio,
+``UnknownPrompt``; at most ``MAX_OPERATIONS``; letter case ignored) and ``understood_phrases``
+(the help text). Pure and synchronous: no asyncio,
 no I/O, no Pillow. Must not import nicegui or anything under ``imgedit.ui``.
 """
 
@@ -11,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from imgedit.errors import UnknownPrompt
+from imgedit.errors import InvalidRequest, UnknownPrompt
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,10 @@ class Operation:
 def _op(name: str, label: str, **params: float) -> Operation:
     return Operation(name, tuple(sorted(params.items())), label)
 
+
+MAX_OPERATIONS = 24
+"""Steps one prompt may ask for: each costs a pass over the image, so a pasted wall of clauses must
+not hold a worker for minutes."""
 
 _EXAMPLE = "make it sepia and add a vignette"
 _PHRASES = (
@@ -77,9 +82,14 @@ _FILLERS = re.compile(
     r"|convert(?: it)?(?: to| into)?"
     r"|turn(?: it)?(?!\s+(?:it\s+)?(?:left|right|clockwise|counter|anti|ccw|cw|[-+]?\d))"
     r"|more|much|very|really|quite|way|it|an?|the|to|by|some|with|of|effect|filter|look(?:ing)?"
-    r"|style|mode|tones?|version|also|do)\b"
+    r"|style|mode|tones?|version|also|do)\b",
+    re.IGNORECASE,
 )
-_SPLIT = re.compile(r"\s*(?:[,;+&]|(?<!\d)\.|\.(?!\d)|\band then\b|\bthen\b|\band\b|\bplus\b)\s*")
+# Case-insensitive like every pattern here: "SePiA AnD ViGnEtTe" is two clauses, as typed in
+# any case. Clauses keep the user's own text, so a message quotes what they wrote.
+_SPLIT = re.compile(
+    r"\s*(?:[,;+&]|(?<!\d)\.|\.(?!\d)|\band then\b|\bthen\b|\band\b|\bplus\b)\s*", re.IGNORECASE
+)
 _BLACK_AND_WHITE = re.compile(r"\bblack[\s-]*(?:and|&|n)[\s-]*white\b|\bb\s*[&/]\s*w\b", re.IGNORECASE)
 
 _STRONG = r"strong(?:er|ly)?|heavy|heavily|intense(?:ly)?|big|huge|extra|super|lots?|hard"
@@ -99,7 +109,7 @@ class _Rule:
 
 
 def _rule(core: str, build: _Builder, *, tail: str = _NUM) -> _Rule:
-    return _Rule(re.compile(f"{_PRE}(?:{core}){tail}{_POST}(?![a-z0-9])"), build)
+    return _Rule(re.compile(f"{_PRE}(?:{core}){tail}{_POST}(?![a-z0-9])", re.IGNORECASE), build)
 
 
 def _clamp(value: float, low: float, high: float) -> float:
@@ -325,7 +335,11 @@ def _parse_clause(text: str) -> list[Operation] | None:
 
 
 def parse_prompt(prompt: str) -> list[Operation]:
-    """The operations a prompt asks for, in order; ``UnknownPrompt`` if any clause is not understood."""
+    """The operations a prompt asks for, in order, in any letter case.
+
+    ``UnknownPrompt`` if any clause is not understood; ``InvalidRequest`` if it asks for more than
+    ``MAX_OPERATIONS`` steps (found out before the rest of a long prompt is parsed).
+    """
     if not prompt.strip():
         raise UnknownPrompt(f"The prompt is empty. {_explain()}")
     ops: list[Operation] = []
@@ -338,6 +352,11 @@ def parse_prompt(prompt: str) -> list[Operation]:
         if found is None:
             raise UnknownPrompt(f'I don\'t understand "{original}". {_explain()}')
         ops.extend(found)
+        if len(ops) > MAX_OPERATIONS:
+            raise InvalidRequest(
+                f"The prompt asks for more than {MAX_OPERATIONS} steps; the local engine does at most "
+                f"{MAX_OPERATIONS} steps in one edit. Split it into several edits."
+            )
     if not ops:
         raise UnknownPrompt(f'I don\'t understand "{" ".join(prompt.split())}". {_explain()}')
     return ops
