@@ -2,7 +2,9 @@
 
 Callers on the event loop go through ``asyncio.to_thread``; start-up code may call directly.
 Migrations are numbered by ``PRAGMA user_version`` so later releases (job history, queue)
-append to ``MIGRATIONS`` and never edit an earlier entry. Must not import nicegui.
+append to ``MIGRATIONS`` and never edit an earlier entry. Each runs in one transaction with its
+version bump: a migration that fails is rolled back whole and ``open`` raises ``MigrationFailed``.
+Must not import nicegui.
 """
 
 from __future__ import annotations
@@ -34,14 +36,19 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+class MigrationFailed(RuntimeError):
+    """A schema migration failed; it was rolled back and the database left as it was."""
+
+
 class Database:
     """A SQLite file in WAL mode behind a lock; every call is short and synchronous.
 
     Usage: ``db = Database(path); db.open(); db.execute('INSERT ...', (...))``
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, migrations: Sequence[str] = MIGRATIONS) -> None:
         self.path = path
+        self._migrations = tuple(migrations)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
 
@@ -53,7 +60,11 @@ class Database:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         self._conn = conn
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         with self._lock:
@@ -94,5 +105,18 @@ class Database:
         with self._lock:
             conn = self._connection
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+            for number, script in enumerate(self._migrations[version:], start=version + 1):
+                try:
+                    # executescript stops at the first failing statement with the transaction
+                    # still open; the rollback below is what makes the migration all or nothing.
+                    conn.executescript(
+                        f"BEGIN IMMEDIATE;\n{script}\n;\nPRAGMA user_version = {number};\nCOMMIT;"
+                    )
+                except sqlite3.Error as exc:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise MigrationFailed(
+                        f"Could not upgrade the database {self.path} to version {number}: migration "
+                        f"{number} failed ({exc}). It was rolled back; the database is still at "
+                        f"version {number - 1}."
+                    ) from exc

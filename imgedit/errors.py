@@ -4,6 +4,7 @@
     ├── InvalidRequest           the user's input cannot be used (empty prompt, bad upload)
     ├── UnknownPrompt            the local engine understood none / part of the prompt
     ├── NotFound                 an image or job id that does not exist
+    ├── StorageFailed            the data folder refused a write: full, read-only (not retryable)
     └── ProviderError            a backend failed
         ├── ProviderUnavailable  it could not be reached (retryable)
         │   └── ProviderRateLimited   429: too many requests (retryable, honours Retry-After)
@@ -34,6 +35,14 @@ class UnknownPrompt(InvalidRequest):
 
 class NotFound(ImgEditError):
     """No image or job with that id."""
+
+
+class StorageFailed(ImgEditError):
+    """The data folder could not take a write (disk full, quota used up, read-only, no access).
+
+    Nothing was kept of the attempt; trying again only helps once someone frees space or fixes
+    the folder, so it is not retried automatically.
+    """
 
 
 class ProviderError(ImgEditError):

@@ -2,8 +2,11 @@
 
 Layout under the data dir: ``images/<id>.<ext>`` (originals and results), ``thumbs/<id>.webp``,
 ``imgedit.sqlite3``. Files are addressed by id only; no user-given path reaches the filesystem.
-Writes are atomic (``*.tmp`` then ``replace``) and run in worker threads; reads of the index
-are plain dict lookups on the event loop. Must not import nicegui.
+Writes run in worker threads and are durable before they are visible: ``*.tmp``, fsync, replace,
+fsync the folder, for the image and then its thumbnail, and only then the row commits. So after
+a power loss a row always has its files; files without a row are swept at the next ``open``.
+A disk that refuses a write (full, read-only) becomes ``StorageFailed`` with nothing left behind.
+Reads of the index are plain dict lookups on the event loop. Must not import nicegui.
 
 Usage::
 
@@ -16,27 +19,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 import sqlite3
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from imgedit import imaging
 from imgedit.database import Database
-from imgedit.errors import NotFound
+from imgedit.errors import NotFound, StorageFailed
 from imgedit.models import ImageId, ImageOrigin, ImageRecord, Quality, is_valid_id, new_image_id
 
 log = logging.getLogger(__name__)
 
 _COLUMNS = "id, created_at, origin, width, height, format, name, prompt, parent_id, provider, quality"
 
+Fsync = Callable[[int], None]
+"""Flushes a file descriptor to the disk: ``os.fsync``, or a test's recorder."""
+Opener = Callable[[str, int], int]
+"""Opens a path with flags and returns a descriptor, as ``open(..., opener=...)`` expects."""
+
 
 class ImageStore:
     """Owns the image files and their rows; the only code that touches ``images/`` and ``thumbs/``."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, fsync: Fsync = os.fsync, opener: Opener | None = None) -> None:
         self.data_dir = data_dir
+        self._fsync = fsync
+        self._opener = opener
         self.images_dir = data_dir / "images"
         self.thumbs_dir = data_dir / "thumbs"
         self.db = Database(data_dir / "imgedit.sqlite3")
@@ -48,19 +61,26 @@ class ImageStore:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Create the folders and database, load the index, sweep leftovers of a crash."""
+        """Create the folders and database, load the index, sweep leftovers of a crash.
+
+        Each folder is listed once: a row whose image file is gone stays out of the gallery (the
+        row is kept, in case the file comes back); a file of ours without a row (a ``*.tmp``, or
+        a write the row never followed) is removed.
+        """
         self.images_dir.mkdir(parents=True, exist_ok=True)
         self.thumbs_dir.mkdir(parents=True, exist_ok=True)
-        for leftover in [*self.images_dir.glob("*.tmp"), *self.thumbs_dir.glob("*.tmp")]:
-            leftover.unlink(missing_ok=True)
         self.db.open()
-        rows = self.db.query(f"SELECT {_COLUMNS} FROM images ORDER BY created_at")
-        for row in rows:
-            record = _from_row(row)
-            if self.path_of(record).exists():
+        records = [
+            _from_row(row) for row in self.db.query(f"SELECT {_COLUMNS} FROM images ORDER BY created_at")
+        ]
+        images, thumbs = _file_names(self.images_dir), _file_names(self.thumbs_dir)
+        for record in records:
+            if self.path_of(record).name in images:
                 self._records[record.id] = record
             else:
                 log.warning("image %s has no file any more; leaving it out of the gallery", record.id)
+        _sweep(self.images_dir, images - {self.path_of(r).name for r in records})
+        _sweep(self.thumbs_dir, thumbs - {self.thumb_path_of(r).name for r in records})
         self.version += 1
 
     def close(self) -> None:
@@ -95,6 +115,7 @@ class ImageStore:
         try:
             return await asyncio.to_thread(self.path_of(record).read_bytes)
         except FileNotFoundError:
+            self.forget_missing(record.id)
             raise NotFound("That image's file is missing from the data folder.") from None
 
     def forget_missing(self, image_id: ImageId) -> None:
@@ -160,7 +181,12 @@ class ImageStore:
     async def _undo(self, write: asyncio.Future[tuple[ImageRecord, str]], image_id: ImageId) -> None:
         with contextlib.suppress(Exception):
             await write
-        await asyncio.to_thread(self._erase, image_id)
+        try:
+            await asyncio.to_thread(self._erase, image_id)
+        except (OSError, sqlite3.Error):
+            # Whatever stays is a file without a row (swept at the next start) or a row hidden
+            # for want of its file; the caller was cancelled and has nobody to tell.
+            log.warning("could not undo the cancelled save of image %s", image_id, exc_info=True)
 
     async def delete(self, image_id: str) -> ImageRecord:
         """Remove an image, its thumbnail and its row. Results made from it stay."""
@@ -188,28 +214,65 @@ class ImageStore:
             quality=details.quality,
         )
         try:
-            _atomic_write(self.path_of(record), normalized.data)
-            _atomic_write(self.thumb_path_of(record), imaging.thumbnail(normalized.data))
-            self.db.execute(
-                f"INSERT INTO images ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.id,
-                    record.created_at,
-                    record.origin.value,
-                    record.width,
-                    record.height,
-                    record.format,
-                    record.name,
-                    record.prompt,
-                    record.parent_id,
-                    record.provider,
-                    record.quality.value if record.quality else None,
-                ),
-            )
+            with _storage_errors(details):
+                self._write_file(self.path_of(record), normalized.data)
+                self._write_file(self.thumb_path_of(record), imaging.thumbnail(normalized.data))
+                self.db.execute(
+                    f"INSERT INTO images ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.id,
+                        record.created_at,
+                        record.origin.value,
+                        record.width,
+                        record.height,
+                        record.format,
+                        record.name,
+                        record.prompt,
+                        record.parent_id,
+                        record.provider,
+                        record.quality.value if record.quality else None,
+                    ),
+                )
         except BaseException:
-            self._erase(image_id)
+            # The row is the last step, so a failed write has at most files to take back.
+            self._remove_files(image_id)
             raise
         return record, normalized.note
+
+    def _write_file(self, path: Path, data: bytes) -> None:
+        """Atomic and durable: the bytes reach the disk under a temporary name, then the name."""
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            with open(tmp, "wb", opener=self._opener) as file:
+                file.write(data)
+                file.flush()
+                self._fsync(file.fileno())
+            tmp.replace(path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise
+        self._sync_folder(path.parent)
+
+    def _sync_folder(self, folder: Path) -> None:
+        """Make a rename in ``folder`` durable (POSIX keeps names in the directory's own data)."""
+        if os.name == "nt":
+            return  # Windows cannot open a directory for fsync; NTFS journals the rename itself
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            self._fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _remove_files(self, image_id: ImageId) -> None:
+        """Best effort: a folder that refused the write may refuse this too; then the next
+        start sweeps what is left, as it has no row."""
+        for folder in (self.images_dir, self.thumbs_dir):
+            for path in folder.glob(f"{image_id}.*"):
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError as exc:
+                    log.warning("could not remove %s: %s", path, exc)
 
     def _erase(self, image_id: ImageId) -> None:
         for folder in (self.images_dir, self.thumbs_dir):
@@ -230,10 +293,66 @@ class _Details:
     quality: Quality | None = None
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+@contextlib.contextmanager
+def _storage_errors(details: _Details) -> Iterator[None]:
+    """Translate the disk's refusals (from the files or from SQLite) into ``StorageFailed``."""
+    what = f"“{details.name}”" if details.origin is ImageOrigin.UPLOAD and details.name else "the result"
+    try:
+        yield
+    except OSError as exc:
+        log.warning("could not save %s: %s", what, exc)
+        raise StorageFailed(f"Could not save {what}: {_os_reason(exc)}") from exc
+    except sqlite3.OperationalError as exc:
+        reason = _sqlite_reason(exc)
+        if reason is None:
+            raise
+        log.warning("could not save %s: %s", what, exc)
+        raise StorageFailed(f"Could not save {what}: {reason}") from exc
+
+
+_NOT_WRITABLE = "the data folder is not writable."
+_OS_REASONS = {
+    errno.ENOSPC: "the disk is full.",
+    errno.EDQUOT: "the disk quota is used up.",
+    errno.EROFS: _NOT_WRITABLE,
+    errno.EACCES: _NOT_WRITABLE,
+    errno.EPERM: _NOT_WRITABLE,
+    errno.ENOENT: "the data folder is missing.",
+}
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.errno in _OS_REASONS:
+        return _OS_REASONS[exc.errno]
+    return f"the disk reported an error ({exc.strerror or exc})."
+
+
+# SQLite's primary result codes (the low byte of ``sqlite_errorcode``) that mean the disk said no.
+_SQLITE_REASONS = {
+    13: "the disk is full.",
+    8: _NOT_WRITABLE,
+    14: _NOT_WRITABLE,
+    10: "the disk reported an error.",
+}
+
+
+def _sqlite_reason(exc: sqlite3.OperationalError) -> str | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else _SQLITE_REASONS.get(code & 0xFF)
+
+
+def _file_names(folder: Path) -> set[str]:
+    with os.scandir(folder) as entries:
+        return {entry.name for entry in entries if entry.is_file()}
+
+
+def _sweep(folder: Path, names: set[str]) -> None:
+    """Remove files this store made but no row claims; anything else in the folder is not ours."""
+    for name in names:
+        if name.endswith(".tmp") or is_valid_id(name.partition(".")[0]):
+            log.info("removing %s: no image row refers to it", folder / name)
+            with contextlib.suppress(FileNotFoundError):
+                (folder / name).unlink()
 
 
 def _from_row(row: sqlite3.Row) -> ImageRecord:

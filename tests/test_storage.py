@@ -6,6 +6,7 @@ import asyncio
 import io
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imgedit.errors import InvalidRequest, NotFound
+from imgedit.database import Database, MigrationFailed
+from imgedit.errors import InvalidRequest, NotFound, StorageFailed
 from imgedit.imaging import THUMB_SIDE
 from imgedit.models import ImageOrigin, ImageRecord, Quality
 from imgedit.storage import ImageStore
@@ -412,3 +414,168 @@ async def test_cancelling_an_add_halfway_through_writing_leaves_nothing_behind(
         assert again.list() == before
     finally:
         again.close()
+
+
+async def test_reading_a_file_removed_behind_the_apps_back_drops_its_card(store: ImageStore) -> None:
+    kept = await store.add(picture(color="red"), origin=ImageOrigin.UPLOAD)
+    lost = await store.add(picture(color="blue"), origin=ImageOrigin.UPLOAD)
+    store.path_of(lost).unlink()
+    version = store.version
+
+    with pytest.raises(NotFound, match="missing"):
+        await store.read_bytes(lost.id)
+
+    assert [r.id for r in store.list()] == [kept.id]
+    assert store.version != version  # open views look again and drop the card
+    with pytest.raises(NotFound):
+        store.get(lost.id)
+
+
+# -- durability ------------------------------------------------------------------------------
+
+
+ON_LINUX = sys.platform.startswith("linux")
+
+
+async def test_files_and_their_folders_reach_the_disk_before_the_row_commits(tmp_path: Path) -> None:
+    synced: list[tuple[str, int]] = []
+
+    def fsync(fd: int) -> None:
+        # A second connection sees only what was committed: the row must not be there yet.
+        target = os.readlink(f"/proc/self/fd/{fd}") if ON_LINUX else str(fd)
+        synced.append((target, len(rows(tmp_path))))
+        os.fsync(fd)
+
+    store = ImageStore(tmp_path, fsync=fsync)
+    store.open()
+    try:
+        record = await store.add(picture(), origin=ImageOrigin.UPLOAD, name="cat.png")
+        assert len(rows(tmp_path)) == 1
+    finally:
+        store.close()
+
+    assert [committed for _target, committed in synced] == [0, 0, 0, 0]
+    if ON_LINUX:  # /proc names what each descriptor was
+        images, thumbs = tmp_path / "images", tmp_path / "thumbs"
+        assert [target for target, _committed in synced] == [
+            str(images / f"{record.id}.png.tmp"),  # the image's bytes, before it gets its name
+            str(images),  # its name
+            str(thumbs / f"{record.id}.webp.tmp"),
+            str(thumbs),
+        ]
+
+
+async def test_files_without_a_row_are_removed_on_open(store: ImageStore, tmp_path: Path) -> None:
+    record = await store.add(picture(), origin=ImageOrigin.UPLOAD)
+    store.close()
+    orphan = "2" * 32
+    (tmp_path / "images" / f"{orphan}.png").write_bytes(picture())  # written, then power lost
+    (tmp_path / "thumbs" / f"{orphan}.webp").write_bytes(b"thumb")
+    (tmp_path / "thumbs" / f"{record.id}.png").write_bytes(b"a thumb under a name no row has")
+    (tmp_path / "images" / "README.txt").write_text("not ours: left alone")
+
+    again = reopen(tmp_path)
+    try:
+        assert files(tmp_path / "images") == sorted([f"{record.id}.png", "README.txt"])
+        assert files(tmp_path / "thumbs") == [f"{record.id}.webp"]
+        assert [r.id for r in again.list()] == [record.id]
+    finally:
+        again.close()
+
+
+async def test_a_row_whose_file_is_missing_stays_hidden_until_the_file_is_back(
+    store: ImageStore, tmp_path: Path
+) -> None:
+    record = await store.add(picture(), origin=ImageOrigin.UPLOAD)
+    store.close()
+    parked = tmp_path / "parked.png"
+    store.path_of(record).rename(parked)
+
+    again = reopen(tmp_path)
+    try:
+        assert again.list() == []
+        assert [r["id"] for r in rows(tmp_path)] == [record.id]  # the row is kept
+        assert files(tmp_path / "thumbs") == [f"{record.id}.webp"]
+    finally:
+        again.close()
+
+    parked.rename(store.path_of(record))
+    third = reopen(tmp_path)
+    try:
+        assert [r.id for r in third.list()] == [record.id]
+    finally:
+        third.close()
+
+
+async def test_a_full_database_fails_the_add_with_a_message_and_leaves_no_file(
+    store: ImageStore, tmp_path: Path
+) -> None:
+    kept = await store.add(picture(), origin=ImageOrigin.UPLOAD)
+    [[pages]] = store.db.query("PRAGMA page_count")
+    store.db.query(f"PRAGMA max_page_count = {pages}")  # SQLite's own "database or disk is full"
+
+    with pytest.raises(StorageFailed, match=r"^Could not save the result: the disk is full\.$"):
+        await store.add(picture(color="navy"), origin=ImageOrigin.EDIT, prompt="x" * 20_000)
+
+    assert files(tmp_path / "images") == [f"{kept.id}.png"]
+    assert files(tmp_path / "thumbs") == [f"{kept.id}.webp"]
+    assert [r.id for r in store.list()] == [kept.id]
+    store.db.query("PRAGMA max_page_count = 1073741823")
+    assert (await store.add(picture(color="navy"), origin=ImageOrigin.EDIT, prompt="x" * 20_000)).id in store
+
+
+# -- migrations ------------------------------------------------------------------------------
+
+
+def schema(path: Path) -> tuple[int, list[str]]:
+    conn = sqlite3.connect(path)
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return version, sorted(tables)
+    finally:
+        conn.close()
+
+
+def test_migrations_run_once_each_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    first = ("CREATE TABLE a (x INTEGER);",)
+    db = Database(path, migrations=first)
+    db.open()
+    db.execute("INSERT INTO a VALUES (1)")
+    db.close()
+
+    db = Database(path, migrations=(*first, "CREATE TABLE b (y TEXT); INSERT INTO b VALUES ('x; y');"))
+    db.open()
+    try:
+        assert [r[0] for r in db.query("SELECT x FROM a")] == [1]  # migration 1 did not run again
+        assert [r[0] for r in db.query("SELECT y FROM b")] == ["x; y"]
+    finally:
+        db.close()
+    assert schema(path) == (2, ["a", "b"])
+
+
+def test_a_failing_migration_rolls_back_and_says_which_one_failed(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    good = "CREATE TABLE a (x INTEGER);"
+    bad = "CREATE TABLE half (x INTEGER); INSERT INTO no_such_table VALUES (1);"
+    db = Database(path, migrations=(good,))
+    db.open()
+    db.close()
+
+    failing = Database(path, migrations=(good, bad))
+    with pytest.raises(MigrationFailed) as caught:
+        failing.open()
+
+    message = str(caught.value)
+    assert "migration 2" in message
+    assert "no_such_table" in message
+    assert "version 1" in message
+    assert schema(path) == (1, ["a"])  # neither its first table nor a bumped version
+    with pytest.raises(RuntimeError, match="not open"):
+        failing.query("SELECT 1")  # the half-done connection was not left behind
+
+    fixed = Database(path, migrations=(good, "CREATE TABLE b (y INTEGER);"))
+    fixed.open()  # the next start, with the migration fixed, upgrades cleanly
+    fixed.close()
+    assert schema(path) == (2, ["a", "b"])
