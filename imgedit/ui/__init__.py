@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nicegui import app, ui
+from nicegui import app, helpers, ui
 
 from imgedit.services import Services
 from imgedit.ui.gallery import GalleryPage
+from imgedit.ui.hosts import HostCheck, HostPolicy
 from imgedit.ui.routes import register_routes
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
@@ -23,7 +24,12 @@ def register(app_services: Services) -> None:
     """Register routes, static files and pages for these services."""
     global services
     services = app_services
+    settings = app_services.settings
+    # NiceGUI's user fixture talks to the app in process as http://test; no network is involved.
+    simulated = ("test",) if helpers.is_user_simulation() else ()
+    policy = HostPolicy.for_server(host=settings.host, allowed_hosts=(*settings.allowed_hosts, *simulated))
     register_routes(app_services)
+    app.add_middleware(HostCheck, policy=policy)  # added last, so it wraps everything added before
     app.add_static_files("/static", STATIC_DIR)
     ui.add_head_html(
         '<link rel="stylesheet" href="/static/imgedit.css">'
