@@ -189,11 +189,20 @@ class ImageStore:
             log.warning("could not undo the cancelled save of image %s", image_id, exc_info=True)
 
     async def delete(self, image_id: str) -> ImageRecord:
-        """Remove an image, its thumbnail and its row. Results made from it stay."""
+        """Remove an image, its thumbnail and its row. Results made from it stay.
+
+        The card drops out at once; if the disk refuses, it comes back and ``StorageFailed`` says why.
+        """
         record = self.get(image_id)
         del self._records[record.id]
         self.version += 1
-        await asyncio.to_thread(self._erase, record.id)
+        try:
+            with _storage_errors(f"Could not delete “{record.title}”"):
+                await asyncio.to_thread(self._erase, record.id)
+        except StorageFailed:
+            self._records[record.id] = record
+            self.version += 1
+            raise
         return record
 
     # -- worker-thread parts -------------------------------------------------------------------
@@ -214,7 +223,7 @@ class ImageStore:
             quality=details.quality,
         )
         try:
-            with _storage_errors(details):
+            with _storage_errors(f"Could not save {details.what}"):
                 self._write_file(self.path_of(record), normalized.data)
                 self._write_file(self.thumb_path_of(record), imaging.thumbnail(normalized.data))
                 self.db.execute(
@@ -292,22 +301,29 @@ class _Details:
     provider: str | None = None
     quality: Quality | None = None
 
+    @property
+    def what(self) -> str:
+        """The image as a message names it: an upload by its file name, anything else as "the result"."""
+        return f"“{self.name}”" if self.origin is ImageOrigin.UPLOAD and self.name else "the result"
+
 
 @contextlib.contextmanager
-def _storage_errors(details: _Details) -> Iterator[None]:
-    """Translate the disk's refusals (from the files or from SQLite) into ``StorageFailed``."""
-    what = f"“{details.name}”" if details.origin is ImageOrigin.UPLOAD and details.name else "the result"
+def _storage_errors(failure: str) -> Iterator[None]:
+    """Translate the disk's refusals (from the files or from SQLite) into ``StorageFailed``.
+
+    ``failure`` opens the message: "Could not save “cat.png”" + ": the disk is full."
+    """
     try:
         yield
     except OSError as exc:
-        log.warning("could not save %s: %s", what, exc)
-        raise StorageFailed(f"Could not save {what}: {_os_reason(exc)}") from exc
+        log.warning("%s: %s", failure, exc)
+        raise StorageFailed(f"{failure}: {_os_reason(exc)}") from exc
     except sqlite3.OperationalError as exc:
         reason = _sqlite_reason(exc)
         if reason is None:
             raise
-        log.warning("could not save %s: %s", what, exc)
-        raise StorageFailed(f"Could not save {what}: {reason}") from exc
+        log.warning("%s: %s", failure, exc)
+        raise StorageFailed(f"{failure}: {reason}") from exc
 
 
 _NOT_WRITABLE = "the data folder is not writable."

@@ -335,3 +335,29 @@ async def test_a_really_read_only_images_folder_while_a_job_saves_and_an_upload_
     finally:
         await app.close()
         mounts.undo()
+
+
+async def test_deleting_from_a_really_read_only_folder_says_so_and_keeps_the_card(
+    tmp_path: Path, mounts: Mounts
+) -> None:
+    app = App(tmp_path / "store")
+    try:
+        record = await app.store.add(png(), origin=ImageOrigin.UPLOAD, name="keep.png")
+        before = app.contents()
+        version = app.store.version
+        mounts.read_only(app.data_dir / "images")
+
+        with pytest.raises(StorageFailed) as caught:
+            await app.store.delete(record.id)
+
+        assert str(caught.value) == "Could not delete “keep.png”: the data folder is not writable."
+        assert app.store.list() == [record]  # still there, and still shown
+        assert app.store.version != version  # views that dropped the card look again
+        assert app.contents() == before
+
+        mounts.writable(app.data_dir / "images")
+        await app.store.delete(record.id)
+        assert app.contents() == ([], [], [])
+    finally:
+        await app.close()
+        mounts.undo()
