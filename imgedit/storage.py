@@ -222,31 +222,37 @@ class ImageStore:
             provider=details.provider,
             quality=details.quality,
         )
+        failure = f"Could not save {details.what}"
         try:
-            with _storage_errors(f"Could not save {details.what}"):
+            with _storage_errors(failure):
                 self._write_file(self.path_of(record), normalized.data)
-                self._write_file(self.thumb_path_of(record), imaging.thumbnail(normalized.data))
-                self.db.execute(
-                    f"INSERT INTO images ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        record.id,
-                        record.created_at,
-                        record.origin.value,
-                        record.width,
-                        record.height,
-                        record.format,
-                        record.name,
-                        record.prompt,
-                        record.parent_id,
-                        record.provider,
-                        record.quality.value if record.quality else None,
-                    ),
-                )
+            thumb = imaging.thumbnail(normalized.data)  # Pillow's own OSErrors are not the disk's
+            with _storage_errors(failure):
+                self._write_file(self.thumb_path_of(record), thumb)
+                self._insert(record)
         except BaseException:
             # The row is the last step, so a failed write has at most files to take back.
             self._remove_files(image_id)
             raise
         return record, normalized.note
+
+    def _insert(self, record: ImageRecord) -> None:
+        self.db.execute(
+            f"INSERT INTO images ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.id,
+                record.created_at,
+                record.origin.value,
+                record.width,
+                record.height,
+                record.format,
+                record.name,
+                record.prompt,
+                record.parent_id,
+                record.provider,
+                record.quality.value if record.quality else None,
+            ),
+        )
 
     def _write_file(self, path: Path, data: bytes) -> None:
         """Atomic and durable: the bytes reach the disk under a temporary name, then the name."""
