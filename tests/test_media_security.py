@@ -297,6 +297,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         if not k.startswith(("PYTEST_", "NICEGUI_", "IMGEDIT_", "OPENAI_"))
     }
     env["IMGEDIT_SAMPLES"] = "1"
+    env["IMGEDIT_ALLOWED_HOSTS"] = "photos.example, Gallery.Lan"
     log_path = folder / "server.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -378,6 +379,14 @@ def test_real_server_serves_socketio_and_pages_to_loopback_names(server: Server)
     assert polling.body.startswith(b"0{") and b'"sid"' in polling.body, polling.body[:80]
     for host in (server.host, f"localhost:{server.port}", f"[::1]:{server.port}", "localhost"):
         assert raw_get(server, "/", host).status == 200, host
+
+
+def test_real_server_answers_to_the_allowed_hosts_it_was_given(server: Server) -> None:
+    for host in (f"photos.example:{server.port}", "gallery.lan", f"GALLERY.LAN.:{server.port}"):
+        assert raw_get(server, "/", host).status == 200, host
+        polling = raw_get(server, "/_nicegui_ws/socket.io/?EIO=4&transport=polling", host)
+        assert polling.status == 200 and polling.body.startswith(b"0{"), host
+    assert raw_get(server, "/", "photos.example.attacker.example").status == 400
 
 
 def test_real_server_raw_traversal_never_reaches_a_file(server: Server) -> None:
