@@ -1,12 +1,20 @@
-"""Pillow helpers for files entering the gallery: validate, normalise, thumbnail.
+"""Pillow helpers for files entering the gallery: validate, normalise, thumbnail, name.
 
-All functions are synchronous and CPU-bound: call them from a worker thread, never on the
+``normalize`` is the one gate for outside bytes (uploads and provider answers): it says in plain
+words what a refused file is ("a PDF document", "cut short or damaged", "30000×30000 pixels"), and
+turns what browsers or the engine would show wrongly (CMYK, 16-bit, animation, EXIF rotation) into a
+plain still PNG. ``display_name`` turns an uploaded file name into a title that is never a path.
+
+All image functions are synchronous and CPU-bound: call them from a worker thread, never on the
 event loop. Must not import nicegui.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
+import re
+import unicodedata
 import warnings
 from dataclasses import dataclass
 
@@ -20,11 +28,16 @@ MAX_PIXELS = 64_000_000
 THUMB_SIDE = 480
 KEPT_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
 """Stored as uploaded; anything else readable (GIF, BMP, TIFF, ...) is converted to PNG."""
+SHOWN_AS_IS_MODES = frozenset({"1", "L", "LA", "P", "RGB", "RGBA"})
+"""Pixel modes that browsers show right and the engine's plain ``convert`` handles; others (CMYK,
+16-bit grey, ...) are converted on the way in, even in a kept format."""
 READABLE = "PNG, JPEG, WebP, GIF, BMP or TIFF"
 ALLOWED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 """The only decoders Pillow may use on bytes from outside (uploads, provider answers). Sniffing
 every format Pillow knows would hand PostScript to Ghostscript and run other rarely used
 decoders on hostile input."""
+MAX_NAME_CHARS = 120
+_FORMAT_LABELS = {"WEBP": "WebP"}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -41,52 +54,74 @@ def normalize(data: bytes, name: str = "the file") -> NormalizedImage:
     """Check that ``data`` is an image we can work with and return what to store.
 
     The original bytes are kept when nothing needs changing, so an upload loses nothing.
-    Raises ``InvalidRequest`` with a message naming the file otherwise.
+    Raises ``InvalidRequest`` with a message naming the file and saying why otherwise.
     """
     if not data:
         raise InvalidRequest(f"“{name}” is empty.")
     if len(data) > MAX_UPLOAD_BYTES:
         raise InvalidRequest(f"“{name}” is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.")
+    what = _plainly_not_an_image(data)
+    if what is not None:
+        raise InvalidRequest(f"“{name}” is {what}.")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with open_image(data) as probe:
-                width, height = probe.size
-                if width * height > MAX_PIXELS:
-                    raise InvalidRequest(
-                        f"“{name}” is {width}×{height} pixels; imgedit takes up to {MAX_PIXELS // 1_000_000} MP."
-                    )
-                source_format = probe.format or ""
-                probe.load()
-                upright = ImageOps.exif_transpose(probe)
-                rotated = upright.size != probe.size or _has_orientation(probe)
-                if source_format in KEPT_FORMATS and not rotated:
-                    return NormalizedImage(data=data, format=source_format, width=width, height=height)
-                converted = _displayable(upright)
-                return NormalizedImage(
-                    data=encode(converted, "PNG"),
-                    format="PNG",
-                    width=converted.width,
-                    height=converted.height,
-                )
-    except InvalidRequest:
-        raise
-    except (
-        UnidentifiedImageError,
-        OSError,
-        ValueError,
-        SyntaxError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ) as exc:
+            # Our own MAX_PIXELS check below refuses these with a better message.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            probe = open_image(data)
+    except Image.DecompressionBombError:
+        raise InvalidRequest(_too_many_pixels(name, _claimed_size(data))) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise InvalidRequest(f"“{name}” is not an image imgedit can read ({READABLE}).") from exc
+    with probe:
+        if probe.width * probe.height > MAX_PIXELS:
+            raise InvalidRequest(_too_many_pixels(name, probe.size))
+        source_format = probe.format or ""
+        label = _FORMAT_LABELS.get(source_format, source_format)
+        try:
+            frames = getattr(probe, "n_frames", 1)  # counting seeks through the file, then back to 0
+            probe.load()
+            upright = ImageOps.exif_transpose(probe)
+        except Exception as exc:  # a hostile or broken file can make a decoder raise almost anything
+            raise InvalidRequest(
+                f"“{name}” is cut short or damaged: it starts like a {label} image but cannot be read to "
+                "the end."
+            ) from exc
+        rotated = upright.size != probe.size or _has_orientation(probe)
+        if source_format in KEPT_FORMATS and not rotated and frames == 1 and probe.mode in SHOWN_AS_IS_MODES:
+            return NormalizedImage(data=data, format=source_format, width=probe.width, height=probe.height)
+        notes = [_mode_note(probe.mode)]
+        if frames > 1:
+            notes.append(f"Animated {label}: only the first of {frames} frames was kept.")
+        converted = displayable(upright)
+        return NormalizedImage(
+            data=encode(converted, "PNG"),
+            format="PNG",
+            width=converted.width,
+            height=converted.height,
+            note=" ".join(note for note in notes if note),
+        )
+
+
+def display_name(raw: str) -> str:
+    """An uploaded file's name fit to store and show as its title: never a path, never a control.
+
+    Keeps the last path component only (``/`` and ``\\`` alike, so ``C:\\photos\\a.png`` from a
+    Windows browser is "a.png"), drops control and bidi-override characters (NUL included),
+    collapses whitespace and cuts at ``MAX_NAME_CHARS``; "upload" if nothing is left.
+    """
+    kept = (" " if c.isspace() else c for c in raw if c.isspace() or unicodedata.category(c) != "Cc")
+    text = "".join(kept).translate(_BIDI_CONTROLS)
+    text = re.split(r"[/\\]", text)[-1]
+    text = re.sub(r"^\s*[A-Za-z]:", "", text)  # a Windows drive-relative name, "C:photo.png"
+    text = " ".join(text.split())[:MAX_NAME_CHARS].strip()
+    return "upload" if text in ("", ".", "..") else text
 
 
 def thumbnail(data: bytes, side: int = THUMB_SIDE) -> bytes:
     """A WebP no larger than ``side`` on its longest edge."""
     with open_image(data) as image:
         image.draft("RGB", (side, side))  # JPEG decodes at a reduced scale: much faster
-        small = _displayable(ImageOps.exif_transpose(image))
+        small = displayable(ImageOps.exif_transpose(image))
         small.thumbnail((side, side), Image.Resampling.LANCZOS)
         return encode(small, "WEBP", quality=82, method=4)
 
@@ -136,8 +171,93 @@ def _has_orientation(image: Image.Image) -> bool:
     return orientation not in (None, 1)
 
 
-def _displayable(image: Image.Image) -> Image.Image:
+def displayable(image: Image.Image) -> Image.Image:
+    """RGB, or RGBA when ``image`` has any transparency: what screens, WebP and every filter take."""
     if image.mode in {"RGB", "RGBA"}:
         return image
-    has_alpha = image.mode in {"LA", "PA"} or (image.mode == "P" and "transparency" in image.info)
-    return image.convert("RGBA" if has_alpha else "RGB")
+    if image.mode == "I" or image.mode.startswith("I;16"):
+        # convert("RGB") would clip every value above 255 to white; scale 16 bits down to 8 instead.
+        return image.convert("I").point(lambda v: v / 257).convert("L").convert("RGB")
+    return image.convert("RGBA" if image.has_transparency_data else "RGB")
+
+
+def _mode_note(mode: str) -> str:
+    if mode == "CMYK":
+        return "Its CMYK colours were converted to RGB, as screens show them."
+    if mode == "I" or mode.startswith("I;16"):
+        return "It was a 16-bit image; it is stored with 8 bits per channel, as screens show it."
+    return ""
+
+
+def _too_many_pixels(name: str, size: tuple[int, int] | None) -> str:
+    limit = f"imgedit takes up to {MAX_PIXELS // 1_000_000} MP"
+    if size is None:
+        return f"“{name}” has too many pixels to open safely; {limit}."
+    return f"“{name}” is {size[0]}×{size[1]} pixels; {limit}."
+
+
+def _claimed_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from the header alone, for the message about a decompression bomb:
+    ``Image.open`` refuses those before it tells anyone their size. Nothing is decoded."""
+    fmt = _signature_format(data)
+    if fmt is None:
+        return None
+    factory, _accept = Image.OPEN[fmt]
+    try:
+        with factory(io.BytesIO(data), "") as image:
+            return image.size
+    except Exception:  # a header too broken to read: the message goes without the size
+        return None
+
+
+def _signature_format(data: bytes) -> str | None:
+    if data[:4] in (b"II*\0", b"MM\0*"):
+        return "TIFF"
+    return sniff_format(data)
+
+
+_TEXT_PROBE_BYTES = 4096
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+_TEXT_CONTROLS = frozenset("\t\n\r\f\v\x1b")
+_BIDI_CONTROLS = dict.fromkeys(map(ord, "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
+
+
+def _plainly_not_an_image(data: bytes) -> str | None:
+    """What a file without an image signature plainly is, in words for the refusal, or None.
+
+    Judged from the first few KB before any decoder sees the file, so a PDF or an SVG is named
+    as such instead of "not an image imgedit can read", and PostScript never reaches Pillow.
+    """
+    if _signature_format(data) is not None:
+        return None
+    head = data[:_TEXT_PROBE_BYTES]
+    if b"%PDF-" in head[:1024]:  # readers allow a little junk before the header
+        return "a PDF document, not an image"
+    if head.startswith((b"%!PS", b"\xc5\xd0\xd3\xc6")):  # plain and DOS-binary (E)PS
+        return "a PostScript file, not an image imgedit accepts"
+    text = _as_text(head)
+    if text is None:
+        return None
+    start = text.lstrip().lower()
+    if start.startswith("<") and "<svg" in start:
+        return "an SVG drawing; SVG is not accepted because it can carry scripts"
+    if start.startswith("<") and re.search(r"<(?:!doctype html|html|head|body|script)\b", start):
+        return "a web page (HTML), not an image"
+    return "a text file, not an image"
+
+
+def _as_text(head: bytes) -> str | None:
+    """``head`` decoded if it reads as text (UTF-8, or UTF-16 with a BOM), else None."""
+    encoding = "utf-8"
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            head, encoding = head[len(bom) :], name
+            break
+    try:
+        # Incremental, so a character cut in two at the end of the probe is not an error.
+        text = codecs.getincrementaldecoder(encoding)().decode(head, final=False)
+    except UnicodeDecodeError:
+        return None
+    if any(unicodedata.category(c) == "Cc" and c not in _TEXT_CONTROLS for c in text):
+        return None
+    return text

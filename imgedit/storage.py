@@ -151,7 +151,7 @@ class ImageStore:
 
     async def add_upload(self, data: bytes, *, name: str) -> tuple[ImageRecord, str]:
         """``add`` for a user's upload; also returns what was changed on the way in ("" if nothing)."""
-        return await self._add(data, _Details(origin=ImageOrigin.UPLOAD, name=name))
+        return await self._add(data, _Details(origin=ImageOrigin.UPLOAD, name=imaging.display_name(name)))
 
     async def _add(self, data: bytes, details: _Details) -> tuple[ImageRecord, str]:
         image_id = new_image_id()
