@@ -25,8 +25,9 @@ from imgedit.models import JobKind, Quality
 from imgedit.providers import Provider
 from imgedit.providers.base import ProviderRequest
 from imgedit.providers.sdwebui import SdWebUiProvider
+from imgedit.retry import RetryPolicy, call_with_retries
 from tests import loopback
-from tests.fake_sdwebui import PROGRESS, FakeWebUI
+from tests.fake_sdwebui import IMG2IMG, INTERRUPT, PROGRESS, FakeWebUI
 from tests.fakes import eventually
 from tests.loopback import free_port, serve
 
@@ -481,3 +482,50 @@ async def test_failed_progress_reads_do_not_fail_the_job(
     fake.resume()
     result = await asyncio.wait_for(task, WAIT)
     assert result.image.startswith(b"\x89PNG") and sink.updates[-1][:2] == (1.0, "Done")
+
+
+# -- read timeouts: a busy server, not a dead one ------------------------------------------------
+
+SHORT_READ = 0.3
+"""A read timeout far below the fake's paused job, far above the time the fake needs to start it."""
+
+
+@contextlib.asynccontextmanager
+async def impatient_client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(WAIT, read=SHORT_READ)) as http:
+        yield http
+
+
+async def no_wait(seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+async def test_a_read_timeout_interrupts_our_job_before_the_retry_sends_it_again(webui: StartServer) -> None:
+    fake, url = webui()
+    fake.pause_at(2)  # every job renders until it is interrupted, far past the read timeout
+    async with impatient_client() as http:
+        sd = provider(http, url)
+        with pytest.raises(ProviderUnavailable, match="did not answer in time"):
+            await call_with_retries(
+                lambda: sd.edit(edit(), RecordingSink()), RetryPolicy(max_attempts=3), sleep=no_wait
+            )
+
+    assert len(fake.jobs) == 3, "one render per attempt"
+    for job in fake.jobs:
+        await wait_thread_event(job.finished)
+    assert all(job.interrupted and job.steps_done < job.steps for job in fake.jobs)
+    assert [i.job_timestamp for i in fake.interrupts] == [job.timestamp for job in fake.jobs]
+    sent = [path for method, path in fake.requests if path in (IMG2IMG, INTERRUPT)]
+    assert sent == [IMG2IMG, INTERRUPT] * 3, "each render is stopped before the next is sent"
+
+
+async def test_a_read_timeout_does_not_rest_the_busy_server(webui: StartServer) -> None:
+    (busy, busy_url), (spare, spare_url) = webui(), webui(step_seconds=0.001)
+    busy.pause_at(2)
+    async with impatient_client() as http:
+        sd = provider(http, busy_url, spare_url)
+        for _ in range(2):  # a rested server would hand the second job to the spare
+            with pytest.raises(ProviderUnavailable, match="did not answer in time"):
+                await sd.edit(edit(), RecordingSink())
+    assert busy.work_requests == 2 and spare.work_requests == 0, "a server that was only slow is not rested"
+    assert len(busy.interrupts) == 2

@@ -10,6 +10,9 @@
                        5xx                           → ProviderFailed (Retry-After kept)
     bodies             not JSON / not an image       → ProviderFailed (retryable)
 
+``never_arrived(error)`` / ``went_unanswered(error)`` tell a caller which side of the wire a
+transport failure happened on: nothing reached the server, or the server may still be working.
+
 Nothing here logs a request header or a credential. Must not import nicegui.
 """
 
@@ -37,6 +40,13 @@ from imgedit.errors import (
 from imgedit.imaging import sniff_format
 
 MAX_MESSAGE = 400
+_UNANSWERED = (
+    httpx.ReadTimeout,
+    httpx.WriteTimeout,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
 
 
 def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
@@ -99,6 +109,18 @@ def error_from_response(response: httpx.Response, label: str) -> ProviderError:
     if code == "moderation_blocked":
         return ProviderRejected(f"{label}'s safety system blocked this request: {message}")
     return ProviderRejected(f"{label} refused the request ({status}): {message}")
+
+
+def never_arrived(error: BaseException) -> bool:
+    """True when ``error`` is a connection that could not be made: the server may be down, and
+    it holds nothing we sent."""
+    return isinstance(error.__cause__, httpx.ConnectError | httpx.ConnectTimeout | httpx.ProxyError)
+
+
+def went_unanswered(error: BaseException) -> bool:
+    """True when the request went out (at least in part) and no full answer came back: it timed
+    out or the connection broke off. The server may still be working on it."""
+    return isinstance(error.__cause__, _UNANSWERED)
 
 
 def error_from_transport(exc: httpx.TransportError, label: str) -> ProviderError:

@@ -35,7 +35,7 @@ from imgedit.errors import (
 )
 from imgedit.models import JobKind, Quality
 from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult
-from imgedit.providers.http import decode_image, json_body, send
+from imgedit.providers.http import decode_image, json_body, never_arrived, send, went_unanswered
 from imgedit.providers.sdwebui_pool import Server, ServerPool
 
 log = logging.getLogger(__name__)
@@ -226,8 +226,13 @@ class SdWebUiProvider:
             poller.cancel()
             await _uncancellable(self._interrupt_if_ours(server, watch))
             raise
-        except ProviderUnavailable as exc:
-            if not isinstance(exc, ProviderRateLimited):
+        except ProviderError as exc:
+            poller.cancel()
+            if went_unanswered(exc):
+                # A1111 renders on after the client gives up: stop it before a retry sends it again.
+                # A slow answer is a busy server, not a dead one, so it is not rested.
+                await _uncancellable(self._interrupt_if_ours(server, watch))
+            elif never_arrived(exc):
                 self._pool.mark_down(server)
             raise
         finally:
@@ -296,18 +301,25 @@ class SdWebUiProvider:
             sink.preview(decode_image(current, "The preview"))
 
     async def _interrupt_if_ours(self, server: Server, watch: _Watch) -> None:
-        """Stop the server's job if it is ours; a job we did not start is never interrupted."""
+        """Stop the server's job if it is ours; a job we did not start is never interrupted.
+
+        Ours is the job the server reports running under our stamp, or, before the poller saw
+        one, under any stamp newer than the one before we sent.
+        """
         try:
-            if watch.ours is None:
-                stamp = _timestamp(await self._read_progress(server, INTERRUPT_TIMEOUT))
-                if stamp is None or stamp == watch.baseline:
-                    return
+            body = await self._read_progress(server, INTERRUPT_TIMEOUT)
+            stamp = _timestamp(body)
+            state = body.get("state") if isinstance(body, dict) else None
+            running = isinstance(state, dict) and bool(state.get("job_count"))
+            if not running or stamp is None or stamp != (watch.ours or stamp) or stamp == watch.baseline:
+                return
             request = self._client.build_request(
                 "POST", server.url + "/sdapi/v1/interrupt", headers=server.headers, timeout=INTERRUPT_TIMEOUT
             )
             await send(self._client, request, _server_label(server))
+            log.info("Interrupted our job %s on %s", stamp, server.url)
         except ProviderError as exc:
-            log.info("Could not interrupt the cancelled job on %s: %s", server.url, exc)
+            log.info("Could not interrupt our job on %s: %s", server.url, exc)
 
 
 def _metadata(body: Any, payload: Mapping[str, Any], server: Server) -> dict[str, str]:
