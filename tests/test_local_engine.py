@@ -440,6 +440,14 @@ def test_alpha_is_kept_and_other_modes_are_converted() -> None:
     assert run(palette, "blur").mode == "RGBA"
 
 
+def test_a_16_bit_grey_source_is_scaled_to_8_bits_not_clipped_to_white() -> None:
+    source = Image.new("I;16", (64, 48), 0)
+    source.paste(32896, (32, 0, 64, 48))  # 128 × 257: mid grey in 16 bits
+    out = run(source, "mirror")
+    assert out.mode == "RGB"
+    assert out.getpixel((10, 10)) == (128, 128, 128) and out.getpixel((50, 10)) == (0, 0, 0)
+
+
 @pytest.mark.parametrize(
     ("quality", "size"),
     [(Quality.LOW, (512, 384)), (Quality.MEDIUM, (1024, 768)), (Quality.HIGH, (1600, 1200))],

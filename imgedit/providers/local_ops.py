@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageChops, ImageEnhance, ImageFilter, ImageOps, ImageStat
 
+from imgedit.imaging import displayable
 from imgedit.models import Quality
 from imgedit.providers.local_parse import Operation
 
@@ -67,12 +68,11 @@ class Banded:
 
 
 def normalise_mode(image: Image.Image) -> Image.Image:
-    """RGB, or RGBA when the source has transparency; every operation works on these two."""
-    if image.mode in ("RGB", "RGBA"):
-        return image
-    if image.mode in ("LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info):
-        return image.convert("RGBA")
-    return image.convert("RGB")
+    """RGB, or RGBA when the source has transparency; every operation works on these two.
+
+    The same conversion as the gallery's, so a 16-bit source is scaled to 8 bits, not clipped white.
+    """
+    return displayable(image)
 
 
 def to_working_resolution(image: Image.Image, quality: Quality) -> Image.Image:
