@@ -11,7 +11,7 @@ import sys
 
 from nicegui import app, ui
 
-from imgedit.config import Settings
+from imgedit.config import Settings, unknown_variables
 from imgedit.services import build_services
 from imgedit.ui import register
 
@@ -20,7 +20,11 @@ def main() -> None:
     # NiceGUI's test harness runs this file too; its argv belongs to pytest.
     simulated = bool(os.environ.get("NICEGUI_USER_SIMULATION"))
     settings = Settings.from_args([] if simulated else sys.argv[1:], os.environ)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
+    for name in unknown_variables(os.environ):
+        logging.getLogger("imgedit").warning("%s is not a setting imgedit knows; it is ignored", name)
+    if not settings.is_loopback:
+        warn_exposed(settings.host, settings.port)
     services = build_services(settings)
     register(services)
     app.on_shutdown(services.close)
@@ -40,6 +44,29 @@ def main() -> None:
         favicon="🎨",
         show_welcome_message=True,
         storage_secret=settings.storage_secret or None,
+    )
+
+
+QUIET_LIBRARIES = ("httpx", "httpcore", "uvicorn.access", "watchfiles", "multipart", "PIL")
+"""Chatter at INFO (a line per SD progress poll, per request): only their warnings are shown."""
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def warn_exposed(host: str, port: int) -> None:
+    bar = "!" * 78
+    print(
+        f"{bar}\n"
+        f"WARNING: imgedit listens on {host}:{port}, beyond this computer, WITHOUT A PASSWORD.\n"
+        "Anyone who can reach this address can see, edit and delete every image and job.\n"
+        "Use --host 127.0.0.1 unless you trust everyone on this network.\n"
+        f"{bar}",
+        file=sys.stderr,
+        flush=True,
     )
 
 

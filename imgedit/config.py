@@ -1,7 +1,10 @@
-"""Settings: one frozen value built from command-line flags and ``IMGEDIT_*`` environment variables.
+"""Settings: one frozen value built from command-line flags and environment variables.
 
-Flags win over the environment, the environment over defaults. Secrets (API keys, passwords)
-are read from the environment only and never printed. Must not import nicegui.
+Flags win over the environment, the environment over defaults. Every variable, flag or not, is
+read by one parser (``_OPTIONS``) with one rule per type, and a bad value stops start-up with a
+usage message in argparse's form (``python main.py: error: IMGEDIT_PORT: 'abc' is not a whole
+number``), never a traceback. Secrets (API keys, passwords) come from the environment only and
+are never printed. Must not import nicegui.
 
 Usage: ``settings = Settings.from_args(sys.argv[1:], os.environ)``
 """
@@ -9,13 +12,17 @@ Usage: ``settings = Settings.from_args(sys.argv[1:], os.environ)``
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from imgedit.models import Quality
 
 DEFAULT_PRIORS: dict[Quality, float] = {Quality.LOW: 2.0, Quality.MEDIUM: 4.0, Quality.HIGH: 8.0}
+"""Seconds per quality for a provider that gives no prior of its own (every built-in one does)."""
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -31,108 +38,246 @@ class Settings:
     show: bool = True
     samples: bool = True
     """Fill an empty gallery with images drawn by the local engine."""
-    eta_priors: dict[Quality, float] = field(default_factory=lambda: dict(DEFAULT_PRIORS))
-    """Fallback seconds per quality for providers that give no prior of their own."""
+    stall_timeout: float = 600.0
+    """Seconds a running job may go without any word from its provider before it is failed."""
     storage_secret: str = field(default="", repr=False)
     max_attempts: int = 3
     """Provider calls per job, first try included, before a transient failure fails the job."""
     openai_api_key: str = field(default="", repr=False)
-    openai_base_url: str = "https://api.openai.com/v1"
+    openai_base_url: str = field(default="https://api.openai.com/v1", repr=False)
     openai_model: str = "gpt-image-1.5"
     openai_partial_images: int = 2
     openai_input_fidelity: str | None = "high"
-    sdwebui_urls: tuple[str, ...] = ()
+    sdwebui_urls: tuple[str, ...] = field(default=(), repr=False)
     sdwebui_auth: tuple[str, str] | None = field(default=None, repr=False)
 
     @property
     def openai_enabled(self) -> bool:
         return bool(self.openai_api_key)
 
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in LOOPBACK_HOSTS
+
     @classmethod
     def from_args(cls, argv: Sequence[str], env: Mapping[str, str]) -> Settings:
-        args = _parser(env).parse_args(list(argv))
-        if args.max_concurrent < 1:
-            raise SystemExit("--max-concurrent must be at least 1")
-        if args.max_attempts < 1:
-            raise SystemExit("--max-attempts must be at least 1")
-        priors = dict(DEFAULT_PRIORS)
-        for quality in Quality:
-            raw = env.get(f"IMGEDIT_ETA_{quality.upper()}")
-            if raw:
-                priors[quality] = max(0.1, float(raw))
-        fidelity = env.get("IMGEDIT_OPENAI_INPUT_FIDELITY", "high").strip().lower()
-        auth_text = env.get("IMGEDIT_SDWEBUI_AUTH", "")
-        user, _, password = auth_text.partition(":")
-        return cls(
-            max_attempts=args.max_attempts,
-            openai_api_key=env.get("OPENAI_API_KEY", "").strip(),
-            openai_base_url=(env.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/"),
-            openai_model=env.get("IMGEDIT_OPENAI_MODEL", "gpt-image-1.5").strip() or "gpt-image-1.5",
-            openai_partial_images=min(3, max(0, int(env.get("IMGEDIT_OPENAI_PARTIAL_IMAGES", "2")))),
-            openai_input_fidelity=fidelity if fidelity in {"high", "low"} else None,
-            sdwebui_urls=tuple(
-                u.strip().rstrip("/") for u in env.get("IMGEDIT_SDWEBUI_URLS", "").split(",") if u.strip()
-            ),
-            sdwebui_auth=(user, password) if auth_text and password else None,
-            host=args.host,
-            port=args.port,
-            data_dir=Path(args.data_dir),
-            max_concurrent=args.max_concurrent,
-            show=not args.no_show,
-            samples=env.get("IMGEDIT_SAMPLES", "1") not in {"0", "false", "no"},
-            eta_priors=priors,
-            storage_secret=env.get("IMGEDIT_STORAGE_SECRET", ""),
-        )
+        parser = _parser()
+        args = parser.parse_args(list(argv))
+        values: dict[str, Any] = {}
+        for option in _OPTIONS:
+            given = getattr(args, option.dest, None) if option.flag else None
+            if given is not None:
+                values[option.dest] = given  # argparse already checked it with the same rule
+                continue
+            raw = env.get(option.env, "")
+            if not raw.strip():
+                continue
+            try:
+                values[option.dest] = option.parse(raw)
+            except ValueError as exc:
+                parser.error(f"{option.env}: {exc}")
+        if values.pop("no_show", False):
+            values["show"] = False
+        auth = values.pop("sdwebui_auth_text", "")
+        user, _, password = auth.partition(":")
+        if auth and not password:
+            parser.error("IMGEDIT_SDWEBUI_AUTH: expected user:password")
+        if auth:
+            values["sdwebui_auth"] = (user, password)
+        if "data_dir" in values:
+            values["data_dir"] = Path(values["data_dir"])
+        return cls(**values)
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+# -- one rule per kind of value ---------------------------------------------------------------
 
 
-def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(f"{raw.strip()!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            span = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise ValueError(f"{value} is out of range (expected {span})")
+        return value
+
+    return parse
+
+
+def _seconds(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError(f"{raw.strip()!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0 or value > 7 * 24 * 3600:
+        raise ValueError(f"{raw.strip()!r} is out of range (expected seconds from 0 to a week)")
+    return value
+
+
+def _boolean(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in {"1", "true", "yes", "on"}:
+        return True
+    if word in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{raw.strip()!r} is not one of 1/0, true/false, yes/no, on/off")
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _url(raw: str) -> str:
+    url = raw.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError("expected a URL starting with http:// or https://")
+    return url
+
+
+def _urls(raw: str) -> tuple[str, ...]:
+    return tuple(_url(part) for part in raw.split(",") if part.strip())
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+
+
+def _choice(*choices: str, none: str | None = None) -> Callable[[str], str | None]:
+    def parse(raw: str) -> str | None:
+        word = raw.strip().lower()
+        if word == none:
+            return None
+        if word not in choices:
+            allowed = ", ".join([*choices, *([none] if none else [])])
+            raise ValueError(f"{raw.strip()!r} is not one of {allowed}")
+        return word
+
+    return parse
+
+
+@dataclass(frozen=True, slots=True)
+class _Option:
+    dest: str
+    env: str
+    parse: Callable[[str], Any]
+    help: str
+    flag: str | None = None
+    metavar: str | None = None
+
+
+_OPTIONS: tuple[_Option, ...] = (
+    _Option(
+        "host", "IMGEDIT_HOST", _text, "interface to listen on; 0.0.0.0 serves the LAN", "--host", "HOST"
+    ),
+    _Option("port", "IMGEDIT_PORT", _whole(1, 65535), "port to listen on", "--port", "PORT"),
+    _Option(
+        "allowed_hosts",
+        "IMGEDIT_ALLOWED_HOSTS",
+        _names,
+        "more host names the server answers to, comma-separated (loopback names always work)",
+        "--allowed-hosts",
+        "NAMES",
+    ),
+    _Option(
+        "data_dir", "IMGEDIT_DATA_DIR", _text, "images, thumbnails and the database", "--data-dir", "DIR"
+    ),
+    _Option(
+        "max_concurrent",
+        "IMGEDIT_MAX_CONCURRENT",
+        _whole(1, 64),
+        "jobs that run at the same time; the rest wait in the queue",
+        "--max-concurrent",
+        "N",
+    ),
+    _Option(
+        "max_attempts",
+        "IMGEDIT_MAX_ATTEMPTS",
+        _whole(1, 10),
+        "provider calls per job before a transient failure (timeout, 429, 5xx) fails it",
+        "--max-attempts",
+        "N",
+    ),
+    _Option(
+        "stall_timeout",
+        "IMGEDIT_STALL_TIMEOUT",
+        _seconds,
+        "seconds a running job may go without a word from its provider before it is failed",
+        "--stall-timeout",
+        "SECONDS",
+    ),
+    _Option("no_show", "IMGEDIT_NO_SHOW", _boolean, "do not open a browser tab on start", "--no-show"),
+    _Option("samples", "IMGEDIT_SAMPLES", _boolean, "draw sample images into an empty gallery (default on)"),
+    _Option("storage_secret", "IMGEDIT_STORAGE_SECRET", _text, "secret that signs browser sessions"),
+    _Option("openai_api_key", "OPENAI_API_KEY", _text, "enables the OpenAI Images API"),
+    _Option("openai_base_url", "OPENAI_BASE_URL", _url, "an OpenAI-compatible server"),
+    _Option("openai_model", "IMGEDIT_OPENAI_MODEL", _text, "OpenAI image model"),
+    _Option("openai_partial_images", "IMGEDIT_OPENAI_PARTIAL_IMAGES", _whole(0, 3), "live previews per job"),
+    _Option(
+        "openai_input_fidelity",
+        "IMGEDIT_OPENAI_INPUT_FIDELITY",
+        _choice("high", "low", none="none"),
+        "input fidelity of edits",
+    ),
+    _Option("sdwebui_urls", "IMGEDIT_SDWEBUI_URLS", _urls, "Stable Diffusion WebUI servers, comma-separated"),
+    _Option("sdwebui_auth_text", "IMGEDIT_SDWEBUI_AUTH", _text, "user:password for SD WebUI --api-auth"),
+)
+
+
+def unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """``IMGEDIT_*`` variables that are set but mean nothing to imgedit (a typo, or a removed one)."""
+    known = {o.env for o in _OPTIONS} | {"IMGEDIT_REQUIRE_BROWSER"}
+    return sorted(name for name in env if name.startswith("IMGEDIT_") and name not in known)
+
+
+def _argparse_type(option: _Option) -> Callable[[str], Any]:
+    def convert(raw: str) -> Any:
+        try:
+            return option.parse(raw)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def _parser() -> argparse.ArgumentParser:
+    environment_only = ", ".join(o.env for o in _OPTIONS if o.flag is None)
     parser = argparse.ArgumentParser(
         prog="python main.py",
         description="imgedit: edit and generate images in the background, in your browser.",
         epilog="Every flag has an environment variable (shown in brackets); flags win. "
-        "ETA priors per quality: IMGEDIT_ETA_LOW / _MEDIUM / _HIGH (seconds). "
-        "Providers: OPENAI_API_KEY (+ OPENAI_BASE_URL, IMGEDIT_OPENAI_MODEL, IMGEDIT_OPENAI_PARTIAL_IMAGES, "
-        "IMGEDIT_OPENAI_INPUT_FIDELITY) enables OpenAI; IMGEDIT_SDWEBUI_URLS (comma-separated, "
-        "+ IMGEDIT_SDWEBUI_AUTH=user:pass) enables Stable Diffusion WebUI servers.",
+        f"Read from the environment only: {environment_only}. See README.md.",
     )
-    parser.add_argument(
-        "--host",
-        default=env.get("IMGEDIT_HOST", "127.0.0.1"),
-        help="interface to listen on; 0.0.0.0 serves the LAN [IMGEDIT_HOST] (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=int(env.get("IMGEDIT_PORT", "8080")),
-        help="port to listen on [IMGEDIT_PORT] (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--data-dir",
-        default=env.get("IMGEDIT_DATA_DIR", "data"),
-        help="where images, thumbnails and the database live [IMGEDIT_DATA_DIR] (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-concurrent",
-        type=int,
-        default=int(env.get("IMGEDIT_MAX_CONCURRENT", "4")),
-        help="jobs that run at the same time; the rest wait in the queue "
-        "[IMGEDIT_MAX_CONCURRENT] (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-attempts",
-        type=int,
-        default=int(env.get("IMGEDIT_MAX_ATTEMPTS", "3")),
-        help="provider calls per job before a transient failure (timeout, 429, 5xx) fails it "
-        "[IMGEDIT_MAX_ATTEMPTS] (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--no-show",
-        action="store_true",
-        default=_truthy(env.get("IMGEDIT_NO_SHOW")),
-        help="do not open a browser tab on start [IMGEDIT_NO_SHOW=1]",
-    )
+    for option in _OPTIONS:
+        flag = option.flag
+        if flag is None:
+            continue
+        default = Settings.__dataclass_fields__[option.dest].default if option.dest != "no_show" else None
+        if default not in (None, (), ""):
+            option = _Option(
+                option.dest,
+                option.env,
+                option.parse,
+                f"{option.help} (default: {default})",
+                option.flag,
+                option.metavar,
+            )
+        if option.parse is _boolean:
+            parser.add_argument(
+                flag,
+                dest=option.dest,
+                action="store_true",
+                default=None,
+                help=f"{option.help} [{option.env}=1]",
+            )
+        else:
+            parser.add_argument(
+                flag,
+                dest=option.dest,
+                type=_argparse_type(option),
+                default=None,
+                metavar=option.metavar,
+                help=f"{option.help} [{option.env}]",
+            )
     return parser

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import unicodedata
 
 from imgedit.errors import ImgEditError, InvalidRequest, ProviderFailed
 from imgedit.eta import DurationModel
@@ -138,8 +139,16 @@ class Studio:
         return await call_with_retries(attempt, self.retry, on_wait=before_wait, sleep=countdown)
 
 
+def clean_text(text: str) -> str:
+    """User text made safe to store and show: control characters (NUL included) and lone
+    surrogates dropped, runs of white space folded into one space. Emoji, RTL text and
+    backslashes are kept as typed."""
+    kept = "".join(c if unicodedata.category(c) not in {"Cc", "Cs"} else " " for c in text or "")
+    return " ".join(kept.split())
+
+
 def _clean_prompt(prompt: str, hint: str) -> str:
-    text = " ".join((prompt or "").split())
+    text = clean_text(prompt)
     if not text:
         raise InvalidRequest(hint)
     if len(text) > MAX_PROMPT_CHARS:

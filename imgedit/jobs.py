@@ -154,6 +154,10 @@ class _JobRecord:
     preview_version: int = 0
     holds_slot: bool = False
     task: asyncio.Task[None] | None = None
+    heard_mono: float = 0.0
+    """When the job last said anything (stage, progress, message, preview): the watchdog's clock."""
+    stalled: str | None = None
+    """Why the watchdog stopped the job, if it did."""
 
 
 class JobContext:
@@ -198,9 +202,20 @@ class JobRegistry:
         durations: DurationModel,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        redact: Callable[[str], str] = str,
+        stall_timeout: float | None = None,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
+        """``redact`` cleans every message and error before it is kept (secrets never reach a
+        card); a running job that says nothing for ``stall_timeout`` seconds is failed."""
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
+        if stall_timeout is not None and not (0 < stall_timeout < float("inf")):
+            raise ValueError("stall_timeout must be a positive number of seconds")
+        self._redact = redact
+        self._stall_timeout = stall_timeout
+        self._sleep = sleep
+        self._watchdog: asyncio.Task[None] | None = None
         self._limit = max_concurrent
         self._durations = durations
         self._clock = clock
@@ -233,6 +248,15 @@ class JobRegistry:
         self._queue.append(record.id)
         record.task = asyncio.get_running_loop().create_task(self._run(record), name=f"job-{record.id}")
         record.task.add_done_callback(lambda _task: self._finish_unstarted(record))
+        log.info(
+            "job %s submitted: %s, %s quality, via %s (attempt %d)",
+            record.id,
+            spec.kind.value,
+            spec.quality.value,
+            spec.provider,
+            attempt,
+        )
+        self._start_watchdog()
         self._pump()
         self._bump()
         return record.id
@@ -273,10 +297,44 @@ class JobRegistry:
 
     async def shutdown(self) -> None:
         """Cancel every job and wait for the tasks to end."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         tasks = [r.task for r in self._jobs.values() if r.task is not None and not r.task.done()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- the watchdog ------------------------------------------------------------------------
+
+    def check_stalled(self) -> list[JobId]:
+        """Fail every running job that has said nothing for ``stall_timeout`` seconds; their ids."""
+        if self._stall_timeout is None:
+            return []
+        now, stopped = self._clock(), []
+        for record in self._jobs.values():
+            silent = now - record.heard_mono
+            if record.stage.is_running and record.stalled is None and silent >= self._stall_timeout:
+                provider = record.spec.provider
+                record.stalled = (
+                    f"Stopped: no word from {provider} for {_duration(silent)} "
+                    f"(the limit is {_duration(self._stall_timeout)}). Try again, or check that it still runs."
+                )
+                if record.task is not None:
+                    record.task.cancel()
+                stopped.append(record.id)
+        return stopped
+
+    def _start_watchdog(self) -> None:
+        if self._stall_timeout is None or (self._watchdog is not None and not self._watchdog.done()):
+            return
+        self._watchdog = asyncio.get_running_loop().create_task(self._watch(), name="job-watchdog")
+
+    async def _watch(self) -> None:
+        assert self._stall_timeout is not None
+        interval = min(self._stall_timeout / 4, 5.0)
+        while any(not r.stage.is_finished for r in self._jobs.values()):
+            await self._sleep(interval)
+            self.check_stalled()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -300,7 +358,7 @@ class JobRegistry:
         error: BaseException | None = None
         try:
             await record.turn.wait()
-            record.started_mono = self._clock()
+            record.started_mono = record.heard_mono = self._clock()
             record.started_wall = self._wall()
             self._set_stage(record, JobStage.INITIALIZING, "Starting")
             record.result = await record.work(JobContext(self, record))
@@ -318,7 +376,8 @@ class JobRegistry:
         if record.holds_slot:
             record.holds_slot = False
             self._running -= 1
-        record.stage, record.error = _final_stage(record, error)
+        record.stage, error_text = _final_stage(record, error)
+        record.error = None if error_text is None else self._redact(error_text)
         record.finished_mono = self._clock()
         record.finished_wall = self._wall()
         if record.stage is JobStage.COMPLETED:
@@ -332,6 +391,15 @@ class JobRegistry:
             record.message = "Cancelled"
         record.preview = None
         record.done.set()
+        log.info(
+            "job %s %s after %s: %s via %s%s",
+            record.id,
+            record.stage.value,
+            _duration(self._elapsed(record, record.finished_mono)),
+            record.spec.kind.value,
+            record.spec.provider,
+            f" ({record.error})" if record.error else "",
+        )
         self._forget_old_finished()
         self._pump()
         self._bump()
@@ -366,7 +434,8 @@ class JobRegistry:
         if record.stage.is_finished:
             return
         record.stage = stage
-        record.message = message
+        record.message = self._redact(message)
+        record.heard_mono = self._clock()
         self._bump()
 
     def _set_progress(
@@ -379,10 +448,11 @@ class JobRegistry:
             record.reported = max(record.reported or 0.0, fraction)
         else:
             record.milestone = max(record.milestone or 0.0, fraction)
-        if eta_s is not None and eta_s >= 0:
+        if eta_s is not None and 0 <= eta_s < float("inf"):
             record.provider_eta, record.provider_eta_at = float(eta_s), self._clock()
         if message is not None:
-            record.message = message
+            record.message = self._redact(message)
+        record.heard_mono = self._clock()
         self._bump()
 
     def _set_preview(self, record: _JobRecord, image: bytes) -> None:
@@ -390,11 +460,13 @@ class JobRegistry:
             return
         record.preview = image
         record.preview_version += 1
+        record.heard_mono = self._clock()
         self._bump()
 
     def _touch(self, record: _JobRecord, *, message: str) -> None:
         if not record.stage.is_finished:
-            record.message = message
+            record.message = self._redact(message)
+            record.heard_mono = self._clock()
             self._bump()
 
     def _bump(self) -> None:
@@ -496,10 +568,16 @@ def _overall(fraction: float | None) -> float | None:
     return _PROCESSING_START + (_PROCESSING_END - _PROCESSING_START) * fraction
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 def _final_stage(record: _JobRecord, error: BaseException | None) -> tuple[JobStage, str | None]:
     """The one place where an outcome becomes a final stage and a user-facing message."""
     if error is None:
         return JobStage.COMPLETED, None
+    if isinstance(error, asyncio.CancelledError) and record.stalled is not None:
+        return JobStage.FAILED, record.stalled
     if isinstance(error, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
         return JobStage.CANCELLED, None
     if isinstance(error, ImgEditError):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from imgedit.config import Settings
+from imgedit.config import DEFAULT_PRIORS, Settings
 from imgedit.editing import Studio
 from imgedit.eta import DurationModel
 from imgedit.jobs import JobRegistry
@@ -19,6 +19,7 @@ from imgedit.providers import Provider, ProviderRegistry
 from imgedit.providers.local import LocalProvider
 from imgedit.providers.openai import OpenAIProvider
 from imgedit.providers.sdwebui import SdWebUiProvider
+from imgedit.redact import Redactor, install_log_redaction
 from imgedit.retry import RetryPolicy
 from imgedit.samples import SAMPLE_PROMPTS, render_sample
 from imgedit.storage import ImageStore
@@ -43,12 +44,19 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     """Open the data dir and wire the services. Runs before the server accepts anyone."""
+    redact = Redactor.from_settings(settings)
+    install_log_redaction(redact)
     store = ImageStore(settings.data_dir)
     store.open()
     if settings.samples and len(store) == 0:
         seed_samples(store)
-    durations = DurationModel(settings.eta_priors)
-    registry = JobRegistry(max_concurrent=settings.max_concurrent, durations=durations)
+    durations = DurationModel(DEFAULT_PRIORS)
+    registry = JobRegistry(
+        max_concurrent=settings.max_concurrent,
+        durations=durations,
+        redact=redact,
+        stall_timeout=settings.stall_timeout,
+    )
     http = httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
     providers = ProviderRegistry(build_providers(settings, http))
     studio = Studio(

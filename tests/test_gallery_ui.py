@@ -187,7 +187,7 @@ async def test_upload_adds_images_and_refuses_non_images(user: User, data_dir: P
 
     await eventually(lambda: len(services.store) == before + 1, message="the upload")
     await eventually(
-        lambda: user.notify.contains("“notes.txt” is not an image imgedit can read"), message="error"
+        lambda: user.notify.contains("“notes.txt” is a text file, not an image."), message="error"
     )
     assert services.store.list()[0].name == "red.png"
     await user.should_see("red.png")

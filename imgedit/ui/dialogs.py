@@ -28,6 +28,7 @@ class JobDialog:
         self._on_submitted = on_submitted
         self.kind = JobKind.EDIT
         self.image: ImageRecord | None = None
+        self._submitted = False
         with ui.dialog() as self.dialog, ui.card().classes("imgedit-dialog q-pa-lg gap-3"):
             self.title = ui.label().classes("text-h6")
             self.picture = ui.element("img").classes("imgedit-dialog-image").props('alt=""')
@@ -96,6 +97,8 @@ class JobDialog:
         self.provider.set_options({p.name: p.label for p in providers}, value=providers[0].name)
         self.prompt.value = ""
         self.prompt.props.pop("error", None)
+        self._submitted = False
+        self.start.props.pop("loading", None)
         self._refresh_estimates()
         self.dialog.open()
 
@@ -119,6 +122,9 @@ class JobDialog:
             return None
 
     def submit(self) -> None:
+        """One job per open of the dialog, however often Start is clicked or Enter pressed."""
+        if self._submitted or not self.dialog.value:
+            return
         studio = self.services.studio
         prompt = str(self.prompt.value or "")
         try:
@@ -134,6 +140,8 @@ class JobDialog:
             self.prompt.props["error-message"] = str(exc)
             self.prompt.props["error"] = True
             return
+        self._submitted = True
+        self.start.props["loading"] = True  # the browser ignores further clicks until the next open
         self.dialog.close()
         self._on_submitted()
 

@@ -8,19 +8,25 @@ moved on or finished. The grid is never rebuilt on a tick.
 from __future__ import annotations
 
 import functools
+import logging
 import time
+from collections.abc import Callable
 
 from nicegui import events, ui
 
-from imgedit.errors import ImgEditError
+from imgedit import imaging
+from imgedit.errors import ImgEditError, InvalidRequest
 from imgedit.jobs import JobSnapshot, JobStage
-from imgedit.models import ImageId, ImageOrigin, ImageRecord, JobId
+from imgedit.models import ImageId, ImageRecord, JobId
 from imgedit.services import Services
 from imgedit.ui import format as fmt
 from imgedit.ui.dialogs import ImageDialog, JobDialog, lineage_text
 from imgedit.ui.job_card import LoadingCard
 
 TICK_SECONDS = 1.0
+MB = 1024 * 1024
+
+log = logging.getLogger(__name__)
 
 
 class GalleryPage:
@@ -35,6 +41,8 @@ class GalleryPage:
         self._hidden_jobs: set[JobId] = set()
         self._store_version = -1
         self._registry_version = -1
+        self._broken: set[tuple[str, str]] = set()
+        self._opened_at = time.time()
 
     def build(self) -> None:
         # The browser advances timers from server timestamps; this tells it the server's clock.
@@ -58,12 +66,21 @@ class GalleryPage:
                     label="Drop images here, or click to choose (PNG, JPEG, WebP, GIF, BMP, TIFF)",
                     multiple=True,
                     auto_upload=True,
-                    on_upload=self._on_upload,
+                    max_file_size=imaging.MAX_UPLOAD_BYTES,
+                    on_multi_upload=self._on_upload,
                 )
                 .props('accept="image/*" flat dark color=transparent')
                 .classes("imgedit-upload")
                 .mark("upload")
             )
+            self.upload.on(
+                "rejected",
+                self._on_rejected,
+                js_handler="(entries) => emit(entries.map((e) => "
+                "({name: e.file.name, reason: e.failedPropValidation})))",
+            )
+            self.upload_status = ui.label().classes("imgedit-upload-status").mark("upload-status")
+            self.upload_status.props["aria-live"] = "polite"
             with ui.element("div").classes("imgedit-gallery").mark("gallery") as self.grid:
                 self.jobs_box = ui.element("div").classes("imgedit-box")
                 self.images_box = ui.element("div").classes("imgedit-box imgedit-images-box")
@@ -76,31 +93,60 @@ class GalleryPage:
     # -- the tick ----------------------------------------------------------------------------
 
     def tick(self) -> None:
-        """Apply what changed since the last tick; costs two integer compares when nothing did."""
-        if self.store.version != self._store_version:
-            self._store_version = self.store.version
-            self._sync_images()
-        if self.registry.version != self._registry_version:
-            self._registry_version = self.registry.version
-            self._sync_jobs()
+        """Apply what changed since the last tick; costs two integer compares when nothing did.
 
-    def _sync_images(self) -> None:
+        A version is taken as seen only when its sync went through for every card: a card that
+        could not be built or updated is logged and skipped, the others stay live, and the next
+        tick tries it again.
+        """
+        store_version = self.store.version
+        if store_version != self._store_version and self._sync_images():
+            self._store_version = store_version
+        registry_version = self.registry.version
+        if registry_version != self._registry_version and self._sync_jobs():
+            self._registry_version = registry_version
+
+    def _guarded(self, what: str, key: str, action: Callable[[], object]) -> bool:
+        """Run one card's part of a sync; False (logged once per card) if it raised."""
+        try:
+            action()
+        except Exception:
+            if (what, key) not in self._broken:
+                self._broken.add((what, key))
+                log.exception("the %s card %s could not be shown; the rest of the gallery goes on", what, key)
+            return False
+        self._broken.discard((what, key))
+        return True
+
+    def _sync_images(self) -> bool:
         records = self.store.list()
         current = {r.id for r in records}
         for image_id in [i for i in self.image_cards if i not in current]:
             self.images_box.remove(self.image_cards.pop(image_id))
         fresh = [r for r in records if r.id not in self.image_cards]
         arriving = bool(self.image_cards)
+        ok = True
         # Oldest first so each new card can go to the front and the newest ends up first.
         for record in reversed(fresh):
-            with self.images_box:
-                card = self._image_card(record, arriving=arriving)
-            card.move(self.images_box, target_index=0)
-            self.image_cards[record.id] = card
+            ok &= self._guarded("image", record.id, functools.partial(self._add_image_card, record, arriving))
         self.empty.set_visibility(not records and not self.job_cards)
+        return ok
 
-    def _sync_jobs(self) -> None:
+    def _add_image_card(self, record: ImageRecord, arriving: bool) -> None:
+        with self.images_box:
+            card = ui.element("div")
+        try:
+            with card:
+                self._fill_image_card(card, record, arriving=arriving)
+        except Exception:
+            self.images_box.remove(card)  # no half-built card stays behind
+            raise
+        card.move(self.images_box, target_index=0)
+        self.image_cards[record.id] = card
+
+    def _sync_jobs(self) -> bool:
         snapshots = {s.id: s for s in self.registry.snapshots()}
+        ok = True
         for job_id, card in list(self.job_cards.items()):
             snapshot = snapshots.get(job_id)
             if snapshot is None or snapshot.stage in {JobStage.COMPLETED, JobStage.CANCELLED}:
@@ -108,31 +154,44 @@ class GalleryPage:
                 if snapshot is not None and job_id not in self._hidden_jobs:
                     self._announce(snapshot)
             else:
-                card.update(snapshot)
+                newly_failed = snapshot.stage is JobStage.FAILED and card.stage is not JobStage.FAILED
+                ok &= self._guarded("job", job_id, functools.partial(card.update, snapshot))
+                if newly_failed:
+                    self._announce(snapshot)
         for snapshot in snapshots.values():
             if snapshot.id in self.job_cards or snapshot.id in self._hidden_jobs:
                 continue
             if snapshot.stage.is_finished and snapshot.stage is not JobStage.FAILED:
                 continue
-            self._add_job_card(snapshot)
+            ok &= self._guarded("job", snapshot.id, functools.partial(self._add_job_card, snapshot))
+            # A job that failed since this tab opened (e.g. between two ticks) is news here too.
+            if snapshot.stage is JobStage.FAILED and (snapshot.finished_at or 0) >= self._opened_at:
+                self._announce(snapshot)
         running = sum(1 for s in snapshots.values() if s.stage.is_running)
         queued = sum(1 for s in snapshots.values() if s.stage is JobStage.QUEUED)
         parts = [f"{running} running"] if running else []
         parts += [f"{queued} queued"] if queued else []
         self.summary.set_text(" · ".join(parts))
         self.empty.set_visibility(not self.image_cards and not self.job_cards)
+        return ok
 
     def _add_job_card(self, snapshot: JobSnapshot) -> None:
         source = snapshot.spec.source_image_id
         thumb = f"/media/thumbs/{source}" if source and source in self.store else None
-        with self.jobs_box:
-            card = LoadingCard(
-                snapshot,
-                source_thumb=thumb,
-                on_cancel=self._cancel,
-                on_retry=self._retry,
-                on_dismiss=self._dismiss,
-            )
+        before = set(self.jobs_box.default_slot.children)
+        try:
+            with self.jobs_box:
+                card = LoadingCard(
+                    snapshot,
+                    source_thumb=thumb,
+                    on_cancel=self._cancel,
+                    on_retry=self._retry,
+                    on_dismiss=self._dismiss,
+                )
+        except Exception:
+            for partial in set(self.jobs_box.default_slot.children) - before:
+                self.jobs_box.remove(partial)  # no half-built card stays behind
+            raise
         card.root.move(self.jobs_box, target_index=0)
         self.job_cards[snapshot.id] = card
 
@@ -147,6 +206,30 @@ class GalleryPage:
             ui.notify(f"{what} finished: “{snapshot.spec.prompt}”", type="positive", icon="check_circle")
         elif snapshot.stage is JobStage.CANCELLED:
             ui.notify(f"{what} cancelled: “{snapshot.spec.prompt}”", type="info")
+        elif snapshot.stage is JobStage.FAILED:
+            self._announce_failure(snapshot)
+
+    def _announce_failure(self, snapshot: JobSnapshot) -> None:
+        """A toast that stays until dismissed, with the reason and a Retry button."""
+        what = fmt.kind_label(snapshot.spec.kind)
+        toast = ui.notification(
+            f"{what} failed: “{snapshot.spec.prompt}”. {snapshot.error or ''}".strip(),
+            type="negative",
+            multi_line=True,
+            close_button="Dismiss",
+            timeout=None,
+            icon="error",
+        ).mark("failure-toast")
+        # Quasar calls the action's handler in the browser; it tells the server through an event.
+        toast.props["options"]["actions"] = [
+            {"label": "Retry", "color": "white", ":handler": f"() => getElement({toast.id}).$emit('retry')"}
+        ]
+
+        def retry() -> None:
+            toast.dismiss()
+            self._retry(snapshot.id)
+
+        toast.on("retry", retry)
 
     # -- job actions ---------------------------------------------------------------------------
 
@@ -174,39 +257,64 @@ class GalleryPage:
 
     # -- images ----------------------------------------------------------------------------
 
-    def _image_card(self, record: ImageRecord, *, arriving: bool) -> ui.element:
-        with (
-            ui.element("div")
-            .classes("imgedit-card imgedit-image-card")
-            .mark("image-card", f"image-{record.id}") as card
-        ):
-            if arriving:
-                card.classes("imgedit-new")
-            card.on("click", functools.partial(self.image_dialog.open, record))
-            with ui.element("div").classes("imgedit-media"):
-                ui.element("img").props(
-                    f'src="/media/thumbs/{record.id}" alt="{_attr(record.title)}" loading="lazy"'
-                ).classes("imgedit-thumb")
-            with ui.element("div").classes("imgedit-card-body"):
-                ui.label(record.title).classes("imgedit-title")
-                lineage = lineage_text(record, self.services)
-                if lineage:
-                    ui.label(lineage).classes("imgedit-lineage")
-                meta = f"{fmt.ORIGIN_LABELS[record.origin]} · {record.width}×{record.height}"
-                ui.label(meta).classes("imgedit-meta")
-        return card
+    def _fill_image_card(self, card: ui.element, record: ImageRecord, *, arriving: bool) -> None:
+        card.classes("imgedit-card imgedit-image-card").mark("image-card", f"image-{record.id}")
+        if arriving:
+            card.classes("imgedit-new")
+        card.on("click", functools.partial(self.image_dialog.open, record))
+        meta = f"{fmt.ORIGIN_LABELS[record.origin]} · {record.width}×{record.height}"
+        with ui.element("div").classes("imgedit-media"):
+            thumb = ui.element("img").classes("imgedit-thumb")
+            # User text goes in as a value, never through a props string (which is parsed).
+            thumb.props.update(src=f"/media/thumbs/{record.id}", alt=record.title, loading="lazy")
+        with ui.element("div").classes("imgedit-card-body"):
+            ui.label(record.title).classes("imgedit-title")
+            lineage = lineage_text(record, self.services)
+            if lineage:
+                ui.label(lineage).classes("imgedit-lineage")
+            ui.label(meta).classes("imgedit-meta")
 
-    async def _on_upload(self, event: events.UploadEventArguments) -> None:
-        name = event.file.name or "upload"
-        try:
-            data = await event.file.read()
-            record, _note = await self.store.add_upload(data, name=name)
-        except ImgEditError as exc:
-            ui.notify(f"{exc} Nothing was added.", type="negative", multi_line=True)
-            return
-        ui.notify(f"Added “{record.title}” to the gallery.", type="positive")
+    async def _on_upload(self, event: events.MultiUploadEventArguments) -> None:
+        """Every file gets its own outcome: added (with any note), or refused with the reason."""
+        added: list[str] = []
+        refused: list[str] = []
+        for file in event.files:
+            name = file.name or "upload"
+            try:
+                # Checked before reading: a huge POST must not be pulled into memory first.
+                if file.size() > imaging.MAX_UPLOAD_BYTES:
+                    raise InvalidRequest(f"“{name}” is larger than {imaging.MAX_UPLOAD_BYTES // MB} MB.")
+                record, note = await self.store.add_upload(await file.read(), name=name)
+            except ImgEditError as exc:
+                refused.append(str(exc))
+                ui.notify(f"{exc} Nothing was added.", type="negative", multi_line=True)
+                continue
+            added.append(record.title)
+            ui.notify(f"Added “{record.title}” to the gallery. {note}".strip(), type="positive")
+        # The strip would show every file as done; what happened is said in words instead.
         self.upload.reset()
+        self._show_upload_outcome(added, refused)
         self.tick()
+
+    def _on_rejected(self, event: events.GenericEventArguments) -> None:
+        """Files the browser refused before sending (wrong type, too large), named one by one."""
+        reasons = {"accept": "is not an image", "max-file-size": "is larger than {} MB"}
+        refused = []
+        for entry in event.args if isinstance(event.args, list) else []:
+            name = str(entry.get("name") or "a file") if isinstance(entry, dict) else "a file"
+            reason = reasons.get(str(entry.get("reason")) if isinstance(entry, dict) else "", "was refused")
+            refused.append(f"“{name}” {reason.format(imaging.MAX_UPLOAD_BYTES // MB)}.")
+        for text in refused or ["A file was refused."]:
+            ui.notify(f"{text} Nothing was added.", type="negative", multi_line=True)
+        self._show_upload_outcome([], refused)
+
+    def _show_upload_outcome(self, added: list[str], refused: list[str]) -> None:
+        parts = [f"Added {len(added)}." if added else ""] + [f"Refused: {text}" for text in refused]
+        self.upload_status.set_text(" ".join(p for p in parts if p))
+        self.upload_status.classes(
+            add="imgedit-upload-refused" if refused else "",
+            remove="" if refused else "imgedit-upload-refused",
+        )
 
     async def _delete(self, record: ImageRecord) -> None:
         try:
@@ -216,7 +324,3 @@ class GalleryPage:
             return
         ui.notify(f"Deleted “{record.title}”.")
         self.tick()
-
-
-def _attr(text: str) -> str:
-    return text.replace('"', "'")

@@ -47,7 +47,9 @@ class LoadingCard:
         ):
             with ui.element("div").classes("imgedit-media"):
                 if source_thumb:
-                    ui.element("img").props(f'src="{source_thumb}" alt=""').classes("imgedit-backdrop")
+                    backdrop = ui.element("img").classes("imgedit-backdrop")
+                    backdrop.props["src"] = source_thumb
+                    backdrop.props["alt"] = ""
                 else:
                     hue = int(hashlib.sha256(snapshot.spec.prompt.encode()).hexdigest()[:4], 16) % 360
                     ui.element("div").classes("imgedit-backdrop-generate").style(f"--ie-hue: {hue}")
@@ -112,8 +114,9 @@ class LoadingCard:
         self._set("stage", fmt.stage_label(snapshot), self.stage_label.set_text)
         self._set("icon", fmt.STAGE_ICONS[snapshot.stage], self._set_icon)
         self._set("message", snapshot.error or snapshot.message, self._set_message)
-        if snapshot.preview_version:
-            self._set("preview", snapshot.preview_version, lambda v: self._show_preview(snapshot.id, v))
+        # A finished job's preview is gone from the server; only a live job shows one.
+        live_preview = snapshot.preview_version if not snapshot.is_finished else 0
+        self._set("preview", live_preview, lambda v: self._show_preview(snapshot.id, v))
         self._build_actions(snapshot.stage)
 
     def _set(self, key: str, value: object, apply: Callable[[object], object]) -> None:
@@ -135,8 +138,11 @@ class LoadingCard:
         )
 
     def _show_preview(self, job_id: JobId, version: object) -> None:
-        self.preview.props["src"] = f"/media/previews/{job_id}?v={version}"
-        self.preview.set_visibility(True)
+        if version:
+            self.preview.props["src"] = f"/media/previews/{job_id}?v={version}"
+        else:
+            self.preview.props.pop("src", None)
+        self.preview.set_visibility(bool(version))
 
     def _build_actions(self, stage: JobStage) -> None:
         wanted = "failed" if stage.is_finished else "running"
