@@ -14,7 +14,12 @@ Test API (all thread-safe; the app runs in the loopback server's thread)::
     fake.fail_next(1, drop=True)              # ... or cut the connection mid-answer
     fake.fail_next(3, status=500, path=PROGRESS)  # ... or fail progress reads
     foreign = fake.start_foreign_job()        # another user's job holds the server until foreign.finish()
+    fake.result_image = big_png               # answer with these bytes (e.g. a 40 MB upscale) after sampling
     fake.jobs, fake.received, fake.interrupts, fake.requests, fake.max_in_flight   # what happened
+
+The fake shares the test's process, so its own big base64 and JSON work (a 30 MB source, a
+40 MB answer) is done in slices: one long C call here would hold the GIL and show up as a stall
+of the client's event loop that the client did not cause.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import binascii
 import datetime
 import io
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -43,6 +49,8 @@ TXT2IMG = "/sdapi/v1/txt2img"
 PROGRESS = "/sdapi/v1/progress"
 INTERRUPT = "/sdapi/v1/interrupt"
 WAIT_LIMIT = 30.0  # a gate or foreign job left closed by a broken test ends after this
+SLICE = 64 * 1024  # base64 characters per call in the GIL-friendly helpers below
+_INIT_IMAGES = re.compile(rb'"init_images"\s*:\s*\[\s*"')
 
 
 @dataclass
@@ -121,6 +129,7 @@ class FakeWebUI:
         # What tests configure and inspect.
         self.gate = threading.Event()
         self.gate.set()
+        self.result_image: bytes | None = None
         self.pause_step: int | None = None
         self.paused = threading.Event()
         self.failures: deque[Failure] = deque()
@@ -257,6 +266,8 @@ class FakeWebUI:
                         ):
                             pass
                 record.interrupted = self._interrupted
+                if self.result_image is not None:
+                    return self.result_image, record
                 return _png(_blurred(target, record.steps_done / record.steps)), record
             finally:
                 self._end(record)
@@ -315,7 +326,7 @@ class FakeWebUI:
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             try:
-                payload = await request.json()
+                payload = await asyncio.to_thread(_loads, await request.body())
             except ValueError:
                 return JSONResponse({"detail": "body is not JSON"}, status_code=422)
             with self._lock:
@@ -330,9 +341,8 @@ class FakeWebUI:
         parameters = {**payload, "init_images": None}
         info = {"seed": 1234 if payload.get("seed", -1) == -1 else payload["seed"], "steps": record.steps}
         info |= {"sampler_name": payload.get("sampler_name") or "Euler", "interrupted": record.interrupted}
-        return JSONResponse(
-            {"images": [base64.b64encode(image).decode()], "parameters": parameters, "info": json.dumps(info)}
-        )
+        rest = {"parameters": parameters, "info": json.dumps(info)}
+        return Response(await asyncio.to_thread(_answer_body, image, rest), media_type="application/json")
 
     async def _progress_endpoint(self, request: Request) -> Response:
         refused = self._admit(request)
@@ -373,14 +383,44 @@ def _validate(kind: str, payload: Any) -> tuple[str | None, Image.Image | None]:
     if kind == "txt2img":
         return None, None
     images = payload.get("init_images")
-    if not isinstance(images, list) or len(images) != 1 or not isinstance(images[0], str):
+    if not isinstance(images, list) or len(images) != 1 or not isinstance(images[0], str | bytes):
         return "init_images must hold one base64 image", None
     try:
-        image = Image.open(io.BytesIO(base64.b64decode(images[0], validate=True)))
+        image = Image.open(io.BytesIO(_b64decode(images[0])))
         image.load()
     except (binascii.Error, ValueError, OSError) as exc:
         return f"Invalid encoded image: {exc}", None
     return None, image
+
+
+def _loads(body: bytes) -> Any:
+    """``json.loads(body)``, with a large ``init_images`` string taken out and decoded in slices."""
+    start = _INIT_IMAGES.search(body)
+    end = body.find(b'"', start.end()) if start else -1
+    if start is None or end < 0 or body.find(b"\\", start.end(), end) >= 0:
+        return json.loads(body)
+    payload = json.loads(body[: start.end()] + body[end:])
+    text = body[start.end() : end]  # kept as ASCII bytes: a str of 40 MB is one more long copy
+    if isinstance(payload, dict) and isinstance(payload.get("init_images"), list) and payload["init_images"]:
+        payload["init_images"][0] = text
+    return payload
+
+
+def _b64decode(text: str | bytes) -> bytes:
+    if len(text) % 4:
+        raise binascii.Error("Incorrect padding")
+    return b"".join(
+        base64.b64decode(text[at : at + SLICE], validate=True) for at in range(0, len(text), SLICE)
+    )
+
+
+def _answer_body(image: bytes, rest: dict[str, Any]) -> bytes:
+    """``json.dumps({"images": [base64 of image], **rest})``, in slices (base64 needs no escaping)."""
+    step = SLICE // 4 * 3
+    parts = [b'{"images": ["']
+    parts += (base64.b64encode(image[at : at + step]) for at in range(0, len(image), step))
+    parts.append(b'"], ' + json.dumps(rest).encode()[1:])
+    return b"".join(parts)
 
 
 def _basic_user(header: str, auth: tuple[str, str]) -> str | None:

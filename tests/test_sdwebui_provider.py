@@ -10,6 +10,8 @@ import asyncio
 import base64
 import contextlib
 import io
+import logging
+import random
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -529,3 +531,35 @@ async def test_a_read_timeout_does_not_rest_the_busy_server(webui: StartServer) 
                 await sd.edit(edit(), RecordingSink())
     assert busy.work_requests == 2 and spare.work_requests == 0, "a server that was only slow is not rested"
     assert len(busy.interrupts) == 2
+
+
+# -- large payloads stay off the event loop -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def large_png() -> bytes:
+    """A 30 MB PNG (noise does not compress): 40 MB once base64-encoded."""
+    side = 3200
+    noise = Image.frombytes("RGB", (side, side), random.Random(7).randbytes(side * side * 3))
+    buffer = io.BytesIO()
+    noise.save(buffer, "PNG", compress_level=0)
+    return buffer.getvalue()
+
+
+async def test_a_30_mb_source_and_a_40_mb_answer_never_stall_the_event_loop(
+    webui: StartServer, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, large_png: bytes
+) -> None:
+    fake, url = webui(step_seconds=0.001)
+    fake.result_image = large_png  # the answer carries it back: 40 MB of base64 to decode
+    loop = asyncio.get_running_loop()
+    caplog.set_level(logging.WARNING, logger="asyncio")
+    loop.slow_callback_duration = 0.05
+    loop.set_debug(True)  # asyncio then logs "Executing <callback> took 0.145 seconds"
+    try:
+        result = await provider(client, url).edit(edit(image=large_png), RecordingSink())
+    finally:
+        loop.set_debug(False)
+    assert result.image == large_png
+    assert base64.b64decode(fake.received[0]["init_images"][0]) == large_png
+    stalls = [r.getMessage() for r in caplog.records if r.name == "asyncio" and " took " in r.getMessage()]
+    assert stalls == []

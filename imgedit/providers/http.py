@@ -13,18 +13,24 @@
 ``never_arrived(error)`` / ``went_unanswered(error)`` tell a caller which side of the wire a
 transport failure happened on: nothing reached the server, or the server may still be working.
 
+Large bodies (a 30 MB source is 40 MB of base64) are built and read in slices, in a worker
+thread: ``json_with_base64``, ``parse_json`` and ``decode_image`` never make one call that holds
+the GIL for more than a few milliseconds, so the event loop keeps running while they work.
+
 Nothing here logs a request header or a credential. Must not import nicegui.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import email.utils
 import json
 import time
-from collections.abc import Callable
-from typing import Any
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -39,7 +45,15 @@ from imgedit.errors import (
 )
 from imgedit.imaging import sniff_format
 
+T = TypeVar("T")
+
 MAX_MESSAGE = 400
+SLICE = 256 * 1024
+"""Characters of base64 per call: about a millisecond of work, after which the loop may run."""
+LONG_STRING = 1024 * 1024
+"""A JSON string this long is an image, parsed apart from the rest of the body."""
+OFF_LOOP = 256 * 1024
+"""Bodies and images larger than this are handled in a worker thread."""
 _UNANSWERED = (
     httpx.ReadTimeout,
     httpx.WriteTimeout,
@@ -156,25 +170,126 @@ async def send(
 
 
 def json_body(response: httpx.Response, label: str) -> Any:
+    return parse_json(response.content, label)
+
+
+def parse_json(content: bytes | str, label: str) -> Any:
+    """The parsed body; long escape-free strings (base64 images) come back as ``memoryview``s."""
     try:
-        return response.json()
-    except ValueError as exc:
+        return loads_sliced(content.encode() if isinstance(content, str) else content)
+    except (ValueError, RecursionError) as exc:
         raise ProviderFailed(f"{label} sent an answer that is not valid JSON.") from exc
 
 
+async def off_loop(size: int, function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)`` in a worker thread when ``size`` says the work is large, else here."""
+    if size > OFF_LOOP:
+        return await asyncio.to_thread(function, *args)
+    return function(*args)
+
+
 def decode_image(b64: object, label: str) -> bytes:
-    """Bytes of a base64 image from a response, checked to look like an image file."""
-    if not isinstance(b64, str) or not b64:
+    """Bytes of a base64 image (``str``, or ASCII bytes from ``parse_json``), checked to look like
+    an image file. A ``data:`` URL prefix is allowed."""
+    if isinstance(b64, bytes):
+        b64 = memoryview(b64)
+    if not isinstance(b64, str | memoryview) or not len(b64):
         raise ProviderFailed(f"{label} sent no image data.")
-    if b64.startswith("data:"):
-        b64 = b64.partition(",")[2]
+    head = b64[:64] if isinstance(b64, str) else b64[:64].tobytes().decode("latin-1")
+    if head.startswith("data:"):
+        b64 = b64[head.find(",") + 1 :] if "," in head else b64[:0]
     try:
-        data = base64.b64decode(b64, validate=True)
+        data = b64decode_sliced(b64)
     except (binascii.Error, ValueError) as exc:
         raise ProviderFailed(f"{label} sent image data that is not valid base64.") from exc
-    if sniff_format(data) is None:
+    if not data or sniff_format(data) is None:
         raise ProviderFailed(f"{label} sent data that is not an image.")
     return data
+
+
+async def read_chunks(response: httpx.Response, label: str) -> list[bytes]:
+    """The body of a streamed response, unjoined (joining 40 MB is for a worker thread); closes it."""
+    try:
+        return [chunk async for chunk in response.aiter_bytes()]
+    except httpx.TransportError as exc:
+        raise error_from_transport(exc, label) from exc
+    finally:
+        await response.aclose()
+
+
+def b64decode_sliced(text: str | bytes | memoryview) -> bytes:
+    """``base64.b64decode(text, validate=True)``, one ``SLICE`` at a time."""
+    parts: list[bytes] = []
+    full = SLICE // 4 * 3
+    for at in range(0, len(text), SLICE):
+        part = base64.b64decode(text[at : at + SLICE], validate=True)
+        if at + SLICE < len(text) and len(part) != full:
+            raise binascii.Error("padding in the middle of the data")
+        parts.append(part)
+    return b"".join(parts)
+
+
+def json_with_base64(payload: Mapping[str, Any], key: str, data: bytes) -> list[bytes]:
+    """``json.dumps({key: [base64 of data], **payload}).encode()`` in parts, encoded one slice at a
+    time and never joined: send them as they are (``content=`` an iterator, with Content-Length).
+
+    Base64 needs no escaping in JSON, so the slices go between the quotes as they are.
+    """
+    view = memoryview(data)
+    step = SLICE // 4 * 3
+    rest = json.dumps(dict(payload)).encode()
+    parts = [b"{" + json.dumps(key).encode() + b': ["']
+    parts += (base64.b64encode(view[at : at + step]) for at in range(0, len(data), step))
+    parts.append(b'"]' + (b", " + rest[1:] if payload else b"}"))
+    return parts
+
+
+def loads_sliced(content: bytes) -> Any:
+    """``json.loads(content)``, but strings of ``LONG_STRING`` or more characters without escapes
+    are cut out first and put back as ``memoryview``s of their bytes in ``content`` (no copy): the
+    decoder would hold the GIL through them."""
+    skeleton, cut = _cut_long_strings(content)
+    parsed = json.loads(skeleton)
+    return _put_back(parsed, cut) if cut else parsed
+
+
+def _cut_long_strings(content: bytes) -> tuple[bytes, dict[str, memoryview]]:
+    token = uuid.uuid4().hex
+    view = memoryview(content)
+    pieces: list[bytes] = []
+    cut: dict[str, memoryview] = {}
+    copied = at = 0
+    while (start := content.find(b'"', at)) >= 0:  # outside strings, a quote can only open one
+        end = start
+        while True:
+            end = content.find(b'"', end + 1)
+            if end < 0:
+                return content, {}  # unterminated: json.loads will say where
+            slashes = 0
+            while content[end - 1 - slashes] == 0x5C:  # backslash
+                slashes += 1
+            if slashes % 2 == 0:
+                break
+        if end - start > LONG_STRING and content.find(b"\\", start, end) < 0:
+            placeholder = f"{token}:{len(cut)}"
+            pieces += (content[copied : start + 1], placeholder.encode())
+            cut[placeholder] = view[start + 1 : end]
+            copied = end
+        at = end + 1
+    if not cut:
+        return content, cut
+    pieces.append(content[copied:])
+    return b"".join(pieces), cut
+
+
+def _put_back(value: Any, cut: dict[str, memoryview]) -> Any:
+    if isinstance(value, str):
+        return cut.get(value, value)
+    if isinstance(value, list):
+        return [_put_back(item, cut) for item in value]
+    if isinstance(value, dict):
+        return {_put_back(k, cut): _put_back(v, cut) for k, v in value.items()}
+    return value
 
 
 def public_url(url: str) -> str:

@@ -11,14 +11,13 @@ Must not import nicegui.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import io
 import json
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +34,16 @@ from imgedit.errors import (
 )
 from imgedit.models import JobKind, Quality
 from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult
-from imgedit.providers.http import decode_image, json_body, never_arrived, send, went_unanswered
+from imgedit.providers.http import (
+    decode_image,
+    json_body,
+    json_with_base64,
+    never_arrived,
+    parse_json,
+    read_chunks,
+    send,
+    went_unanswered,
+)
 from imgedit.providers.sdwebui_pool import Server, ServerPool
 
 log = logging.getLogger(__name__)
@@ -60,7 +68,6 @@ OVERHEAD_SECONDS = 3.0  # model warm-up, VAE decode, PNG encode and the transfer
 CFG_SCALE = 7
 SAMPLER = "Euler a"
 MIN_SIDE = 64
-INLINE_ENCODE_LIMIT = 2 * 1024 * 1024  # larger sources are base64-encoded in a worker thread
 PROBE_TIMEOUT = httpx.Timeout(10.0)
 """Progress reads answer at once on a healthy server; a hung one must not hold a job for minutes."""
 INTERRUPT_TIMEOUT = httpx.Timeout(5.0)
@@ -155,14 +162,9 @@ class SdWebUiProvider:
                 source_size = probe.size
         except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
             raise InvalidRequest(f"The source image could not be read: {exc}") from exc
-        if len(request.image) > INLINE_ENCODE_LIMIT:
-            encoded = await asyncio.to_thread(base64.b64encode, request.image)
-        else:
-            encoded = base64.b64encode(request.image)
         payload = self._payload(request, spec, working_size(source_size, spec.side))
-        payload["init_images"] = [encoded.decode("ascii")]
         payload["denoising_strength"] = self._denoising
-        return await self._run("/sdapi/v1/img2img", payload, sink)
+        return await self._run("/sdapi/v1/img2img", payload, sink, request.image)
 
     async def generate(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
         spec = QUALITY_SPECS[request.quality]
@@ -190,7 +192,14 @@ class SdWebUiProvider:
 
     # -- one job on one server ---------------------------------------------------------------
 
-    async def _run(self, path: str, payload: dict[str, Any], sink: ProgressSink) -> ProviderResult:
+    async def _run(
+        self, path: str, payload: dict[str, Any], sink: ProgressSink, image: bytes | None = None
+    ) -> ProviderResult:
+        # Built once, in a worker thread: a 30 MB source is 40 MB of JSON.
+        if image is None:
+            content = [json.dumps(payload).encode()]
+        else:
+            content = await asyncio.to_thread(json_with_base64, payload, "init_images", image)
         failed: dict[Server, ProviderError] = {}
         while True:
             server = await self._pool.acquire(
@@ -210,18 +219,31 @@ class SdWebUiProvider:
                     failed[server] = exc
                     continue
                 self._pool.mark_up(server)
-                return await self._work(server, path, payload, _Watch(_timestamp(baseline)), sink)
+                watch = _Watch(_timestamp(baseline))
+                return await self._work(server, path, payload, content, watch, sink)
             finally:
                 self._pool.release(server)
 
     async def _work(
-        self, server: Server, path: str, payload: Mapping[str, Any], watch: _Watch, sink: ProgressSink
+        self,
+        server: Server,
+        path: str,
+        payload: Mapping[str, Any],
+        content: list[bytes],
+        watch: _Watch,
+        sink: ProgressSink,
     ) -> ProviderResult:
         label = _server_label(server)
-        request = self._client.build_request("POST", server.url + path, json=payload, headers=server.headers)
+        # Sent in parts and read in chunks: joining 40 MB on the loop would stall it.
+        length = str(sum(map(len, content)))
+        headers = {**server.headers, "Content-Type": "application/json", "Content-Length": length}
+        request = self._client.build_request(
+            "POST", server.url + path, content=_parts(content), headers=headers
+        )
         poller = asyncio.create_task(self._poll(server, watch, sink))
         try:
-            response = await send(self._client, request, label)
+            response = await send(self._client, request, label, stream=True)
+            answer = await read_chunks(response, label)
         except asyncio.CancelledError:
             poller.cancel()
             await _uncancellable(self._interrupt_if_ours(server, watch))
@@ -238,9 +260,7 @@ class SdWebUiProvider:
         finally:
             poller.cancel()
             await asyncio.wait({poller})
-        body = json_body(response, label)
-        images = body.get("images") if isinstance(body, dict) else None
-        image = decode_image(images[0] if isinstance(images, list) and images else None, label)
+        image, body = await asyncio.to_thread(_read_answer, answer, label)
         sink.progress(1.0, "Done")
         return ProviderResult(image=image, format="PNG", metadata=_metadata(body, payload, server))
 
@@ -320,6 +340,18 @@ class SdWebUiProvider:
             log.info("Interrupted our job %s on %s", stamp, server.url)
         except ProviderError as exc:
             log.info("Could not interrupt our job on %s: %s", server.url, exc)
+
+
+async def _parts(content: list[bytes]) -> AsyncIterator[bytes]:
+    for part in content:
+        yield part
+
+
+def _read_answer(chunks: list[bytes], label: str) -> tuple[bytes, Any]:
+    """The image and the rest of an img2img / txt2img answer; slow for large images, so run off the loop."""
+    body = parse_json(b"".join(chunks), label)
+    images = body.get("images") if isinstance(body, dict) else None
+    return decode_image(images[0] if isinstance(images, list) and images else None, label), body
 
 
 def _metadata(body: Any, payload: Mapping[str, Any], server: Server) -> dict[str, str]:
