@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,8 +36,10 @@ from imgedit.providers.http import (
     MAX_MESSAGE,
     decode_image,
     error_from_transport,
-    json_body,
+    off_loop,
+    parse_json,
     public_url,
+    read_chunks,
     send,
 )
 
@@ -313,11 +314,12 @@ class OpenAIProvider:
         return ProviderResult(image=image, format=_result_format(image), metadata=metadata)
 
     async def _read_json(self, response: httpx.Response) -> tuple[bytes, dict[str, Any]]:
-        try:
-            await response.aread()
-        except httpx.TransportError as exc:
-            raise error_from_transport(exc, self._who) from exc
-        body = json_body(response, self._who)
+        chunks = await read_chunks(response, self._who)
+        return await asyncio.to_thread(self._json_answer, chunks)
+
+    def _json_answer(self, chunks: list[bytes]) -> tuple[bytes, dict[str, Any]]:
+        """Parsing and decoding a large image: run off the loop."""
+        body = parse_json(b"".join(chunks), self._who)
         items = body.get("data") if isinstance(body, dict) else None
         first = items[0] if isinstance(items, list) and items else None
         b64 = first.get("b64_json") if isinstance(first, dict) else None
@@ -331,45 +333,58 @@ class OpenAIProvider:
             async for line in response.aiter_lines():
                 event = parser.feed(line)
                 if event is not None:
-                    done = self._handle(event, sink)
+                    done = await self._handle(event, sink)
                     if done is not None:
                         return done
         except httpx.TransportError as exc:
             raise error_from_transport(exc, self._who) from exc
         event = parser.finish()
         if event is not None:
-            done = self._handle(event, sink)
+            done = await self._handle(event, sink)
             if done is not None:
                 return done
         raise ProviderFailed(f"{self._who} stopped sending: the stream ended before the image was complete.")
 
-    def _handle(self, event: SseEvent, sink: ProgressSink) -> tuple[bytes, dict[str, Any]] | None:
+    async def _handle(self, event: SseEvent, sink: ProgressSink) -> tuple[bytes, dict[str, Any]] | None:
         """Act on one event; return the image and the event's fields once it is complete.
 
         Matched on the suffix: edits send ``image_edit.*``, generations ``image_generation.*``.
+        An event carrying a large image is parsed and decoded in a worker thread.
         """
-        if event.data.strip() == "[DONE]":
+        if len(event.data) < 16 and event.data.strip() == "[DONE]":
             return None
-        try:
-            payload = json.loads(event.data)
-        except ValueError as exc:
-            raise ProviderFailed(f"{self._who} sent a stream event that is not valid JSON.") from exc
-        if not isinstance(payload, dict):
-            raise ProviderFailed(f"{self._who} sent a stream event of an unexpected shape.")
+        payload, image = await off_loop(len(event.data), self._parse_event, event)
         kind = str(payload.get("type") or event.event)
         if kind == "error" or event.event == "error":
             raise self._stream_error(payload)
         if kind.endswith(".partial_image"):
-            self._partial(payload, sink)
+            if image is not None:
+                self._partial(payload, image, sink)
             return None
         if kind.endswith(".completed"):
-            return decode_image(payload.get("b64_json"), self._who), payload
+            if isinstance(image, ProviderFailed):
+                raise image
+            return image, payload
         return None  # event types added later are not ours to fail on
 
-    def _partial(self, payload: dict[str, Any], sink: ProgressSink) -> None:
+    def _parse_event(self, event: SseEvent) -> tuple[dict[str, Any], Any]:
+        """The event's fields and its image: bytes, a ProviderFailed saying why not, or None."""
         try:
-            image = decode_image(payload.get("b64_json"), self._who)
-        except ProviderFailed:
+            payload = parse_json(event.data, self._who)
+        except ProviderFailed as exc:
+            raise ProviderFailed(f"{self._who} sent a stream event that is not valid JSON.") from exc
+        if not isinstance(payload, dict):
+            raise ProviderFailed(f"{self._who} sent a stream event of an unexpected shape.")
+        kind = str(payload.get("type") or event.event)
+        if not kind.endswith((".partial_image", ".completed")):
+            return payload, None
+        try:
+            return payload, decode_image(payload.get("b64_json"), self._who)
+        except ProviderFailed as exc:
+            return payload, exc
+
+    def _partial(self, payload: dict[str, Any], image: bytes | ProviderFailed, sink: ProgressSink) -> None:
+        if isinstance(image, ProviderFailed):
             return  # a broken preview is no reason to lose the final image
         sink.preview(image)
         total = max(self.partial_images, 1)
