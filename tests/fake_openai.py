@@ -25,6 +25,14 @@ fake succeeds again): ``Status`` (an error status with an OpenAI error body and 
 not what the API sends), ``CutStream`` (the stream stops after some partial images, cleanly
 or by dropping the connection) and ``StreamError`` (an ``error`` event inside the stream).
 
+``Hang(seconds)`` answers only after ``seconds`` (a server past the client's read timeout).
+
+``FakeOpenAI(echo_key=True)``: every request is refused with the 401 an OpenAI-compatible server
+sends for a wrong key, echoing the key it received *unmasked*:
+``{"error": {"message": "Incorrect API key provided: <key>. You can find your API key at
+https://platform.openai.com/account/api-keys.", "type": "invalid_request_error", "param": null,
+"code": "invalid_api_key"}}``. For tests that a key coming back from a provider is redacted.
+
 ``state.gate`` (open by default): a stream waits on it after its first partial image, so a test
 can look at the preview before the image completes. ``state.partial_sent`` is set when a first
 partial image has been written; ``state.disconnected`` when a client went away mid-stream.
@@ -140,7 +148,14 @@ class StreamError:
     message: str = "Your request was rejected by the safety system."
 
 
-Failure = Status | Malformed | CutStream | StreamError
+@dataclass(frozen=True)
+class Hang:
+    """Answer (successfully) only after ``seconds``: longer than the client's read timeout."""
+
+    seconds: float = 1.0
+
+
+Failure = Status | Malformed | CutStream | StreamError | Hang
 
 
 # -- the state tests configure and inspect ------------------------------------------------
@@ -202,6 +217,8 @@ class FakeOpenAI:
     """Interleave ``: keep-alive`` comment lines, as proxies do."""
     sse_multiline: bool = False
     """Spread each event's JSON over several ``data:`` lines (legal SSE; the API sends one)."""
+    echo_key: bool = False
+    """Refuse every request with a 401 that repeats the key it received, unmasked."""
     partial_sent: threading.Event = field(default_factory=threading.Event)
     disconnected: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -486,10 +503,16 @@ async def _generation_job(request: Request, recorded: RecordedRequest) -> _Job:
 
 
 def _auth_error(state: FakeOpenAI, request: Request) -> Response | None:
-    if state.api_key is None:
-        return None
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
+    if state.echo_key:
+        message = (
+            f"Incorrect API key provided: {key}. You can find your API key at "
+            "https://platform.openai.com/account/api-keys."
+        )
+        return JSONResponse(error_body(message, "invalid_request_error", None, "invalid_api_key"), 401)
+    if state.api_key is None:
+        return None
     if scheme.lower() != "bearer" or not key:
         message = (
             "You didn't provide an API key. You need to provide your API key in an Authorization header "
@@ -651,6 +674,9 @@ def make_app(state: FakeOpenAI) -> Starlette:
             return JSONResponse(error_body(str(exc), "invalid_request_error", exc.param, exc.code), 400)
         failure = state._next_failure()
         recorded.outcome = type(failure).__name__ if failure else "ok"
+        if isinstance(failure, Hang):
+            await asyncio.sleep(failure.seconds)
+            failure = None
         return _answer(state, job, failure)
 
     return Starlette(

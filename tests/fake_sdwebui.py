@@ -12,6 +12,7 @@ Test API (all thread-safe; the app runs in the loopback server's thread)::
     fake.pause_at(5)          # sampling stops after step 5 until fake.resume(); fake.paused is set there
     fake.fail_next(2, status=500)             # the next 2 img2img/txt2img requests fail
     fake.fail_next(1, drop=True)              # ... or cut the connection mid-answer
+    fake.fail_next(1, status=429, headers={"Retry-After": "3"})   # ... with headers
     fake.fail_next(3, status=500, path=PROGRESS)  # ... or fail progress reads
     foreign = fake.start_foreign_job()        # another user's job holds the server until foreign.finish()
     fake.result_image = big_png               # answer with these bytes (e.g. a 40 MB upscale) after sampling
@@ -60,6 +61,8 @@ class Failure:
     drop: bool = False
     path: str | None = None
     """``None``: img2img and txt2img; else only requests to this path."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """e.g. ``{"Retry-After": "3"}`` with a 429, as a proxy or a queue extension in front of A1111 sends."""
 
 
 @dataclass
@@ -158,10 +161,11 @@ class FakeWebUI:
         body: Any = None,
         drop: bool = False,
         path: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         text = Failure.body if body is None else body if isinstance(body, str) else json.dumps(body)
         with self._lock:
-            self.failures.extend(Failure(status, text, drop, path) for _ in range(count))
+            self.failures.extend(Failure(status, text, drop, path, dict(headers or {})) for _ in range(count))
 
     def start_foreign_job(self, steps: int = 20) -> ForeignJob:
         return ForeignJob(self, steps)
@@ -314,7 +318,9 @@ class FakeWebUI:
             return None
         if failure.drop:
             return _Dropped()  # type: ignore[return-value]
-        return Response(failure.body, status_code=failure.status, media_type="application/json")
+        return Response(
+            failure.body, status_code=failure.status, media_type="application/json", headers=failure.headers
+        )
 
     async def _work(self, request: Request) -> Response:
         refused = self._admit(request)
