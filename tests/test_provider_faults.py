@@ -43,8 +43,10 @@ from tests.loopback import serve
 from tests.test_provider_errors import png
 
 KEY = "sk-test-faults-0123456789"
-READ_TIMEOUT = 0.2
-"""Short enough for a hang to be cheap, long enough for the fakes to answer a healthy request."""
+READ_TIMEOUT = 5.0
+"""Ample for a healthy answer from the fakes, even on a busy machine."""
+HANG_READ_TIMEOUT = 0.2
+"""For the hang cases: a short wait, far below the hang, so a hang costs little."""
 
 
 @dataclass
@@ -55,7 +57,9 @@ class Outcome:
     """Images in the gallery afterwards: the source, plus the result if the job completed."""
 
 
-async def run_job(tmp_path: Path, make_provider: Callable[[httpx.AsyncClient], Provider]) -> Outcome:
+async def run_job(
+    tmp_path: Path, make_provider: Callable[[httpx.AsyncClient], Provider], read_timeout: float = READ_TIMEOUT
+) -> Outcome:
     """One edit through the real job path; the retry waits are recorded, not slept."""
     waits: list[float] = []
 
@@ -69,7 +73,7 @@ async def run_job(tmp_path: Path, make_provider: Callable[[httpx.AsyncClient], P
         source = store.add_sync(png(), origin=ImageOrigin.UPLOAD, name="source.png")
         durations = DurationModel({q: 1.0 for q in Quality})
         registry = JobRegistry(max_concurrent=2, durations=durations)
-        timeout = httpx.Timeout(10.0, read=READ_TIMEOUT)
+        timeout = httpx.Timeout(10.0, read=read_timeout)
         async with httpx.AsyncClient(timeout=timeout) as client:
             provider = make_provider(client)
             studio = Studio(
@@ -179,7 +183,12 @@ async def test_openai_faults_end_in_a_retry_or_a_readable_failure(
 ) -> None:
     state, base_url = openai_fake
     state.script(*case.script)
-    outcome = await run_job(tmp_path, openai(base_url, key=case.key, partial_images=case.partial_images))
+    hangs = any(isinstance(fault, Hang) for fault in case.script)
+    outcome = await run_job(
+        tmp_path,
+        openai(base_url, key=case.key, partial_images=case.partial_images),
+        HANG_READ_TIMEOUT if hangs else READ_TIMEOUT,
+    )
     assert_outcome(outcome, case.stage, case.message)
     assert len(state.requests) == case.requests
     assert len(outcome.waits) > 0 or case.requests == 1
@@ -300,7 +309,7 @@ async def test_sdwebui_hang_past_the_read_timeout_is_retried_and_each_render_sto
 ) -> None:
     fake, url = sd_fake()
     fake.pause_at(2)  # every render stalls until it is interrupted
-    outcome = await run_job(tmp_path, sd(url))
+    outcome = await run_job(tmp_path, sd(url), HANG_READ_TIMEOUT)
     assert_outcome(outcome, JobStage.FAILED, "did not answer in time (ReadTimeout)")
     assert fake.work_requests == 3 and len(fake.jobs) == 3
     assert len(fake.interrupts) == 3, "no render was left running on the GPU"
