@@ -65,3 +65,11 @@ def seconds_label(seconds: float) -> str:
     if seconds < 90:
         return f"~{max(1, round(seconds))} s"
     return f"~{round(seconds / 60)} min"
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut at a word boundary to at most ``limit`` characters, with an ellipsis if cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0] if " " in text[: limit - 1] else text[: limit - 1]
+    return cut.rstrip(" ,.;:") + "…"

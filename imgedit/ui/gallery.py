@@ -25,6 +25,7 @@ from imgedit.ui.job_card import LoadingCard
 
 TICK_SECONDS = 1.0
 MB = 1024 * 1024
+FAILURE_TOAST_SECONDS = 20.0
 
 log = logging.getLogger(__name__)
 
@@ -210,15 +211,20 @@ class GalleryPage:
             self._announce_failure(snapshot)
 
     def _announce_failure(self, snapshot: JobSnapshot) -> None:
-        """A toast that stays until dismissed, with the reason and a Retry button."""
+        """A toast with the reason and a Retry button; it stays long enough to be read, and out
+        of the way of the dialogs (which open in the middle)."""
         what = fmt.kind_label(snapshot.spec.kind)
+        # Short enough to read at a glance; the card keeps the whole reason.
+        reason = fmt.shorten(snapshot.error or "", 180)
         toast = ui.notification(
-            f"{what} failed: “{snapshot.spec.prompt}”. {snapshot.error or ''}".strip(),
+            f"{what} failed: “{fmt.shorten(snapshot.spec.prompt, 60)}”. {reason}".strip(),
             type="negative",
             multi_line=True,
             close_button="Dismiss",
-            timeout=None,
+            timeout=FAILURE_TOAST_SECONDS,
+            position="bottom-right",
             icon="error",
+            classes="imgedit-toast",
         ).mark("failure-toast")
         # Quasar calls the action's handler in the browser; it tells the server through an event.
         toast.props["options"]["actions"] = [
