@@ -6,6 +6,7 @@ Must not import nicegui or anything under ``imgedit.ui``.
 
 from __future__ import annotations
 
+import functools
 import io
 
 from imgedit.models import Quality
@@ -25,8 +26,12 @@ SAMPLE_PROMPTS: tuple[str, ...] = (
 )
 
 
+@functools.lru_cache(maxsize=len(SAMPLE_PROMPTS))
 def render_sample(prompt: str) -> bytes:
-    """PNG bytes of ``prompt`` at ``SAMPLE_SIZE``; fast enough to render every sample at start-up."""
+    """PNG bytes of ``prompt`` at ``SAMPLE_SIZE``; fast enough to render every sample at start-up.
+
+    Kept once drawn (bytes are immutable): a process that seeds several data dirs, like the
+    test suite, draws each sample once."""
     image = draw_from_prompt(
         prompt,
         SAMPLE_SIZE,

@@ -108,8 +108,9 @@ def server(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
+def chrome(*, performance_log: bool = False) -> webdriver.Chrome:
+    """Debian's headless Chromium, with the flags this closed network needs; ``performance_log``
+    also records the DevTools events (network, websocket frames) for ``get_log("performance")``."""
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
@@ -127,8 +128,16 @@ def browser() -> Iterator[webdriver.Chrome]:
         "--window-size=1360,900",
     ):
         options.add_argument(flag)
+    if performance_log:
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     driver.set_window_size(1360, 900)
+    return driver
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    driver = chrome()
     yield driver
     driver.quit()
 

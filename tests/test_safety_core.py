@@ -205,13 +205,22 @@ def run_main(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     ],
 )
 def test_a_bad_setting_stops_with_a_usage_message_not_a_traceback(
-    args: tuple[str, ...], env: dict[str, str], message: str
+    args: tuple[str, ...], env: dict[str, str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    result = run_main(*args, **env)
+    with pytest.raises(SystemExit) as stopped:
+        Settings.from_args(list(args), env)
+    assert stopped.value.code == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("usage: python main.py")
+    assert f"python main.py: error: {message}" in stderr
+
+
+def test_main_py_itself_answers_a_bad_setting_with_the_usage_message() -> None:
+    result = run_main(IMGEDIT_PORT="abc")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("usage: python main.py")
-    assert f"python main.py: error: {message}" in result.stderr
+    assert "python main.py: error: IMGEDIT_PORT: 'abc' is not a whole number" in result.stderr
 
 
 def test_booleans_read_the_same_everywhere() -> None:

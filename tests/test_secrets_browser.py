@@ -17,17 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tests.loopback import serve
-from tests.test_browser import (
-    CHROMEDRIVER,
-    CHROMIUM,
-    By,
-    Service,
-    click_button,
-    running_app,
-    start_edit_in_browser,
-    wait,
-    webdriver,
-)
+from tests.test_browser import By, chrome, click_button, running_app, start_edit_in_browser, wait
 
 pytestmark = pytest.mark.browser
 
@@ -60,22 +50,7 @@ def echoing_server() -> Starlette:
 
 
 def test_a_key_echoed_by_the_provider_reaches_no_page_frame_log_file_or_message(tmp_path: Path) -> None:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1360,900",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    browser = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    browser = chrome(performance_log=True)
     try:
         with serve(echoing_server()) as upstream:
             base_url = upstream.replace("http://", f"http://proxyuser:{URL_PASSWORD}@") + "/v1"

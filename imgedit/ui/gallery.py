@@ -26,6 +26,8 @@ from imgedit.ui.job_card import LoadingCard
 TICK_SECONDS = 1.0
 MB = 1024 * 1024
 FAILURE_TOAST_SECONDS = 20.0
+SAME_DROP_SECONDS = 60.0
+"""Files the browser refused this recently belong to the drop whose upload just finished."""
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class GalleryPage:
         self._registry_version = -1
         self._broken: set[tuple[str, str]] = set()
         self._opened_at = time.time()
+        self._refused_by_browser: tuple[float, list[str]] = (0.0, [])
 
     def build(self) -> None:
         # The browser advances timers from server timestamps; this tells it the server's clock.
@@ -299,6 +302,10 @@ class GalleryPage:
             ui.notify(f"Added “{record.title}” to the gallery. {note}".strip(), type="positive")
         # The strip would show every file as done; what happened is said in words instead.
         self.upload.reset()
+        at, by_browser = self._refused_by_browser
+        self._refused_by_browser = (0.0, [])
+        if time.monotonic() - at < SAME_DROP_SECONDS:
+            refused = [*by_browser, *refused]
         self._show_upload_outcome(added, refused)
         self.tick()
 
@@ -312,6 +319,8 @@ class GalleryPage:
             refused.append(f"“{name}” {reason.format(imaging.MAX_UPLOAD_BYTES // MB)}.")
         for text in refused or ["A file was refused."]:
             ui.notify(f"{text} Nothing was added.", type="negative", multi_line=True)
+        # The rest of the same drop arrives a moment later; its outcome line keeps these.
+        self._refused_by_browser = (time.monotonic(), refused)
         self._show_upload_outcome([], refused)
 
     def _show_upload_outcome(self, added: list[str], refused: list[str]) -> None:
@@ -327,6 +336,7 @@ class GalleryPage:
             await self.store.delete(record.id)
         except ImgEditError as exc:
             ui.notify(str(exc), type="warning")
+            self.tick()  # the store put the image back: so does the gallery, at once
             return
         ui.notify(f"Deleted “{record.title}”.")
         self.tick()
