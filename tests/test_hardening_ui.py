@@ -231,7 +231,7 @@ async def test_a_failure_gets_a_toast_with_the_reason_and_retry(create_user) -> 
         assert "I don't understand" in toast.message and len(toast.message) < 300, (
             "short; the card has it all"
         )
-        assert [a["label"] for a in toast.props["options"]["actions"]] == ["Retry"]
+        assert [a["label"] for a in toast.props["options"]["actions"]] == ["Retry", "Dismiss"]
 
     # Retry from the toast runs the job again (and fails again here, with another toast).
     jobs_before = {s.id for s in services.registry.snapshots()}
