@@ -186,7 +186,7 @@ _OPTIONS: tuple[_Option, ...] = (
     _Option(
         "max_concurrent",
         "IMGEDIT_MAX_CONCURRENT",
-        _whole(1, 64),
+        _whole(1, 256),
         "jobs that run at the same time; the rest wait in the queue",
         "--max-concurrent",
         "N",
