@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from imgedit.storage import ImageStore
 
 
 @pytest.fixture(autouse=True)
@@ -30,3 +33,12 @@ def app_services() -> Any:
     imported at the top of a test module.
     """
     return sys.modules["imgedit.ui"].services
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ImageStore]:
+    """An opened image store on real folders and a real SQLite file in the test's tmp dir."""
+    opened = ImageStore(tmp_path)
+    opened.open()
+    yield opened
+    opened.close()

@@ -12,7 +12,7 @@ import sqlite3
 import stat
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,14 +110,6 @@ SVG = (
 
 
 # -- looking at the store --------------------------------------------------------------------
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ImageStore]:
-    opened = ImageStore(tmp_path)
-    opened.open()
-    yield opened
-    opened.close()
 
 
 @dataclass(frozen=True)

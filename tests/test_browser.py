@@ -6,19 +6,13 @@ On a machine without Chromium these tests skip with the reason; with IMGEDIT_REQ
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import random
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from PIL import Image, ImageDraw
 
@@ -39,67 +33,11 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
+from tests.app_process import running_app  # noqa: E402
 from tests.fake_sdwebui import FakeWebUI  # noqa: E402
 from tests.loopback import serve  # noqa: E402
 
 pytestmark = pytest.mark.browser
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def running_app(tmp_path: Path, env_extra: dict[str, str] | None = None) -> Iterator[str]:
-    """``python main.py`` as a user starts it, on a free port with its own data dir."""
-    port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PYTEST_", "NICEGUI_", "IMGEDIT_", "OPENAI_"))
-    }
-    env.update(env_extra or {})
-    log_path = tmp_path / f"server-{port}.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "main.py",
-                "--port",
-                str(port),
-                "--no-show",
-                "--data-dir",
-                str(tmp_path / "data"),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        try:
-            while True:
-                if process.poll() is not None:
-                    raise AssertionError(f"server exited: {log_path.read_text()}")
-                try:
-                    if httpx.get(url + "/", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise AssertionError("server did not answer within 60 s")
-                time.sleep(0.2)  # polling a subprocess with a deadline
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-    assert "Traceback" not in log_path.read_text(), log_path.read_text()
 
 
 @pytest.fixture

@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +23,7 @@ from nicegui import app
 from nicegui.testing import User
 from PIL import Image
 
+from tests.app_process import running_app
 from tests.conftest import app_services
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -244,12 +241,6 @@ class RawResponse:
     body: bytes
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def raw_get(server: Server, target: str, host: str | None, extra: tuple[str, ...] = ()) -> RawResponse:
     """One request exactly as written (no URL normalisation), read to the end of its answer."""
     lines = [f"GET {target} HTTP/1.1", *([f"Host: {host}"] if host is not None else []), *extra]
@@ -290,44 +281,9 @@ def dechunk(data: bytes) -> bytes:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One ``python main.py`` for every real-server case in this module."""
     folder = tmp_path_factory.mktemp("media-security")
-    port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PYTEST_", "NICEGUI_", "IMGEDIT_", "OPENAI_"))
-    }
-    env["IMGEDIT_SAMPLES"] = "1"
-    env["IMGEDIT_ALLOWED_HOSTS"] = "photos.example, Gallery.Lan"
-    log_path = folder / "server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "main.py", "--port", str(port), "--no-show", "--data-dir", str(folder / "data")],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if process.poll() is not None:
-                    raise AssertionError(f"server exited: {log_path.read_text()}")
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise AssertionError("server did not answer within 60 s")
-                time.sleep(0.2)  # polling a subprocess with a deadline
-            yield Server(port=port, data_dir=folder / "data")
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-    assert "Traceback" not in log_path.read_text(), log_path.read_text()
+    env = {"IMGEDIT_SAMPLES": "1", "IMGEDIT_ALLOWED_HOSTS": "photos.example, Gallery.Lan"}
+    with running_app(folder, env) as url:
+        yield Server(port=int(url.rsplit(":", 1)[1]), data_dir=folder / "data")
 
 
 def some_image_id(server: Server) -> str:

@@ -8,7 +8,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -60,14 +60,6 @@ async def wait_until(condition: Callable[[], bool], within: float = 10.0) -> Non
         if time.monotonic() > deadline:
             raise AssertionError("the condition did not become true in time")
         await asyncio.sleep(0.001)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ImageStore]:
-    opened = ImageStore(tmp_path)
-    opened.open()
-    yield opened
-    opened.close()
 
 
 def reopen(tmp_path: Path) -> ImageStore:
