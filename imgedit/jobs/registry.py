@@ -1,169 +1,43 @@
-"""The process-wide job registry: runs background work, owns its stage, progress and ETA.
+"""The job registry: runs background work and owns each job's stage, progress and ETA.
 
-It knows nothing of images, providers or browsers: it runs ``work(context)`` coroutines, at most
-``max_concurrent`` at a time, in submission order, and hands out frozen ``JobSnapshot`` values.
-The outcome of a job is mapped to its final stage in one place (``_final_stage``):
-``CancelledError`` → CANCELLED, ``ImgEditError`` → FAILED with its message, anything else →
-FAILED with a generic message and the traceback in the log. Must not import nicegui.
+It knows nothing of images, providers or browsers: it runs ``work(context)`` coroutines in the
+order the scheduler decides, and hands out frozen ``JobSnapshot`` values. The outcome of a job
+is mapped to its final stage in one place (``_final_stage``): ``CancelledError`` → CANCELLED
+(FAILED with the reason when the watchdog stopped it), ``ImgEditError`` → FAILED with its
+message, anything else → FAILED with a generic message and the traceback in the log. Every
+message and error passes through ``redact`` before it is kept. Must not import nicegui.
 
 Usage::
 
     registry = JobRegistry(max_concurrent=4, durations=DurationModel(priors))
     job_id = registry.submit(spec, work)      # returns at once
     registry.snapshot(job_id).progress         # 0..1, never backwards, 1.0 only when COMPLETED
-    registry.cancel(job_id)
+    registry.cancel(job_id); registry.pause(); registry.move_to_front(other_id)
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Literal
 
 from imgedit.errors import ImgEditError, NotFound
-from imgedit.eta import MAX_SHOWN_BEFORE_DONE, DurationModel, eased_progress, remaining_seconds
-from imgedit.models import ImageId, JobId, JobKind, Quality, new_job_id
+from imgedit.eta import DurationModel
+from imgedit.jobs import progress
+from imgedit.jobs.model import GENERIC_FAILURE, JobRecord, JobSnapshot, JobSpec, JobStage, Work
+from imgedit.jobs.scheduler import Scheduler
+from imgedit.models import JobId, new_job_id
 
-log = logging.getLogger(__name__)
-
-GENERIC_FAILURE = "Something went wrong inside imgedit; the details are in the server log."
+log = logging.getLogger("imgedit.jobs")
 KEEP_FINISHED = 200
 """Finished jobs kept for clients that have not seen the outcome yet; older ones are forgotten."""
-
-# Where each stage sits on the overall bar: reported provider progress fills PROCESSING.
-_PROCESSING_START = 0.05
-_PROCESSING_END = 0.95
-
-
-class JobStage(StrEnum):
-    """Where a job is in its life."""
-
-    QUEUED = "queued"
-    """Waiting for a free slot."""
-    INITIALIZING = "initializing"
-    """Loading the source and preparing the provider call."""
-    PROCESSING = "processing"
-    """The provider is working; progress comes from it where it can tell."""
-    FINALIZING = "finalizing"
-    """Saving the result and its thumbnail."""
-    COMPLETED = "completed"
-    """Done; the result is in the gallery."""
-    FAILED = "failed"
-    """Stopped by an error; the message says what to do."""
-    CANCELLED = "cancelled"
-    """Stopped on request; nothing was added."""
-    INTERRUPTED = "interrupted"
-    """Found unfinished when the app started (the process stopped while it ran)."""
-
-    @property
-    def is_finished(self) -> bool:
-        return self in _FINISHED
-
-    @property
-    def is_running(self) -> bool:
-        return self in _RUNNING
-
-
-_FINISHED = frozenset({JobStage.COMPLETED, JobStage.FAILED, JobStage.CANCELLED, JobStage.INTERRUPTED})
-_RUNNING = frozenset({JobStage.INITIALIZING, JobStage.PROCESSING, JobStage.FINALIZING})
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class JobSpec:
-    """What to do: the plain data a job is created from (and will be persisted as)."""
-
-    kind: JobKind
-    prompt: str
-    quality: Quality
-    provider: str
-    source_image_id: ImageId | None = None
-    size: tuple[int, int] | None = None
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class JobSnapshot:
-    """A read-only view of one job at one moment. Unknown values are ``None``, never 0."""
-
-    id: JobId
-    spec: JobSpec
-    stage: JobStage
-    progress: float
-    """Shown fraction 0..1: never goes backwards, 1.0 only once COMPLETED."""
-    progress_source: Literal["reported", "estimated"]
-    elapsed_s: float
-    """Seconds since the job left the queue (0 while queued)."""
-    eta_s: float | None
-    """Seconds until it is expected to finish, queue wait included; None once finished."""
-    expected_s: float
-    """Expected running time in seconds when the job was queued (prior or learned mean);
-    the actual running time once COMPLETED."""
-    message: str
-    error: str | None
-    result_image_id: ImageId | None
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    queue_position: int | None
-    attempt: int
-    preview_version: int
-    milestone: float | None = None
-    """The furthest milestone a provider passed (e.g. a partial image), on the whole job's bar."""
-
-    @property
-    def is_finished(self) -> bool:
-        return self.stage.is_finished
-
-    @property
-    def percent(self) -> int:
-        return int(self.progress * 100)
-
-
-Work = Callable[["JobContext"], Awaitable[ImageId | None]]
-
-
-@dataclass(slots=True, eq=False)
-class _JobRecord:
-    id: JobId
-    spec: JobSpec
-    work: Work
-    attempt: int
-    expected: float
-    created_wall: float
-    turn: asyncio.Event = field(default_factory=asyncio.Event)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    stage: JobStage = JobStage.QUEUED
-    message: str = ""
-    error: str | None = None
-    result: ImageId | None = None
-    started_mono: float | None = None
-    started_wall: float | None = None
-    finished_mono: float | None = None
-    finished_wall: float | None = None
-    reported: float | None = None
-    milestone: float | None = None
-    provider_eta: float | None = None
-    provider_eta_at: float = 0.0
-    floor: float = 0.0
-    preview: bytes | None = None
-    preview_version: int = 0
-    holds_slot: bool = False
-    task: asyncio.Task[None] | None = None
-    heard_mono: float = 0.0
-    """When the job last said anything (stage, progress, message, preview): the watchdog's clock."""
-    stalled: str | None = None
-    """Why the watchdog stopped the job, if it did."""
 
 
 class JobContext:
     """What running work sees of its job: stage changes and progress. Also a provider's ProgressSink."""
 
-    def __init__(self, registry: JobRegistry, record: _JobRecord) -> None:
+    def __init__(self, registry: JobRegistry, record: JobRecord) -> None:
         self._registry = registry
         self._record = record
 
@@ -205,24 +79,22 @@ class JobRegistry:
         redact: Callable[[str], str] = str,
         stall_timeout: float | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        capacity_of: Callable[[str], int | None] = lambda _provider: None,
     ) -> None:
         """``redact`` cleans every message and error before it is kept (secrets never reach a
-        card); a running job that says nothing for ``stall_timeout`` seconds is failed."""
-        if max_concurrent < 1:
-            raise ValueError("max_concurrent must be at least 1")
+        card); a running job that says nothing for ``stall_timeout`` seconds is failed;
+        ``capacity_of(provider)`` is how many of its jobs may run at once (None: no limit)."""
+        self._scheduler = Scheduler(limit=max_concurrent, capacity_of=capacity_of)
         if stall_timeout is not None and not (0 < stall_timeout < float("inf")):
             raise ValueError("stall_timeout must be a positive number of seconds")
         self._redact = redact
         self._stall_timeout = stall_timeout
         self._sleep = sleep
         self._watchdog: asyncio.Task[None] | None = None
-        self._limit = max_concurrent
         self._durations = durations
         self._clock = clock
         self._wall = wall_clock
-        self._jobs: dict[JobId, _JobRecord] = {}
-        self._queue: deque[JobId] = deque()
-        self._running = 0
+        self._jobs: dict[JobId, JobRecord] = {}
         self._finish_listeners: list[Callable[[JobSnapshot], None]] = []
         self.version = 0
         """Bumped on every change a user could see other than the passing of time."""
@@ -231,12 +103,48 @@ class JobRegistry:
 
     @property
     def max_concurrent(self) -> int:
-        return self._limit
+        return self._scheduler.limit
+
+    @property
+    def paused(self) -> bool:
+        """Paused, nothing new starts; running jobs finish."""
+        return self._scheduler.paused
+
+    def pause(self) -> None:
+        self._scheduler.paused = True
+        self._bump()
+
+    def resume(self) -> None:
+        self._scheduler.paused = False
+        self._pump()
+        self._bump()
+
+    def set_max_concurrent(self, limit: int) -> None:
+        """Change the number of slots now: more start at once, or fewer once running ones end."""
+        self._scheduler.set_limit(limit)
+        self._pump()
+        self._bump()
+
+    def move_to_front(self, job_id: JobId) -> None:
+        self.move(job_id, 0)
+
+    def move(self, job_id: JobId, index: int) -> None:
+        """Put a queued job at ``index`` of the queue (0 = next to start)."""
+        self._record(job_id)
+        self._scheduler.move(job_id, index)
+        self._bump()
+
+    def cancel_queued(self) -> int:
+        """Cancel every job still waiting in the queue; running jobs go on. How many."""
+        queued = [self._jobs[j] for j in self._scheduler.queued]
+        for record in queued:
+            self.cancel(record.id)
+        return len(queued)
 
     def submit(self, spec: JobSpec, work: Work, *, attempt: int = 1) -> JobId:
         """Queue ``work`` and return its id at once; it starts when a slot is free."""
         expected = self._durations.expected(spec.provider, spec.kind, spec.quality)
-        record = _JobRecord(
+        record = JobRecord(
             id=new_job_id(),
             spec=spec,
             work=work,
@@ -245,7 +153,7 @@ class JobRegistry:
             created_wall=self._wall(),
         )
         self._jobs[record.id] = record
-        self._queue.append(record.id)
+        self._scheduler.add(record.id, spec.provider)
         record.task = asyncio.get_running_loop().create_task(self._run(record), name=f"job-{record.id}")
         record.task.add_done_callback(lambda _task: self._finish_unstarted(record))
         log.info(
@@ -340,21 +248,22 @@ class JobRegistry:
 
     def snapshot(self, job_id: JobId) -> JobSnapshot:
         record, now = self._record(job_id), self._clock()
-        wait = self._queue_waits(now).get(job_id) if record.stage is JobStage.QUEUED else None
-        return self._snapshot(record, now, wait)
+        if record.stage is not JobStage.QUEUED:
+            return self._snapshot(record, now)
+        return self._snapshot(record, now, self._queue_waits(now).get(job_id), self._scheduler.positions())
 
     def snapshots(self) -> list[JobSnapshot]:
-        """All known jobs, oldest first, with queue waits included in the ETAs."""
+        """All known jobs, oldest first, with queue waits included in the ETAs. Linear in jobs."""
         now = self._clock()
-        waits = self._queue_waits(now)
-        return [self._snapshot(r, now, waits.get(r.id)) for r in self._jobs.values()]
+        waits, positions = self._queue_waits(now), self._scheduler.positions()
+        return [self._snapshot(r, now, waits.get(r.id), positions) for r in self._jobs.values()]
 
     def preview(self, job_id: JobId) -> bytes | None:
         return self._record(job_id).preview
 
     # -- the run of one job ----------------------------------------------------------------
 
-    async def _run(self, record: _JobRecord) -> None:
+    async def _run(self, record: JobRecord) -> None:
         error: BaseException | None = None
         try:
             await record.turn.wait()
@@ -370,12 +279,8 @@ class JobRegistry:
         if error is not None and not isinstance(error, Exception | asyncio.CancelledError):
             raise error  # KeyboardInterrupt, SystemExit: not ours to swallow
 
-    def _finish(self, record: _JobRecord, error: BaseException | None) -> None:
-        if record.id in self._queue:
-            self._queue.remove(record.id)
-        if record.holds_slot:
-            record.holds_slot = False
-            self._running -= 1
+    def _finish(self, record: JobRecord, error: BaseException | None) -> None:
+        self._scheduler.release(record.id)
         record.stage, error_text = _final_stage(record, error)
         record.error = None if error_text is None else self._redact(error_text)
         record.finished_mono = self._clock()
@@ -395,7 +300,7 @@ class JobRegistry:
             "job %s %s after %s: %s via %s%s",
             record.id,
             record.stage.value,
-            _duration(self._elapsed(record, record.finished_mono)),
+            _duration(progress.elapsed(record, record.finished_mono)),
             record.spec.kind.value,
             record.spec.provider,
             f" ({record.error})" if record.error else "",
@@ -410,18 +315,15 @@ class JobRegistry:
             except Exception:
                 log.exception("a job finish listener failed")
 
-    def _finish_unstarted(self, record: _JobRecord) -> None:
+    def _finish_unstarted(self, record: JobRecord) -> None:
         # A task cancelled before its first step never enters ``_run``'s try block (the
         # CancelledError is thrown into the unstarted coroutine), so nothing else would finish it.
         if not record.done.is_set():
             self._finish(record, asyncio.CancelledError())
 
     def _pump(self) -> None:
-        while self._running < self._limit and self._queue:
-            record = self._jobs[self._queue.popleft()]
-            record.holds_slot = True
-            self._running += 1
-            record.turn.set()
+        for job_id in self._scheduler.start_ready():
+            self._jobs[job_id].turn.set()
 
     def _forget_old_finished(self) -> None:
         finished = [r for r in self._jobs.values() if r.stage.is_finished]
@@ -430,7 +332,7 @@ class JobRegistry:
 
     # -- updates from running work (through JobContext) -------------------------------------
 
-    def _set_stage(self, record: _JobRecord, stage: JobStage, message: str) -> None:
+    def _set_stage(self, record: JobRecord, stage: JobStage, message: str) -> None:
         if record.stage.is_finished:
             return
         record.stage = stage
@@ -439,7 +341,7 @@ class JobRegistry:
         self._bump()
 
     def _set_progress(
-        self, record: _JobRecord, fraction: float, message: str | None, *, eta_s: float | None, exact: bool
+        self, record: JobRecord, fraction: float, message: str | None, *, eta_s: float | None, exact: bool
     ) -> None:
         if record.stage.is_finished:
             return
@@ -455,7 +357,7 @@ class JobRegistry:
         record.heard_mono = self._clock()
         self._bump()
 
-    def _set_preview(self, record: _JobRecord, image: bytes) -> None:
+    def _set_preview(self, record: JobRecord, image: bytes) -> None:
         if record.stage.is_finished:
             return
         record.preview = image
@@ -463,7 +365,7 @@ class JobRegistry:
         record.heard_mono = self._clock()
         self._bump()
 
-    def _touch(self, record: _JobRecord, *, message: str) -> None:
+    def _touch(self, record: JobRecord, *, message: str) -> None:
         if not record.stage.is_finished:
             record.message = self._redact(message)
             record.heard_mono = self._clock()
@@ -472,7 +374,7 @@ class JobRegistry:
     def _bump(self) -> None:
         self.version += 1
 
-    def _record(self, job_id: JobId) -> _JobRecord:
+    def _record(self, job_id: JobId) -> JobRecord:
         try:
             return self._jobs[job_id]
         except KeyError:
@@ -481,98 +383,50 @@ class JobRegistry:
     # -- progress and ETA --------------------------------------------------------------------
 
     def _queue_waits(self, now: float) -> dict[JobId, float]:
-        """Seconds each queued job is expected to wait, simulating the slots in order."""
-        if not self._queue:
-            return {}
-        free_at = [
-            self._remaining(r, now) for r in self._jobs.values() if r.holds_slot and not r.stage.is_finished
+        queued = [self._jobs[j] for j in self._scheduler.queued]
+        running = [
+            r for r in self._jobs.values() if self._scheduler.holds_slot(r.id) and not r.stage.is_finished
         ]
-        free_at += [0.0] * max(0, self._limit - len(free_at))
-        heapq.heapify(free_at)
-        waits: dict[JobId, float] = {}
-        for job_id in self._queue:
-            start = heapq.heappop(free_at)
-            waits[job_id] = start
-            heapq.heappush(free_at, start + self._jobs[job_id].expected)
-        return waits
+        return progress.queue_waits(running, queued, self._scheduler.limit, now)
 
-    def _elapsed(self, record: _JobRecord, now: float) -> float:
-        if record.started_mono is None:
-            return 0.0
-        end = record.finished_mono if record.finished_mono is not None else now
-        return max(0.0, end - record.started_mono)
-
-    def _overall_reported(self, record: _JobRecord) -> float | None:
-        return _overall(record.reported)
-
-    def _remaining(self, record: _JobRecord, now: float) -> float:
-        if record.provider_eta is not None:
-            # The provider's own estimate (e.g. SD WebUI's eta_relative), counted down since it came.
-            return max(record.provider_eta - (now - record.provider_eta_at), 0.0)
-        known = record.reported if record.reported is not None else record.milestone
-        return remaining_seconds(self._elapsed(record, now), record.expected, _overall(known))
-
-    def _snapshot(self, record: _JobRecord, now: float, wait: float | None = None) -> JobSnapshot:
-        elapsed = self._elapsed(record, now)
-        reported = self._overall_reported(record)
-        source: Literal["reported", "estimated"] = "reported" if reported is not None else "estimated"
-        eta: float | None
-        if record.stage.is_finished:
-            progress = 1.0 if record.stage is JobStage.COMPLETED else record.floor
-            eta = None
-            expected = elapsed if record.stage is JobStage.COMPLETED else record.expected
-        elif record.stage is JobStage.QUEUED:
-            progress = 0.0
-            eta = (wait or 0.0) + record.expected
-            expected = record.expected
-        else:
-            if reported is not None:
-                computed = reported
-            else:
-                # Milestones (e.g. partial images) are floors under the estimate, not a replacement.
-                computed = max(eased_progress(elapsed, record.expected), _overall(record.milestone) or 0.0)
-            if record.stage is JobStage.FINALIZING:
-                computed = max(computed, _PROCESSING_END)
-            progress = min(max(record.floor, computed), MAX_SHOWN_BEFORE_DONE)
-            record.floor = progress
-            eta = self._remaining(record, now)
-            expected = record.expected
-        # A job handed a slot but not yet started is still QUEUED, though no longer in the queue.
-        position = self._queue.index(record.id) + 1 if record.id in self._queue else None
+    def _snapshot(
+        self,
+        record: JobRecord,
+        now: float,
+        wait: float | None = None,
+        positions: dict[JobId, int] | None = None,
+    ) -> JobSnapshot:
+        view = progress.shown(record, now, wait)
+        if record.stage.is_running:
+            record.floor = view.progress
         return JobSnapshot(
             id=record.id,
             spec=record.spec,
             stage=record.stage,
-            progress=progress,
-            progress_source=source,
-            elapsed_s=elapsed,
-            eta_s=eta,
-            expected_s=expected,
+            progress=view.progress,
+            progress_source=view.source,
+            elapsed_s=view.elapsed_s,
+            eta_s=view.eta_s,
+            expected_s=view.expected_s,
             message=record.message,
             error=record.error,
             result_image_id=record.result,
             created_at=record.created_wall,
             started_at=record.started_wall,
             finished_at=record.finished_wall,
-            queue_position=position,
+            # A job handed a slot but not yet started is still QUEUED, though no longer in the queue.
+            queue_position=(positions or {}).get(record.id),
             attempt=record.attempt,
             preview_version=record.preview_version,
-            milestone=_overall(record.milestone),
+            milestone=progress.overall(record.milestone),
         )
-
-
-def _overall(fraction: float | None) -> float | None:
-    """A provider's fraction of its own work, placed on the whole job's bar (PROCESSING span)."""
-    if fraction is None:
-        return None
-    return _PROCESSING_START + (_PROCESSING_END - _PROCESSING_START) * fraction
 
 
 def _duration(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
-def _final_stage(record: _JobRecord, error: BaseException | None) -> tuple[JobStage, str | None]:
+def _final_stage(record: JobRecord, error: BaseException | None) -> tuple[JobStage, str | None]:
     """The one place where an outcome becomes a final stage and a user-facing message."""
     if error is None:
         return JobStage.COMPLETED, None

@@ -1,0 +1,142 @@
+"""The job model: stages, the spec a job is made from, the read-only snapshot, the live record.
+
+``JobSpec`` is plain data: with it alone a job can be run, retried or resumed (the runner has a
+handler per kind). ``JobRecord`` is the registry's mutable state of one job and never leaves
+the jobs package; ``JobSnapshot`` is what everyone else sees. Must not import nicegui.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Literal
+
+from imgedit.models import ImageId, JobId, JobKind, Quality
+
+if TYPE_CHECKING:
+    from imgedit.jobs.registry import JobContext
+
+GENERIC_FAILURE = "Something went wrong inside imgedit; the details are in the server log."
+
+
+class JobStage(StrEnum):
+    """Where a job is in its life."""
+
+    QUEUED = "queued"
+    """Waiting for a free slot."""
+    INITIALIZING = "initializing"
+    """Loading the source and preparing the provider call."""
+    PROCESSING = "processing"
+    """The provider is working; progress comes from it where it can tell."""
+    FINALIZING = "finalizing"
+    """Saving the result and its thumbnail."""
+    COMPLETED = "completed"
+    """Done; the result is in the gallery."""
+    FAILED = "failed"
+    """Stopped by an error; the message says what to do."""
+    CANCELLED = "cancelled"
+    """Stopped on request; nothing was added."""
+    INTERRUPTED = "interrupted"
+    """Found unfinished when the app started (the process stopped while it ran)."""
+
+    @property
+    def is_finished(self) -> bool:
+        return self in _FINISHED
+
+    @property
+    def is_running(self) -> bool:
+        return self in _RUNNING
+
+
+_FINISHED = frozenset({JobStage.COMPLETED, JobStage.FAILED, JobStage.CANCELLED, JobStage.INTERRUPTED})
+_RUNNING = frozenset({JobStage.INITIALIZING, JobStage.PROCESSING, JobStage.FINALIZING})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JobSpec:
+    """What to do: the plain data a job is created from (and will be persisted as)."""
+
+    kind: JobKind
+    prompt: str
+    quality: Quality
+    provider: str
+    source_image_id: ImageId | None = None
+    size: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JobSnapshot:
+    """A read-only view of one job at one moment. Unknown values are ``None``, never 0."""
+
+    id: JobId
+    spec: JobSpec
+    stage: JobStage
+    progress: float
+    """Shown fraction 0..1: never goes backwards, 1.0 only once COMPLETED."""
+    progress_source: Literal["reported", "estimated"]
+    elapsed_s: float
+    """Seconds since the job left the queue (0 while queued)."""
+    eta_s: float | None
+    """Seconds until it is expected to finish, queue wait included; None once finished."""
+    expected_s: float
+    """Expected running time in seconds when the job was queued (prior or learned mean);
+    the actual running time once COMPLETED."""
+    message: str
+    error: str | None
+    result_image_id: ImageId | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    queue_position: int | None
+    attempt: int
+    preview_version: int
+    milestone: float | None = None
+    """The furthest milestone a provider passed (e.g. a partial image), on the whole job's bar."""
+
+    @property
+    def is_finished(self) -> bool:
+        return self.stage.is_finished
+
+    @property
+    def percent(self) -> int:
+        return int(self.progress * 100)
+
+
+Work = Callable[["JobContext"], Awaitable[ImageId | None]]
+"""What a job does: given its context, produce the result image's id."""
+
+
+@dataclass(slots=True, eq=False)
+class JobRecord:
+    """The registry's mutable state of one job; only the jobs package touches it."""
+
+    id: JobId
+    spec: JobSpec
+    work: Work
+    attempt: int
+    expected: float
+    created_wall: float
+    turn: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    stage: JobStage = JobStage.QUEUED
+    message: str = ""
+    error: str | None = None
+    result: ImageId | None = None
+    started_mono: float | None = None
+    started_wall: float | None = None
+    finished_mono: float | None = None
+    finished_wall: float | None = None
+    reported: float | None = None
+    milestone: float | None = None
+    provider_eta: float | None = None
+    provider_eta_at: float = 0.0
+    floor: float = 0.0
+    preview: bytes | None = None
+    preview_version: int = 0
+    task: asyncio.Task[None] | None = None
+    heard_mono: float = 0.0
+    """When the job last said anything (stage, progress, message, preview): the watchdog's clock."""
+    stalled: str | None = None
+    """Why the watchdog stopped the job, if it did."""
