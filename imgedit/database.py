@@ -33,6 +33,47 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX images_created ON images (created_at);
     """,
+    # 2: the job journal (every job's spec and lifecycle), results tied to their job, learned
+    #    durations and app settings (e.g. the queue's paused state)
+    """
+    ALTER TABLE images ADD COLUMN job_id TEXT;
+    CREATE UNIQUE INDEX images_job ON images (job_id) WHERE job_id IS NOT NULL;
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        quality TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        model TEXT,
+        source_image_id TEXT,
+        width INTEGER,
+        height INTEGER,
+        stage TEXT NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 1,
+        message TEXT NOT NULL DEFAULT '',
+        error TEXT,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        duration REAL,
+        result_image_id TEXT,
+        queue_order REAL NOT NULL,
+        retry_of TEXT
+    );
+    CREATE INDEX jobs_created ON jobs (created_at);
+    CREATE INDEX jobs_stage ON jobs (stage, queue_order);
+    CREATE TABLE durations (
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL,
+        quality TEXT NOT NULL,
+        size_bucket TEXT NOT NULL DEFAULT '',
+        count INTEGER NOT NULL,
+        mean REAL NOT NULL,
+        PRIMARY KEY (provider, model, kind, quality, size_bucket)
+    );
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
 )
 
 

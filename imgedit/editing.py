@@ -45,6 +45,8 @@ class Studio:
         self.durations = durations
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
+        for kind in JobKind:
+            registry.handle(kind, self._work)
         for provider in providers.all():
             for kind in JobKind:
                 for quality in Quality:
@@ -65,7 +67,7 @@ class Studio:
             provider=self._provider_for(provider, JobKind.EDIT),
             source_image_id=source.id,
         )
-        return self.registry.submit(spec, self._work)
+        return self.registry.submit(spec)
 
     def submit_generate(
         self, prompt: str, quality: Quality, provider: str, size: tuple[int, int] | None = None
@@ -78,7 +80,7 @@ class Studio:
             provider=self._provider_for(provider, JobKind.GENERATE),
             size=size,
         )
-        return self.registry.submit(spec, self._work)
+        return self.registry.submit(spec)
 
     def _provider_for(self, name: str, kind: JobKind) -> str:
         provider = self.providers.get(name)

@@ -189,7 +189,7 @@ async def test_double_click_and_double_enter_make_one_job_each(user: User) -> No
     submitted: list[str] = []
     original = services.registry.submit
 
-    def counting_submit(spec, work, **kwargs):  # type: ignore[no-untyped-def]
+    def counting_submit(spec, work=None, **kwargs):  # type: ignore[no-untyped-def]
         submitted.append(spec.prompt)
         return original(spec, work, **kwargs)
 

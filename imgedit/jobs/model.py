@@ -94,6 +94,8 @@ class JobSnapshot:
     preview_version: int
     milestone: float | None = None
     """The furthest milestone a provider passed (e.g. a partial image), on the whole job's bar."""
+    waiting_for_provider: bool = False
+    """Queued only because its provider is at capacity (e.g. every SD WebUI server is busy)."""
 
     @property
     def is_finished(self) -> bool:

@@ -27,7 +27,7 @@ from imgedit.eta import DurationModel
 from imgedit.jobs import progress
 from imgedit.jobs.model import GENERIC_FAILURE, JobRecord, JobSnapshot, JobSpec, JobStage, Work
 from imgedit.jobs.scheduler import Scheduler
-from imgedit.models import JobId, new_job_id
+from imgedit.models import JobId, JobKind, new_job_id
 
 log = logging.getLogger("imgedit.jobs")
 KEEP_FINISHED = 200
@@ -95,6 +95,7 @@ class JobRegistry:
         self._clock = clock
         self._wall = wall_clock
         self._jobs: dict[JobId, JobRecord] = {}
+        self._handlers: dict[JobKind, Work] = {}
         self._finish_listeners: list[Callable[[JobSnapshot], None]] = []
         self.version = 0
         """Bumped on every change a user could see other than the passing of time."""
@@ -141,8 +142,20 @@ class JobRegistry:
             self.cancel(record.id)
         return len(queued)
 
-    def submit(self, spec: JobSpec, work: Work, *, attempt: int = 1) -> JobId:
-        """Queue ``work`` and return its id at once; it starts when a slot is free."""
+    def handle(self, kind: JobKind, work: Work) -> None:
+        """Run every job of ``kind`` with ``work`` (it reads what to do from ``context.spec``), so
+        a job is re-run from its spec alone: retried, or resumed after a restart."""
+        self._handlers[kind] = work
+
+    def submit(self, spec: JobSpec, work: Work | None = None, *, attempt: int = 1) -> JobId:
+        """Queue a job and return its id at once; it starts when the scheduler lets it.
+
+        It runs ``work`` if given (tests), else the handler for its kind."""
+        if work is None:
+            try:
+                work = self._handlers[spec.kind]
+            except KeyError:
+                raise ValueError(f"no handler for {spec.kind} jobs") from None
         expected = self._durations.expected(spec.provider, spec.kind, spec.quality)
         record = JobRecord(
             id=new_job_id(),
@@ -250,13 +263,17 @@ class JobRegistry:
         record, now = self._record(job_id), self._clock()
         if record.stage is not JobStage.QUEUED:
             return self._snapshot(record, now)
-        return self._snapshot(record, now, self._queue_waits(now).get(job_id), self._scheduler.positions())
+        waits, positions = self._queue_waits(now), self._scheduler.positions()
+        return self._snapshot(
+            record, now, waits.get(job_id), positions, self._scheduler.waiting_for_provider()
+        )
 
     def snapshots(self) -> list[JobSnapshot]:
         """All known jobs, oldest first, with queue waits included in the ETAs. Linear in jobs."""
         now = self._clock()
         waits, positions = self._queue_waits(now), self._scheduler.positions()
-        return [self._snapshot(r, now, waits.get(r.id), positions) for r in self._jobs.values()]
+        blocked = self._scheduler.waiting_for_provider()
+        return [self._snapshot(r, now, waits.get(r.id), positions, blocked) for r in self._jobs.values()]
 
     def preview(self, job_id: JobId) -> bytes | None:
         return self._record(job_id).preview
@@ -395,6 +412,7 @@ class JobRegistry:
         now: float,
         wait: float | None = None,
         positions: dict[JobId, int] | None = None,
+        blocked: set[JobId] | None = None,
     ) -> JobSnapshot:
         view = progress.shown(record, now, wait)
         if record.stage.is_running:
@@ -419,6 +437,7 @@ class JobRegistry:
             attempt=record.attempt,
             preview_version=record.preview_version,
             milestone=progress.overall(record.milestone),
+            waiting_for_provider=record.id in (blocked or ()),
         )
 
 
