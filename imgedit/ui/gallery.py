@@ -8,9 +8,10 @@ moved on or finished. The grid is never rebuilt on a tick.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from nicegui import events, ui
 
@@ -22,6 +23,7 @@ from imgedit.services import Services
 from imgedit.ui import format as fmt
 from imgedit.ui.dialogs import ImageDialog, JobDialog, lineage_text
 from imgedit.ui.job_card import LoadingCard
+from imgedit.ui.tray import JobsTray
 
 TICK_SECONDS = 1.0
 MB = 1024 * 1024
@@ -47,20 +49,24 @@ class GalleryPage:
         self._broken: set[tuple[str, str]] = set()
         self._opened_at = time.time()
         self._refused_by_browser: tuple[float, list[str]] = (0.0, [])
+        self._announced: set[JobId] = set()
+        self._counts_sent: tuple[int, int] | None = None
+        self.tray = JobsTray(services, on_cancel=self._cancel, on_hide=self._hide_jobs)
 
     def build(self) -> None:
         # The browser advances timers from server timestamps; this tells it the server's clock.
         ui.add_head_html(f"<script>window.imgeditSkew = {int(time.time() * 1000)} - Date.now();</script>")
-        self.job_dialog = JobDialog(self.services, on_submitted=self.tick)
+        self.tray.build_drawer()  # a layout element: at the page's top level
+        self.job_dialog = JobDialog(self.services, on_submitted=self._after_submit)
         self.image_dialog = ImageDialog(
             self.services, on_edit=self.job_dialog.open_edit, on_delete=self._delete
         )
-        with ui.row().classes("imgedit-header"):
+        with ui.row().classes("imgedit-header imgedit-sticky"):
             ui.label("imgedit").classes("imgedit-logo")
             engines = ", ".join(p.label for p in self.services.providers.all())
             ui.label(engines).classes("imgedit-chip")
             ui.space()
-            self.summary = ui.label().classes("imgedit-summary").mark("summary")
+            self.tray.build_badge()
             ui.button("New image", icon="add_photo_alternate", on_click=self.job_dialog.open_generate).props(
                 "unelevated no-caps color=deep-purple-5"
             ).mark("new-image")
@@ -171,13 +177,28 @@ class GalleryPage:
             # A job that failed since this tab opened (e.g. between two ticks) is news here too.
             if snapshot.stage is JobStage.FAILED and (snapshot.finished_at or 0) >= self._opened_at:
                 self._announce(snapshot)
+        self._announce_unseen(snapshots.values())
+        ok &= self._guarded("tray", "tray", functools.partial(self.tray.sync, list(snapshots.values())))
         running = sum(1 for s in snapshots.values() if s.stage.is_running)
         queued = sum(1 for s in snapshots.values() if s.stage is JobStage.QUEUED)
-        parts = [f"{running} running"] if running else []
-        parts += [f"{queued} queued"] if queued else []
-        self.summary.set_text(" · ".join(parts))
+        if (running, queued) != self._counts_sent:
+            self._counts_sent = (running, queued)
+            self._browser("setCounts", {"running": running, "queued": queued})
         self.empty.set_visibility(not self.image_cards and not self.job_cards)
         return ok
+
+    def _announce_unseen(self, snapshots: Iterable[JobSnapshot]) -> None:
+        """A job that started and completed between two ticks never had a card here; its
+        completion is news in this tab all the same."""
+        for snapshot in snapshots:
+            if (
+                snapshot.stage is JobStage.COMPLETED
+                and snapshot.id not in self._announced
+                and snapshot.id not in self._hidden_jobs
+                and snapshot.id not in self.job_cards
+                and (snapshot.finished_at or 0) >= self._opened_at
+            ):
+                self._announce(snapshot)
 
     def _add_job_card(self, snapshot: JobSnapshot) -> None:
         source = snapshot.spec.source_image_id
@@ -205,13 +226,56 @@ class GalleryPage:
             self.jobs_box.remove(card.root)
 
     def _announce(self, snapshot: JobSnapshot) -> None:
+        self._announced.add(snapshot.id)
         what = fmt.kind_label(snapshot.spec.kind)
         if snapshot.stage is JobStage.COMPLETED:
-            ui.notify(f"{what} finished: “{snapshot.spec.prompt}”", type="positive", icon="check_circle")
+            self._announce_completion(snapshot)
         elif snapshot.stage is JobStage.CANCELLED:
             ui.notify(f"{what} cancelled: “{snapshot.spec.prompt}”", type="info")
         elif snapshot.stage is JobStage.FAILED:
             self._announce_failure(snapshot)
+
+    def _announce_completion(self, snapshot: JobSnapshot) -> None:
+        """A toast with the result's thumbnail and View (the full image in a new tab); a browser
+        notification too when this tab is hidden (``static/notify.js`` decides)."""
+        what = fmt.kind_label(snapshot.spec.kind)
+        result = snapshot.result_image_id
+        extra: dict[str, object] = {"icon": "check_circle"}
+        if result and result in self.store:
+            # A link button needs no handler: Quasar renders each action as a q-btn with its props.
+            extra = {
+                "avatar": f"/media/thumbs/{result}",
+                "actions": [
+                    {
+                        "label": "View",
+                        "color": "white",
+                        "noCaps": True,
+                        "href": f"/media/images/{result}",
+                        "target": "_blank",
+                    }
+                ],
+                "classes": "imgedit-toast imgedit-done-toast",
+            }
+        # Quasar shows the message as text (html is off): a prompt cannot become markup.
+        ui.notify(f"{what} finished: “{snapshot.spec.prompt}”", type="positive", **extra)
+        self._browser(
+            "finished",
+            {
+                "id": snapshot.id,
+                "ok": True,
+                "title": f"{what} finished",
+                "body": fmt.shorten(snapshot.spec.prompt, 120),
+                "icon": f"/media/thumbs/{result}" if result else None,
+            },
+        )
+
+    def _browser(self, function: str, payload: dict[str, object]) -> None:
+        """Call ``imgeditNotify.<function>(payload)`` in this tab; user text travels as JSON."""
+        ui.run_javascript(f"window.imgeditNotify && imgeditNotify.{function}({json.dumps(payload)})")
+
+    def _source_thumb(self, snapshot: JobSnapshot) -> str | None:
+        source = snapshot.spec.source_image_id
+        return f"/media/thumbs/{source}" if source and source in self.store else None
 
     def _announce_failure(self, snapshot: JobSnapshot) -> None:
         """A toast with the reason and a Retry button; it stays long enough to be read, and out
@@ -228,6 +292,9 @@ class GalleryPage:
             icon="error",
             classes="imgedit-toast",
         ).mark("failure-toast")
+        source_thumb = self._source_thumb(snapshot)
+        if source_thumb:
+            toast.props["options"]["avatar"] = source_thumb
         # Quasar calls the action's handler in the browser; it tells the server through an event.
         # White on the red toast reads at 5.6:1; Quasar's default close button did not.
         toast.props["options"]["actions"] = [
@@ -240,8 +307,36 @@ class GalleryPage:
             self._retry(snapshot.id)
 
         toast.on("retry", retry)
+        self._browser(
+            "finished",
+            {
+                "id": snapshot.id,
+                "ok": False,
+                "title": f"{what} failed",
+                "body": f"“{fmt.shorten(snapshot.spec.prompt, 60)}”. {reason}".strip(),
+                "icon": source_thumb,
+            },
+        )
 
     # -- job actions ---------------------------------------------------------------------------
+
+    def _after_submit(self) -> None:
+        """Show this tab's new job at once: its card scrolled into view (the header stays on
+        top); and, on the first submit only, ask for permission to notify (never on page load)."""
+        known = set(self.job_cards)
+        self.tick()
+        fresh = [card for job_id, card in self.job_cards.items() if job_id not in known]
+        if fresh:
+            self._browser("reveal", {"id": fresh[-1].root.id})
+        self._browser("askPermission", {})
+
+    def _hide_jobs(self, job_ids: Iterable[JobId]) -> None:
+        """This tab cancels these itself: their cards go at once, without a toast each."""
+        for job_id in job_ids:
+            self._hidden_jobs.add(job_id)
+            card = self.job_cards.get(job_id)
+            if card is not None:
+                card.root.set_visibility(False)
 
     def _cancel(self, job_id: JobId) -> None:
         self._hidden_jobs.add(job_id)

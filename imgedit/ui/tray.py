@@ -1,0 +1,339 @@
+"""The jobs tray: a badge in the sticky header and a drawer that steers the queue.
+
+The badge says what runs ("2 running · 3 queued", or that the queue is paused) and opens the
+drawer: running and queued jobs with the source thumbnail, prompt, position and wait, each
+with Cancel, Move to front and Move up / down; and for the whole queue Pause / Resume, Cancel
+all queued, the number of jobs at once, and the sound toggle (kept in the browser's
+localStorage by ``static/notify.js``).
+
+Every tab has its own tray driven by the gallery's 1-second tick: ``sync(snapshots)`` runs only
+when the registry's version moved, keeps one row per job and touches only what changed. User
+text (prompts) reaches elements as text or as prop values, never through a parsed props string.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+
+from nicegui import ui
+
+from imgedit.errors import ImgEditError
+from imgedit.jobs import JobSnapshot, JobStage
+from imgedit.models import JobId
+from imgedit.services import Services
+from imgedit.ui import format as fmt
+
+MAX_SLOTS_CHOICE = 16
+"""The concurrency control offers 1..16 (more if the server was started with more)."""
+
+
+def summary_text(running: int, queued: int, *, paused: bool) -> str:
+    """``2 running · 3 queued``; ``Paused · 3 queued``; ``No jobs``."""
+    parts = [f"{running} running"] if running else []
+    parts += [f"{queued} queued"] if queued else []
+    if paused:
+        parts.insert(0, "Paused")
+    return " · ".join(parts) or "No jobs"
+
+
+def _wait_text(snapshot: JobSnapshot, *, paused: bool) -> str:
+    position = snapshot.queue_position
+    if position is None:
+        return "Starting"
+    where = f"#{position} in the queue"
+    if paused:
+        return f"{where} · paused"
+    if snapshot.waiting_for_provider:
+        return f"{where} · waiting for a free server"
+    if snapshot.eta_s is None:
+        return where
+    wait = max(0.0, snapshot.eta_s - snapshot.expected_s)
+    return f"{where} · starts in ≈{fmt.clock(wait)}" if wait >= 1 else f"{where} · next"
+
+
+def _running_text(snapshot: JobSnapshot) -> str:
+    parts = [snapshot.stage.value.capitalize(), f"{snapshot.percent}%"]
+    eta = fmt.eta_text(snapshot.eta_s)
+    if eta:
+        parts.append(eta)
+    return " · ".join(parts)
+
+
+def _icon_button(icon: str, label: str, on_click: Callable[[], None], marker: str) -> ui.button:
+    button = ui.button(icon=icon, on_click=on_click).props("flat round dense color=grey-3").mark(marker)
+    button.props["aria-label"] = label  # a value, never parsed: the label may quote a prompt
+    button.tooltip(label)
+    return button
+
+
+class TrayRow:
+    """One job in the tray; ``update`` sends only what changed."""
+
+    def __init__(self, tray: JobsTray, snapshot: JobSnapshot, thumb: str | None) -> None:
+        self.job_id = snapshot.id
+        prompt = fmt.shorten(snapshot.spec.prompt, 40)
+        with (
+            ui.element("div")
+            .classes("imgedit-tray-row")
+            .mark("tray-job", f"tray-job-{snapshot.id}") as self.root
+        ):
+            self.root.props["role"] = "listitem"
+            with ui.element("div").classes("imgedit-tray-thumb"):
+                if thumb:
+                    image = ui.element("img")
+                    image.props["src"] = thumb
+                    image.props["alt"] = ""
+                else:
+                    ui.icon("brush").props["aria-hidden"] = "true"
+            with ui.element("div").classes("imgedit-tray-text"):
+                what = fmt.kind_label(snapshot.spec.kind)
+                title = ui.label(f"{what}: “{snapshot.spec.prompt}”").classes("imgedit-tray-prompt")
+                title.props["title"] = snapshot.spec.prompt
+                self.status = ui.label().classes("imgedit-tray-status").mark(f"tray-status-{snapshot.id}")
+            with ui.element("div").classes("imgedit-tray-actions"):
+                self.front = _icon_button(
+                    "vertical_align_top",
+                    f"Move “{prompt}” to the front",
+                    lambda: tray.move_to_front(self.job_id),
+                    f"tray-front-{snapshot.id}",
+                )
+                self.up = _icon_button(
+                    "arrow_upward",
+                    f"Move “{prompt}” up",
+                    lambda: tray.move_by(self.job_id, -1),
+                    f"tray-up-{snapshot.id}",
+                )
+                self.down = _icon_button(
+                    "arrow_downward",
+                    f"Move “{prompt}” down",
+                    lambda: tray.move_by(self.job_id, +1),
+                    f"tray-down-{snapshot.id}",
+                )
+                self.cancel = _icon_button(
+                    "close",
+                    f"Cancel “{prompt}”",
+                    lambda: tray.cancel(self.job_id),
+                    f"tray-cancel-{snapshot.id}",
+                )
+                self.cancel.props["color"] = "red-3"
+
+    def update(self, snapshot: JobSnapshot, *, paused: bool, queued_count: int) -> None:
+        queued = snapshot.stage is JobStage.QUEUED
+        self.root.classes(
+            add="imgedit-tray-running" if not queued else "",
+            remove="" if not queued else "imgedit-tray-running",
+        )
+        self.status.set_text(_wait_text(snapshot, paused=paused) if queued else _running_text(snapshot))
+        position = snapshot.queue_position
+        movable = queued and position is not None
+        for button in (self.front, self.up, self.down):
+            button.set_visibility(movable)
+        if movable:
+            assert position is not None
+            self.front.set_enabled(position > 1)
+            self.up.set_enabled(position > 1)
+            self.down.set_enabled(position < queued_count)
+
+
+class JobsTray:
+    """The header badge and the drawer of one tab."""
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        on_cancel: Callable[[JobId], None],
+        on_hide: Callable[[Iterable[JobId]], None],
+    ) -> None:
+        self.registry = services.registry
+        self.store = services.store
+        self._on_cancel = on_cancel
+        self._on_hide = on_hide
+        self.rows: dict[JobId, TrayRow] = {}
+        self._order: list[JobId] = []
+
+    # -- building ----------------------------------------------------------------------------
+
+    def build_drawer(self) -> None:
+        """The drawer; call at the page's top level (Quasar drawers belong to the layout)."""
+        self.drawer = (
+            ui.right_drawer(value=False, fixed=True, bordered=True).classes("imgedit-tray").mark("tray")
+        )
+        self.drawer.props["overlay"] = True
+        self.drawer.props["width"] = 420
+        self.drawer.props["aria-label"] = "Jobs tray"
+        self.drawer.props["role"] = "dialog"
+        with self.drawer:
+            with ui.row().classes("imgedit-tray-head"):
+                ui.label("Jobs").classes("imgedit-tray-title")
+                ui.space()
+                close = _icon_button("close", "Close the jobs tray", self.close, "tray-close")
+                close.props["color"] = "grey-2"
+            with ui.element("div").classes("imgedit-tray-controls"):
+                self.pause_button = (
+                    ui.button(on_click=self.toggle_pause)
+                    .props("unelevated no-caps dense color=deep-purple-6")
+                    .classes("imgedit-tray-pause")
+                    .mark("tray-pause")
+                )
+                self.cancel_all = (
+                    ui.button("Cancel all queued", icon="clear_all", on_click=self.cancel_queued)
+                    .props("flat no-caps dense color=red-3")
+                    .mark("tray-cancel-queued")
+                )
+                self.slots = (
+                    ui.number(
+                        label="Jobs at once",
+                        min=1,
+                        max=max(MAX_SLOTS_CHOICE, self.registry.max_concurrent),
+                        step=1,
+                        precision=0,
+                        value=self.registry.max_concurrent,
+                        on_change=self._on_slots,
+                    )
+                    .props("outlined dense dark color=deep-purple-3")
+                    .classes("imgedit-tray-slots")
+                    .mark("tray-slots")
+                )
+                self.slots.props["debounce"] = 400  # typing "12" must not pass through 1
+                self.sound = (
+                    ui.switch("Sound when a job ends", on_change=self._on_sound)
+                    .props("dark dense color=deep-purple-3")
+                    .mark("tray-sound")
+                )
+            ui.label("Running").classes("imgedit-tray-section")
+            self.running_box = ui.element("div").classes("imgedit-tray-list").mark("tray-running")
+            self.running_box.props["role"] = "list"
+            self.running_box.props["aria-label"] = "Running jobs"
+            self.no_running = ui.label("Nothing is running.").classes("imgedit-tray-empty")
+            ui.label("Queued").classes("imgedit-tray-section")
+            self.queued_box = ui.element("div").classes("imgedit-tray-list").mark("tray-queued")
+            self.queued_box.props["role"] = "list"
+            self.queued_box.props["aria-label"] = "Queued jobs"
+            self.no_queued = ui.label("The queue is empty.").classes("imgedit-tray-empty")
+        # The browser remembers the sound choice; ask it once the tab is connected.
+        ui.timer(0.1, self._load_sound_choice, once=True)
+
+    def build_badge(self) -> None:
+        """The header badge that opens the drawer; call inside the header."""
+        with (
+            ui.button(on_click=self.open)
+            .props("no-caps unelevated dense")
+            .classes("imgedit-tray-badge")
+            .mark("tray-badge") as self.badge
+        ):
+            self.badge_icon = ui.icon("pending_actions")
+            self.badge_icon.props["aria-hidden"] = "true"
+            self.summary = ui.label().classes("imgedit-summary").mark("summary")
+        self.badge.props["aria-haspopup"] = "dialog"
+
+    # -- the tick ------------------------------------------------------------------------------
+
+    def sync(self, snapshots: list[JobSnapshot]) -> None:
+        """Bring badge, controls and rows to the registry's state; unchanged parts send nothing."""
+        paused = self.registry.paused
+        live = [s for s in snapshots if not s.stage.is_finished]
+        running = sorted(
+            (s for s in live if s.stage is not JobStage.QUEUED or s.queue_position is None),
+            key=lambda s: (s.started_at or float("inf"), s.created_at),
+        )
+        queued = sorted(
+            (s for s in live if s.stage is JobStage.QUEUED and s.queue_position is not None),
+            key=lambda s: s.queue_position or 0,
+        )
+        running_now = sum(1 for s in live if s.stage.is_running)
+        self.summary.set_text(summary_text(running_now, len(queued), paused=paused))
+        self.badge_icon.props["name"] = "pause_circle" if paused else "pending_actions"
+        self.badge.classes(
+            add="imgedit-tray-paused" if paused else "", remove="" if paused else "imgedit-tray-paused"
+        )
+        self.badge.props["aria-label"] = (
+            f"Jobs: {summary_text(running_now, len(queued), paused=paused)}. Open the jobs tray"
+        )
+        self.pause_button.set_text("Resume queue" if paused else "Pause queue")
+        self.pause_button.props["icon"] = "play_arrow" if paused else "pause"
+        self.cancel_all.set_enabled(bool(queued))
+        self.slots.set_value(self.registry.max_concurrent)
+
+        wanted = {s.id for s in live}
+        for job_id in [j for j in self.rows if j not in wanted]:
+            self.rows.pop(job_id).root.delete()
+        for box, group in ((self.running_box, running), (self.queued_box, queued)):
+            for index, snapshot in enumerate(group):
+                row = self.rows.get(snapshot.id)
+                if row is None:
+                    with box:
+                        row = TrayRow(self, snapshot, self._thumb(snapshot))
+                    self.rows[snapshot.id] = row
+                children = box.default_slot.children
+                if row.root not in children or children.index(row.root) != index:
+                    row.root.move(box, target_index=index)
+                row.update(snapshot, paused=paused, queued_count=len(queued))
+        self.no_running.set_visibility(not running)
+        self.no_queued.set_visibility(not queued)
+
+    def _thumb(self, snapshot: JobSnapshot) -> str | None:
+        source = snapshot.spec.source_image_id
+        return f"/media/thumbs/{source}" if source and source in self.store else None
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        self.drawer.set_value(True)
+
+    def close(self) -> None:
+        self.drawer.set_value(False)
+
+    def toggle_pause(self) -> None:
+        if self.registry.paused:
+            self.registry.resume()
+            ui.notify("Queue resumed.", type="info")
+        else:
+            self.registry.pause()
+            ui.notify("Queue paused: running jobs finish, nothing new starts.", type="info")
+
+    def cancel_queued(self) -> None:
+        queued = [s.id for s in self.registry.snapshots() if s.stage is JobStage.QUEUED]
+        self._on_hide(queued)  # this tab asked: one toast here instead of one per job
+        count = self.registry.cancel_queued()
+        ui.notify(f"Cancelled {count} queued job{'s' if count != 1 else ''}.", type="info")
+
+    def cancel(self, job_id: JobId) -> None:
+        self._on_cancel(job_id)
+
+    def move_to_front(self, job_id: JobId) -> None:
+        self._move(job_id, 0)
+
+    def move_by(self, job_id: JobId, delta: int) -> None:
+        position = next((s.queue_position for s in self.registry.snapshots() if s.id == job_id), None)
+        if position is not None:
+            self._move(job_id, max(0, position - 1 + delta))
+
+    def _move(self, job_id: JobId, index: int) -> None:
+        try:
+            self.registry.move(job_id, index)
+        except (ValueError, ImgEditError) as exc:  # it started or ended meanwhile
+            ui.notify(f"That job can no longer be moved ({exc}).", type="warning")
+
+    def _on_slots(self, event: object) -> None:
+        value = self.slots.value
+        if value is None:
+            return
+        limit = int(value)
+        if limit >= 1 and limit != self.registry.max_concurrent:
+            self.registry.set_max_concurrent(limit)
+
+    def _on_sound(self) -> None:
+        enabled = bool(self.sound.value)
+        ui.run_javascript(f"window.imgeditNotify && imgeditNotify.setSound({json.dumps(enabled)})")
+
+    async def _load_sound_choice(self) -> None:
+        try:
+            enabled = await ui.run_javascript(
+                "return window.imgeditNotify ? imgeditNotify.soundEnabled() : false", timeout=3
+            )
+        except TimeoutError:
+            return
+        if isinstance(enabled, bool) and enabled != self.sound.value:
+            self.sound.set_value(enabled)
