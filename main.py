@@ -27,6 +27,7 @@ def main() -> None:
         warn_exposed(settings.host, settings.port)
     services = build_services(settings)
     register(services)
+    app.on_startup(services.start)
     app.on_shutdown(services.close)
     if not simulated:
         shown_host = "localhost" if settings.host in {"127.0.0.1", "0.0.0.0"} else settings.host

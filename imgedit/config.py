@@ -36,6 +36,8 @@ class Settings:
     data_dir: Path = Path("data")
     max_concurrent: int = 4
     show: bool = True
+    resume: bool = True
+    """Resume the jobs the last run left queued or running (else show them as interrupted)."""
     samples: bool = True
     """Fill an empty gallery with images drawn by the local engine."""
     stall_timeout: float = 600.0
@@ -78,6 +80,8 @@ class Settings:
                 parser.error(f"{option.env}: {exc}")
         if values.pop("no_show", False):
             values["show"] = False
+        if values.pop("no_resume", False):
+            values["resume"] = False
         auth = values.pop("sdwebui_auth_text", "")
         user, _, password = auth.partition(":")
         if auth and not password:
@@ -208,6 +212,13 @@ _OPTIONS: tuple[_Option, ...] = (
         "SECONDS",
     ),
     _Option("no_show", "IMGEDIT_NO_SHOW", _boolean, "do not open a browser tab on start", "--no-show"),
+    _Option(
+        "no_resume",
+        "IMGEDIT_NO_RESUME",
+        _boolean,
+        "show jobs the last run left unfinished as interrupted (Retry, Dismiss) instead of resuming them",
+        "--no-resume",
+    ),
     _Option("samples", "IMGEDIT_SAMPLES", _boolean, "draw sample images into an empty gallery (default on)"),
     _Option("storage_secret", "IMGEDIT_STORAGE_SECRET", _text, "secret that signs browser sessions"),
     _Option("openai_api_key", "OPENAI_API_KEY", _text, "enables the OpenAI Images API"),
@@ -253,7 +264,11 @@ def _parser() -> argparse.ArgumentParser:
         flag = option.flag
         if flag is None:
             continue
-        default = Settings.__dataclass_fields__[option.dest].default if option.dest != "no_show" else None
+        default = (
+            Settings.__dataclass_fields__[option.dest].default
+            if option.dest not in {"no_show", "no_resume"}
+            else None
+        )
         if default not in (None, (), ""):
             option = _Option(
                 option.dest,

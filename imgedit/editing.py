@@ -90,6 +90,10 @@ class Studio:
 
     async def _work(self, job: JobContext) -> ImageId:
         spec = job.spec
+        done = self.store.made_by(job.job_id)
+        if done is not None:
+            # Resumed after a restart, but its result had already been stored: nothing to redo.
+            return done.id
         provider = self.providers.get(spec.provider)
         source: bytes | None = None
         if spec.kind is JobKind.EDIT:
@@ -112,6 +116,7 @@ class Studio:
                 parent_id=spec.source_image_id,
                 provider=provider.name,
                 quality=spec.quality,
+                job_id=job.job_id,
             )
         except InvalidRequest as exc:
             raise ProviderFailed(f"{provider.label} returned something that is not a usable image.") from exc

@@ -78,6 +78,8 @@ class ImageRecord:
     parent_id: ImageId | None = None
     provider: str | None = None
     quality: Quality | None = None
+    job_id: JobId | None = None
+    """The job that made it (edits and generations): one image per job, whatever happens."""
 
     @property
     def extension(self) -> str:

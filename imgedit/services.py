@@ -6,6 +6,7 @@ Must not import nicegui. Usage: ``services = build_services(settings)``; ``await
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -14,6 +15,8 @@ from imgedit.config import DEFAULT_PRIORS, Settings
 from imgedit.editing import Studio
 from imgedit.eta import DurationModel
 from imgedit.jobs import JobRegistry
+from imgedit.jobs.journal import JobJournal
+from imgedit.jobs.registry import PAUSED_SETTING
 from imgedit.models import ImageOrigin
 from imgedit.providers import Provider, ProviderRegistry
 from imgedit.providers.local import LocalProvider
@@ -35,9 +38,39 @@ class Services:
     providers: ProviderRegistry
     studio: Studio
     http: httpx.AsyncClient
+    journal: JobJournal
+
+    def start(self) -> None:
+        """Bring back the jobs the last run left queued or running (needs the running loop):
+        resumed in their queue order, or, with ``--no-resume``, shown as INTERRUPTED."""
+        if self.journal.setting(PAUSED_SETTING) == "1":
+            self.registry.pause()
+        rows = self.journal.unfinished()
+        if not rows:
+            return
+        if self.settings.resume:
+            for row in rows:
+                self.registry.submit(
+                    row.spec,
+                    job_id=row.id,
+                    attempt=row.attempt,
+                    created_wall=row.created_at,
+                    retry_of=row.retry_of,
+                )
+            log.info("resumed %d job(s) left unfinished by the last run", len(rows))
+            return
+        message = "Interrupted: imgedit stopped while this job was waiting or running."
+        for row in rows:
+            self.registry.restore_interrupted(
+                row.spec, job_id=row.id, attempt=row.attempt, created_wall=row.created_at, message=message
+            )
+        self.journal.mark_interrupted([r.id for r in rows], message, time.time())
+        log.info("%d job(s) left unfinished by the last run are shown as interrupted", len(rows))
 
     async def close(self) -> None:
         await self.registry.shutdown()
+        await self.journal.flush()
+        self.journal.close()
         await self.http.aclose()
         self.store.close()
 
@@ -51,14 +84,17 @@ def build_services(settings: Settings) -> Services:
     if settings.samples and len(store) == 0:
         seed_samples(store)
     durations = DurationModel(DEFAULT_PRIORS)
+    http = httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
+    providers = ProviderRegistry(build_providers(settings, http))
+    journal = JobJournal(store.db)
     registry = JobRegistry(
         max_concurrent=settings.max_concurrent,
         durations=durations,
         redact=redact,
         stall_timeout=settings.stall_timeout,
+        capacity_of=providers.capacity_of,
+        journal=journal,
     )
-    http = httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
-    providers = ProviderRegistry(build_providers(settings, http))
     studio = Studio(
         store=store,
         registry=registry,
@@ -67,7 +103,13 @@ def build_services(settings: Settings) -> Services:
         retry=RetryPolicy(max_attempts=settings.max_attempts),
     )
     return Services(
-        settings=settings, store=store, registry=registry, providers=providers, studio=studio, http=http
+        settings=settings,
+        store=store,
+        registry=registry,
+        providers=providers,
+        studio=studio,
+        http=http,
+        journal=journal,
     )
 
 

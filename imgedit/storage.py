@@ -31,11 +31,11 @@ from pathlib import Path
 from imgedit import imaging
 from imgedit.database import Database
 from imgedit.errors import NotFound, StorageFailed
-from imgedit.models import ImageId, ImageOrigin, ImageRecord, Quality, is_valid_id, new_image_id
+from imgedit.models import ImageId, ImageOrigin, ImageRecord, JobId, Quality, is_valid_id, new_image_id
 
 log = logging.getLogger(__name__)
 
-_COLUMNS = "id, created_at, origin, width, height, format, name, prompt, parent_id, provider, quality"
+_COLUMNS = "id, created_at, origin, width, height, format, name, prompt, parent_id, provider, quality, job_id"
 
 Fsync = Callable[[int], None]
 """Flushes a file descriptor to the disk: ``os.fsync``, or a test's recorder."""
@@ -54,6 +54,7 @@ class ImageStore:
         self.thumbs_dir = data_dir / "thumbs"
         self.db = Database(data_dir / "imgedit.sqlite3")
         self._records: dict[ImageId, ImageRecord] = {}
+        self._by_job: dict[JobId, ImageRecord] = {}
         self._undoing: set[asyncio.Future[None]] = set()
         self.version = 0
         """Bumped on every add and delete, so views can tell cheaply whether to look again."""
@@ -77,6 +78,8 @@ class ImageStore:
         for record in records:
             if self.path_of(record).name in images:
                 self._records[record.id] = record
+                if record.job_id is not None:
+                    self._by_job[record.job_id] = record
             else:
                 log.warning("image %s has no file any more; leaving it out of the gallery", record.id)
         _sweep(self.images_dir, images - {self.path_of(r).name for r in records})
@@ -118,6 +121,11 @@ class ImageStore:
             self.forget_missing(record.id)
             raise NotFound("That image's file is missing from the data folder.") from None
 
+    def made_by(self, job_id: JobId) -> ImageRecord | None:
+        """The image a job made and the gallery still shows, if any."""
+        record = self._by_job.get(job_id)
+        return record if record is not None and record.id in self._records else None
+
     def forget_missing(self, image_id: ImageId) -> None:
         """Hide an image whose file has gone (deleted behind the app's back): its card drops out
         everywhere; the row stays, so the image comes back if the file does."""
@@ -137,14 +145,24 @@ class ImageStore:
         parent_id: ImageId | None = None,
         provider: str | None = None,
         quality: Quality | None = None,
+        job_id: JobId | None = None,
     ) -> ImageRecord:
         """Validate ``data``, write it with its thumbnail and row, and index it.
 
         Cancelling the caller leaves nothing behind: the worker thread is waited for and undone.
-        Raises ``InvalidRequest`` for data that is not a usable image.
+        Raises ``InvalidRequest`` for data that is not a usable image. A ``job_id`` that already
+        has its image (a resumed job) gets that image back; nothing is written twice.
         """
+        if job_id is not None and (existing := self.made_by(job_id)) is not None:
+            return existing
         details = _Details(
-            origin=origin, name=name, prompt=prompt, parent_id=parent_id, provider=provider, quality=quality
+            origin=origin,
+            name=name,
+            prompt=prompt,
+            parent_id=parent_id,
+            provider=provider,
+            quality=quality,
+            job_id=job_id,
         )
         record, _note = await self._add(data, details)
         return record
@@ -166,6 +184,8 @@ class ImageStore:
             await asyncio.shield(undo)
             raise
         self._records[record.id] = record
+        if record.job_id is not None:
+            self._by_job[record.job_id] = record
         self.version += 1
         return record, note
 
@@ -175,6 +195,8 @@ class ImageStore:
         """``add`` for start-up code that runs before the event loop serves anyone."""
         record, _note = self._write(new_image_id(), data, _Details(origin=origin, name=name, prompt=prompt))
         self._records[record.id] = record
+        if record.job_id is not None:
+            self._by_job[record.job_id] = record
         self.version += 1
         return record
 
@@ -201,6 +223,8 @@ class ImageStore:
                 await asyncio.to_thread(self._erase, record.id)
         except StorageFailed:
             self._records[record.id] = record
+            if record.job_id is not None:
+                self._by_job[record.job_id] = record
             self.version += 1
             raise
         return record
@@ -221,6 +245,7 @@ class ImageStore:
             parent_id=details.parent_id,
             provider=details.provider,
             quality=details.quality,
+            job_id=details.job_id,
         )
         failure = f"Could not save {details.what}"
         try:
@@ -237,8 +262,11 @@ class ImageStore:
         return record, normalized.note
 
     def _insert(self, record: ImageRecord) -> None:
+        if record.job_id is not None:
+            # A row of the same job whose file had gone (so ``add`` did not find it) makes way.
+            self.db.execute("DELETE FROM images WHERE job_id = ?", (record.job_id,))
         self.db.execute(
-            f"INSERT INTO images ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO images ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.id,
                 record.created_at,
@@ -251,6 +279,7 @@ class ImageStore:
                 record.parent_id,
                 record.provider,
                 record.quality.value if record.quality else None,
+                record.job_id,
             ),
         )
 
@@ -306,6 +335,7 @@ class _Details:
     parent_id: ImageId | None = None
     provider: str | None = None
     quality: Quality | None = None
+    job_id: JobId | None = None
 
     @property
     def what(self) -> str:
@@ -392,4 +422,5 @@ def _from_row(row: sqlite3.Row) -> ImageRecord:
         parent_id=ImageId(get("parent_id")) if get("parent_id") else None,
         provider=get("provider"),
         quality=Quality(quality) if quality else None,
+        job_id=JobId(get("job_id")) if get("job_id") else None,
     )

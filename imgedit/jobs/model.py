@@ -120,6 +120,9 @@ class JobRecord:
     attempt: int
     expected: float
     created_wall: float
+    order: float = 0.0
+    """Where it stands in the queue relative to other jobs (kept in the journal for a restart)."""
+    retry_of: JobId | None = None
     turn: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     stage: JobStage = JobStage.QUEUED

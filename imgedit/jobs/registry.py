@@ -25,11 +25,13 @@ from collections.abc import Awaitable, Callable
 from imgedit.errors import ImgEditError, NotFound
 from imgedit.eta import DurationModel
 from imgedit.jobs import progress
+from imgedit.jobs.journal import JobJournal
 from imgedit.jobs.model import GENERIC_FAILURE, JobRecord, JobSnapshot, JobSpec, JobStage, Work
 from imgedit.jobs.scheduler import Scheduler
 from imgedit.models import JobId, JobKind, new_job_id
 
 log = logging.getLogger("imgedit.jobs")
+PAUSED_SETTING = "queue_paused"
 KEEP_FINISHED = 200
 """Finished jobs kept for clients that have not seen the outcome yet; older ones are forgotten."""
 
@@ -80,11 +82,15 @@ class JobRegistry:
         stall_timeout: float | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         capacity_of: Callable[[str], int | None] = lambda _provider: None,
+        journal: JobJournal | None = None,
     ) -> None:
         """``redact`` cleans every message and error before it is kept (secrets never reach a
         card); a running job that says nothing for ``stall_timeout`` seconds is failed;
         ``capacity_of(provider)`` is how many of its jobs may run at once (None: no limit)."""
         self._scheduler = Scheduler(limit=max_concurrent, capacity_of=capacity_of)
+        self._journal = journal
+        self._closing = False
+        self._next_order = journal.next_order() if journal is not None else 0.0
         if stall_timeout is not None and not (0 < stall_timeout < float("inf")):
             raise ValueError("stall_timeout must be a positive number of seconds")
         self._redact = redact
@@ -113,10 +119,14 @@ class JobRegistry:
 
     def pause(self) -> None:
         self._scheduler.paused = True
+        if self._journal is not None:
+            self._journal.save_setting(PAUSED_SETTING, "1")
         self._bump()
 
     def resume(self) -> None:
         self._scheduler.paused = False
+        if self._journal is not None:
+            self._journal.save_setting(PAUSED_SETTING, "0")
         self._pump()
         self._bump()
 
@@ -133,6 +143,11 @@ class JobRegistry:
         """Put a queued job at ``index`` of the queue (0 = next to start)."""
         self._record(job_id)
         self._scheduler.move(job_id, index)
+        queued = self._scheduler.queued
+        for position, queued_id in enumerate(queued):
+            self._jobs[queued_id].order = position
+        if self._journal is not None:
+            self._journal.save_order(queued)
         self._bump()
 
     def cancel_queued(self) -> int:
@@ -147,7 +162,16 @@ class JobRegistry:
         a job is re-run from its spec alone: retried, or resumed after a restart."""
         self._handlers[kind] = work
 
-    def submit(self, spec: JobSpec, work: Work | None = None, *, attempt: int = 1) -> JobId:
+    def submit(
+        self,
+        spec: JobSpec,
+        work: Work | None = None,
+        *,
+        attempt: int = 1,
+        job_id: JobId | None = None,
+        created_wall: float | None = None,
+        retry_of: JobId | None = None,
+    ) -> JobId:
         """Queue a job and return its id at once; it starts when the scheduler lets it.
 
         It runs ``work`` if given (tests), else the handler for its kind."""
@@ -158,15 +182,18 @@ class JobRegistry:
                 raise ValueError(f"no handler for {spec.kind} jobs") from None
         expected = self._durations.expected(spec.provider, spec.kind, spec.quality)
         record = JobRecord(
-            id=new_job_id(),
+            id=job_id or new_job_id(),
             spec=spec,
             work=work,
             attempt=attempt,
             expected=expected,
-            created_wall=self._wall(),
+            created_wall=self._wall() if created_wall is None else created_wall,
+            order=self._take_order(),
+            retry_of=retry_of,
         )
         self._jobs[record.id] = record
         self._scheduler.add(record.id, spec.provider)
+        self._save(record)
         record.task = asyncio.get_running_loop().create_task(self._run(record), name=f"job-{record.id}")
         record.task.add_done_callback(lambda _task: self._finish_unstarted(record))
         log.info(
@@ -196,7 +223,32 @@ class JobRegistry:
         if record.stage not in {JobStage.FAILED, JobStage.CANCELLED, JobStage.INTERRUPTED}:
             raise ValueError(f"only failed or cancelled jobs can be retried, not {record.stage}")
         self.dismiss(job_id)
-        return self.submit(record.spec, record.work, attempt=record.attempt + 1)
+        return self.submit(record.spec, record.work, attempt=record.attempt + 1, retry_of=job_id)
+
+    def restore_interrupted(
+        self, spec: JobSpec, *, job_id: JobId, attempt: int, created_wall: float, message: str
+    ) -> None:
+        """Show a job found unfinished at start-up (not resumed) as INTERRUPTED: Retry or Dismiss."""
+        work = self._handlers.get(spec.kind)
+        if work is None:
+            raise ValueError(f"no handler for {spec.kind} jobs")
+        now = self._clock()
+        record = JobRecord(
+            id=job_id,
+            spec=spec,
+            work=work,
+            attempt=attempt,
+            expected=self._durations.expected(spec.provider, spec.kind, spec.quality),
+            created_wall=created_wall,
+            stage=JobStage.INTERRUPTED,
+            message=message,
+            error=message,
+            finished_mono=now,
+            finished_wall=self._wall(),
+        )
+        record.done.set()
+        self._jobs[record.id] = record
+        self._bump()
 
     def dismiss(self, job_id: JobId) -> None:
         """Forget a finished job (its card goes away everywhere)."""
@@ -217,7 +269,11 @@ class JobRegistry:
         return self._snapshot(record, self._clock())
 
     async def shutdown(self) -> None:
-        """Cancel every job and wait for the tasks to end."""
+        """Stop every job and wait for the tasks to end.
+
+        The journal keeps them as they were (queued or running), not as cancelled: the next
+        start resumes them."""
+        self._closing = True
         if self._watchdog is not None:
             self._watchdog.cancel()
         tasks = [r.task for r in self._jobs.values() if r.task is not None and not r.task.done()]
@@ -313,6 +369,7 @@ class JobRegistry:
             record.message = "Cancelled"
         record.preview = None
         record.done.set()
+        self._save(record)
         log.info(
             "job %s %s after %s: %s via %s%s",
             record.id,
@@ -355,6 +412,7 @@ class JobRegistry:
         record.stage = stage
         record.message = self._redact(message)
         record.heard_mono = self._clock()
+        self._save(record)
         self._bump()
 
     def _set_progress(
@@ -390,6 +448,14 @@ class JobRegistry:
 
     def _bump(self) -> None:
         self.version += 1
+
+    def _save(self, record: JobRecord) -> None:
+        if self._journal is not None and not self._closing:
+            self._journal.save(record)
+
+    def _take_order(self) -> float:
+        self._next_order += 1
+        return self._next_order
 
     def _record(self, job_id: JobId) -> JobRecord:
         try:

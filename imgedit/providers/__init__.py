@@ -43,6 +43,11 @@ class ProviderRegistry:
         except KeyError:
             raise InvalidRequest(f"The provider “{name}” is not configured.") from None
 
+    def capacity_of(self, name: str) -> int | None:
+        """How many jobs the provider can run at once (e.g. one per SD WebUI server); None: no limit."""
+        provider = self._providers.get(name)
+        return getattr(provider, "capacity", None) if provider is not None else None
+
     def all(self) -> list[Provider]:
         return list(self._providers.values())
 

@@ -141,6 +141,12 @@ class SdWebUiProvider:
     def __repr__(self) -> str:
         return f"SdWebUiProvider(urls={[s.url for s in self._pool.servers]!r})"
 
+    @property
+    def capacity(self) -> int:
+        """One job per server: a server's progress and interrupt are global. The job scheduler
+        starts no more than this, so a job waiting for a free server holds no global slot."""
+        return len(self._pool.servers)
+
     def expected_seconds(self, kind: JobKind, quality: Quality) -> float:
         # img2img often runs only steps × denoising; the full count keeps the first ETA on the long side.
         return QUALITY_SPECS[quality].steps * SECONDS_PER_STEP + OVERHEAD_SECONDS
