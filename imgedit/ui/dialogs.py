@@ -3,6 +3,7 @@ edit / new-image form, the full-size viewer and the delete confirmation."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 
 from nicegui import ui
@@ -177,10 +178,12 @@ class ImageDialog:
         self.image: ImageRecord | None = None
         self._on_edit, self._on_delete = on_edit, on_delete
         with ui.dialog() as self.dialog, ui.card().classes("imgedit-dialog q-pa-lg gap-3"):
-            self.title = ui.label().classes("text-h6 ellipsis w-full")
+            self.title = ui.label().classes("text-h6 ellipsis w-full").mark("image-title")
             self.picture = ui.element("img").classes("imgedit-dialog-image").props('alt=""')
             self.details = ui.label().classes("imgedit-hint")
             self.lineage = ui.label().classes("imgedit-lineage")
+            # The chain of edits this image came from, parent first; rebuilt on each open.
+            self.chain = ui.element("div").classes("imgedit-chain").mark("lineage")
             with ui.row().classes("w-full justify-between items-center"):
                 with ui.row().classes("gap-1"):
                     ui.button("View", icon="open_in_full", on_click=self._view).props(
@@ -218,7 +221,52 @@ class ImageDialog:
         origin = fmt.ORIGIN_LABELS[image.origin]
         self.details.set_text(f"{origin} · {image.width}×{image.height} · {image.format}")
         self.lineage.set_text(lineage_text(image, self.services))
+        self._fill_chain(image)
         self.dialog.open()
+
+    def _fill_chain(self, image: ImageRecord) -> None:
+        self.chain.clear()
+        ancestors = self.ancestors(image, self.services)
+        self.chain.set_visibility(bool(ancestors))
+        if not ancestors:
+            return
+        with self.chain:
+            ui.label("Made from").classes("imgedit-chain-heading")
+            with ui.element("ol").classes("imgedit-chain-steps"):
+                for ancestor in ancestors:
+                    with ui.element("li").classes("imgedit-chain-step") as step:
+                        if ancestor is None:
+                            step.classes("imgedit-chain-gone").mark("lineage-deleted")
+                            ui.icon("hide_image").classes("imgedit-chain-thumb")
+                            ui.label("a deleted image").classes("imgedit-chain-title")
+                            continue
+                        step.mark("lineage-step", f"lineage-{ancestor.id}")
+                        step.props.update(role="button", tabindex="0", title=ancestor.title)
+                        step.props["aria-label"] = f"Open “{ancestor.title}”"
+                        thumb = ui.element("img").classes("imgedit-chain-thumb")
+                        thumb.props.update(src=f"/media/thumbs/{ancestor.id}", alt="", loading="lazy")
+                        with ui.element("div").classes("imgedit-chain-text"):
+                            ui.label(ancestor.title).classes("imgedit-chain-title")
+                            ui.label(fmt.ORIGIN_LABELS[ancestor.origin]).classes("imgedit-meta")
+                        step.on("click", functools.partial(self.open, ancestor))
+                        step.on("keydown.enter", functools.partial(self.open, ancestor))
+
+    @staticmethod
+    def ancestors(image: ImageRecord, services: Services, limit: int = 50) -> list[ImageRecord | None]:
+        """Parent, grandparent … up to the original; ``None`` for a deleted one, where the chain
+        ends (its own parent is not known any more)."""
+        chain: list[ImageRecord | None] = []
+        seen = {image.id}
+        parent = image.parent_id
+        while parent is not None and parent not in seen and len(chain) < limit:
+            seen.add(parent)
+            if parent not in services.store:
+                chain.append(None)
+                break
+            record = services.store.get(parent)
+            chain.append(record)
+            parent = record.parent_id
+        return chain
 
     def _edit(self) -> None:
         if self.image is not None:
