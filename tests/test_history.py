@@ -536,6 +536,10 @@ def test_history_screenshot(tmp_path: Path) -> None:
         ),
     ]
     store.db.execute_many(rows)
+    # A chain of edits for the lineage: harbour.png ← sepia and a vignette ← blur 4.
+    blurred = store.add_sync(png(colours[3]), origin=ImageOrigin.EDIT, prompt="blur 4")
+    store.db.execute("UPDATE images SET parent_id = ? WHERE id = ?", (original.id, edited.id))
+    store.db.execute("UPDATE images SET parent_id = ? WHERE id = ?", (edited.id, blurred.id))
     store.close()
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -556,5 +560,37 @@ def test_history_screenshot(tmp_path: Path) -> None:
             assert '<img src=x onerror="alert(1)"> make it <b>pop</b>' in text, "shown as text"
             assert not driver.find_elements(By.CSS_SELECTOR, ".imgedit-history-prompt b")
             driver.save_screenshot(str(ARTIFACTS / "history.png"))
+
+            # Retry opens with the old prompt ready to edit.
+            driver.find_elements(By.CSS_SELECTOR, ".imgedit-history-actions button")[0].click()
+            field = wait(driver).until(
+                lambda d: next(
+                    (e for e in d.find_elements(By.CSS_SELECTOR, ".q-dialog input") if e.is_displayed()), None
+                )
+            )
+            assert field.get_attribute("value") == "rotate 90 and pixelate 12"
+            driver.save_screenshot(str(ARTIFACTS / "history-retry.png"))
+
+            # In the gallery, an image's dialog shows the chain of edits it came from.
+            driver.get(url + "/")
+            wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".imgedit-image-card"))
+            card = next(
+                c for c in driver.find_elements(By.CSS_SELECTOR, ".imgedit-image-card") if "blur 4" in c.text
+            )
+            card.click()
+            steps = wait(driver).until(
+                lambda d: (
+                    [s for s in d.find_elements(By.CSS_SELECTOR, ".imgedit-chain-step") if s.is_displayed()]
+                    or None
+                )
+            )
+            assert [s.text.split("\n")[0] for s in steps] == ["sepia and a vignette", "harbour.png"]
+            driver.save_screenshot(str(ARTIFACTS / "lineage.png"))
+            steps[1].click()
+            wait(driver).until(
+                lambda d: any(
+                    t.text == "harbour.png" for t in d.find_elements(By.CSS_SELECTOR, ".q-dialog .text-h6")
+                )
+            )
         finally:
             driver.quit()

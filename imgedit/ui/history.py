@@ -345,7 +345,7 @@ class RetryDialog:
         self._submitted = False
         self.start.props.pop("loading", None)
         self.prompt.props.pop("error", None)
-        self.title.set_text(f"Retry: {fmt.kind_label(row.kind).lower()}")
+        self.title.set_text("Run this edit again" if row.kind is JobKind.EDIT else "Draw this image again")
         self.prompt.value = row.prompt
         self.quality.set_value(row.quality.value)
         providers = self.services.providers.offering(row.kind)
