@@ -11,6 +11,7 @@ from nicegui import app, helpers, ui
 
 from imgedit.services import Services
 from imgedit.ui.gallery import GalleryPage
+from imgedit.ui.history import HistoryView
 from imgedit.ui.hosts import HostCheck, HostPolicy
 from imgedit.ui.routes import register_routes
 
@@ -42,3 +43,8 @@ def register(app_services: Services) -> None:
     def gallery() -> None:
         ui.dark_mode(True)
         GalleryPage(app_services).build()
+
+    @ui.page("/history", title="History · imgedit")
+    async def history() -> None:
+        ui.dark_mode(True)
+        await HistoryView(app_services).build()
