@@ -570,6 +570,17 @@ def test_history_screenshot(tmp_path: Path) -> None:
             )
             assert field.get_attribute("value") == "rotate 90 and pixelate 12"
             driver.save_screenshot(str(ARTIFACTS / "history-retry.png"))
+            driver.find_element(By.XPATH, "//button[.//span[normalize-space()='Cancel']]").click()
+            wait(driver).until(lambda d: not d.find_elements(By.CSS_SELECTOR, ".q-dialog"))
+
+            # The search box asks the server once the typing pauses (Quasar's debounce).
+            driver.find_element(By.CSS_SELECTOR, "input[aria-label='Search prompts']").send_keys("vignette")
+            wait(driver).until(
+                lambda d: len(d.find_elements(By.CSS_SELECTOR, ".imgedit-history-row")) == 1 or None
+            )
+            assert (
+                "sepia and a vignette" in driver.find_element(By.CSS_SELECTOR, ".imgedit-history-list").text
+            )
 
             # In the gallery, an image's dialog shows the chain of edits it came from.
             driver.get(url + "/")

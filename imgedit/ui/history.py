@@ -75,7 +75,7 @@ class HistoryView:
             ui.space()
             self.count = ui.label().classes("imgedit-summary").mark("history-count")
             self.count.props["aria-live"] = "polite"
-            refresh = ui.button(icon="refresh", on_click=self.reload).props("flat round color=grey-4")
+            refresh = ui.button(icon="refresh", on_click=self.refresh).props("flat round color=grey-4")
             refresh.props["aria-label"] = "Refresh"
             refresh.mark("history-refresh")
             with refresh:
@@ -140,6 +140,10 @@ class HistoryView:
         self.rows.clear()
         self.total, self.shown = page.total, 0
         self._show(page)
+
+    async def refresh(self) -> None:
+        await self._load_providers()
+        await self.reload()
 
     async def load_more(self) -> None:
         if self.cursor is None:
