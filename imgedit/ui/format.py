@@ -1,11 +1,13 @@
-"""How jobs and durations read on screen. Pure functions; ``static/imgedit.js`` mirrors the
-clock and ETA formats for the values it advances in the browser. No nicegui import needed.
+"""How jobs and durations read on screen. Pure functions; ``static/imgedit.js`` mirrors
+``clock`` and ``eta_phrase`` for the values it advances in the browser (``tests/test_eta_parity.py``
+holds them together). No nicegui import needed.
 """
 
 from __future__ import annotations
 
 import math
 
+from imgedit.eta import ALMOST_DONE
 from imgedit.jobs import JobSnapshot, JobStage
 from imgedit.models import ImageOrigin, JobKind
 
@@ -38,7 +40,23 @@ def clock(seconds: float) -> str:
     return f"{minutes}:{secs:02d}"
 
 
+def card_stage(snapshot: JobSnapshot) -> str:
+    """The stage as a card shows it: a queued job already handed a slot is ``starting`` (it
+    runs within a moment), one held back only by its provider's capacity is ``waiting``."""
+    if snapshot.stage is JobStage.QUEUED:
+        if snapshot.waiting_for_provider:
+            return "waiting"
+        if snapshot.queue_position is None:
+            return "starting"
+    return snapshot.stage.value
+
+
 def stage_label(snapshot: JobSnapshot) -> str:
+    stage = card_stage(snapshot)
+    if stage == "waiting":
+        return "Waiting for a free server"
+    if stage == "starting":
+        return "Starting"
     if snapshot.stage is JobStage.QUEUED and snapshot.queue_position is not None:
         return f"Queued (position {snapshot.queue_position})"
     if snapshot.stage is JobStage.FAILED and snapshot.attempt > 1:
@@ -46,14 +64,34 @@ def stage_label(snapshot: JobSnapshot) -> str:
     return snapshot.stage.value.capitalize()
 
 
-def eta_text(eta_s: float | None) -> str:
-    if eta_s is None:
+def eta_phrase(stage: str, left: float | None, progress: float) -> str:
+    """The ETA text of a card in ``stage`` (``card_stage``) with ``left`` seconds to go.
+
+    Honest at both ends: "almost done" only near the end of a running job; a job past its
+    projected time "a little longer" (not a number counting up); waiting jobs never "almost".
+    Mirrored by ``etaText`` in ``static/imgedit.js``."""
+    if left is None or stage in {"completed", "failed", "cancelled", "interrupted"}:
         return ""
-    return f"≈{clock(eta_s)} left" if eta_s >= 1 else "almost done"
+    if left >= 1 or stage in {"queued", "starting", "waiting"}:
+        return f"≈{clock(max(left, 1.0))} left"
+    if stage == "finalizing" or (left > 0 and progress >= ALMOST_DONE):
+        return "almost done"
+    return "a little longer"
+
+
+def card_eta_text(snapshot: JobSnapshot) -> str:
+    return eta_phrase(card_stage(snapshot), snapshot.eta_s, snapshot.progress)
+
+
+def eta_text(eta_s: float | None) -> str:
+    """A remaining time without a stage: never "almost done" (that needs the job's progress)."""
+    return "" if eta_s is None else f"≈{clock(max(eta_s, 1.0))} left"
 
 
 def elapsed_text(snapshot: JobSnapshot) -> str:
-    return "waiting" if snapshot.started_at is None else clock(snapshot.elapsed_s)
+    if snapshot.started_at is None:
+        return "0:00" if card_stage(snapshot) == "starting" else "waiting"
+    return clock(snapshot.elapsed_s)
 
 
 def kind_label(kind: JobKind) -> str:
@@ -61,9 +99,16 @@ def kind_label(kind: JobKind) -> str:
 
 
 def seconds_label(seconds: float) -> str:
-    """A duration estimate for choosing quality: ``~3 s``, ``~2 min``."""
+    """A duration estimate for choosing quality: ``~0.3 s``, ``~1.5 s``, ``~12 s``, ``~2 min``.
+
+    Sub-second and few-second jobs keep a decimal, so qualities that differ do not all read
+    "~1 s"."""
+    if seconds < 1:
+        return f"~{max(seconds, 0.1):.1f} s"
+    if seconds < 10:
+        return f"~{seconds:.1f}".rstrip("0").rstrip(".") + " s"
     if seconds < 90:
-        return f"~{max(1, round(seconds))} s"
+        return f"~{round(seconds)} s"
     return f"~{round(seconds / 60)} min"
 
 

@@ -2,9 +2,10 @@
 elapsed time, ETA, Cancel; on failure the error with Retry and Dismiss.
 
 The server sets only what it knows better than the browser: stage, message, reported progress
-and the expected finish time (as ``data-*`` attributes). ``static/imgedit.js`` advances the bar,
-percentage, elapsed time and ETA from those every half second, so a card whose values did not
-change on the server costs nothing on the 1-second tick.
+and the projected running time and finish (as ``data-*`` attributes, ``card_attributes``). These
+change only when the job reports something, never with the mere passing of time, so
+``static/imgedit.js`` advances the bar, percentage, elapsed time and ETA alone every half second
+and a card whose values did not change on the server costs nothing on the 1-second tick.
 """
 
 from __future__ import annotations
@@ -20,6 +21,38 @@ from imgedit.models import JobId
 from imgedit.ui import format as fmt
 
 JobAction = Callable[[JobId], None]
+
+
+def card_attributes(snapshot: JobSnapshot, *, now: float) -> dict[str, object]:
+    """The ``data-*`` attributes the browser advances the card from (``now``: wall clock).
+
+    A running card's deadline is its start plus its projected running time, so it moves only
+    when a report revises the projection; a queued card's is ``now`` plus its wait and run."""
+    running = snapshot.stage.is_running and snapshot.started_at is not None
+    if snapshot.eta_s is None or snapshot.is_finished:
+        deadline = None
+    elif running:
+        assert snapshot.started_at is not None
+        deadline = int((snapshot.started_at + snapshot.expected_s) * 1000)
+    else:
+        deadline = int((now + snapshot.eta_s) * 1000)
+    return {
+        "data-stage": fmt.card_stage(snapshot),
+        "data-started": None if snapshot.started_at is None else int(snapshot.started_at * 1000),
+        "data-expected": round(snapshot.expected_s, 2),
+        "data-progress": round(snapshot.progress, 3) if snapshot.progress_source == "reported" else None,
+        "data-milestone": None if snapshot.milestone is None else round(snapshot.milestone, 3),
+        "data-deadline": deadline,
+    }
+
+
+def _deadline_moved(old: object, new: object, *, queued: bool, now: float) -> bool:
+    if not isinstance(old, int) or not isinstance(new, int):
+        return old != new
+    # A queued card's wait is re-simulated on every tick (the jobs ahead move on): resend it only
+    # when the shown wait would be off by more than 2 s or a fifth, not for every second.
+    slack = max(2.0, 0.2 * (new / 1000 - now)) if queued else 0.5
+    return abs(old - new) / 1000 > slack
 
 
 class LoadingCard:
@@ -75,7 +108,7 @@ class LoadingCard:
                 with ui.element("div").classes("imgedit-times"):
                     _span("imgedit-percent", percent)
                     _span("imgedit-elapsed", fmt.elapsed_text(snapshot))
-                    _span("imgedit-eta", fmt.eta_text(snapshot.eta_s))
+                    _span("imgedit-eta", fmt.card_eta_text(snapshot))
                 ui.label(f"“{snapshot.spec.prompt}”").classes("imgedit-prompt").tooltip(snapshot.spec.prompt)
                 self.actions = ui.element("div").classes("imgedit-actions")
         self.update(snapshot)
@@ -84,28 +117,19 @@ class LoadingCard:
         """Bring the card to ``snapshot``; unchanged parts send nothing."""
         self.stage = snapshot.stage
         now = time.time()
-        reported = round(snapshot.progress, 3) if snapshot.progress_source == "reported" else None
-        deadline = None if snapshot.eta_s is None else now + snapshot.eta_s
-        attributes = {
-            "data-stage": snapshot.stage.value,
-            "data-started": None if snapshot.started_at is None else int(snapshot.started_at * 1000),
-            "data-expected": round(snapshot.expected_s, 2),
-            "data-progress": reported,
-            "data-milestone": None if snapshot.milestone is None else round(snapshot.milestone, 3),
-            "data-floor": round(snapshot.progress, 3),
-        }
+        attributes = card_attributes(snapshot, now=now)
         props = self.root.props
-        # The floor rides along with other changes; alone it would resend every card on every
-        # tick. The expected finish time drifts a little on every report: resend it only when
-        # the shown ETA would move by more than a second.
-        changed = any(props.get(key) != value for key, value in attributes.items() if key != "data-floor")
-        old_deadline = props.get("data-deadline")
-        if deadline is None or not isinstance(old_deadline, int):
-            changed |= deadline != old_deadline
-        else:
-            changed |= abs(old_deadline / 1000 - deadline) > 1.0
+        changed = any(
+            props.get(key) != value for key, value in attributes.items() if key != "data-deadline"
+        ) or _deadline_moved(
+            props.get("data-deadline"),
+            attributes["data-deadline"],
+            queued=not snapshot.stage.is_running,
+            now=now,
+        )
         if changed:
-            attributes["data-deadline"] = None if deadline is None else int(deadline * 1000)
+            # The floor rides along with other changes; alone it would resend every card on every tick.
+            attributes["data-floor"] = round(snapshot.progress, 3)
             for key, value in attributes.items():
                 if value is None:
                     props.pop(key, None)
