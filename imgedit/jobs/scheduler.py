@@ -57,9 +57,7 @@ class Scheduler:
         return {job_id: index for index, job_id in enumerate(self._queue, start=1)}
 
     def waiting_for_provider(self) -> set[JobId]:
-        """Queued jobs that could start now but for their provider being full."""
-        if self.paused or self.running >= self._limit:
-            return set()
+        """Queued jobs whose provider is at capacity: they wait for it, not for a global slot."""
         use = self._provider_use()
         return {j for j in self._queue if not self._has_room(self._provider[j], use)}
 
