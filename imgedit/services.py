@@ -14,7 +14,7 @@ import httpx
 from imgedit.config import DEFAULT_PRIORS, Settings
 from imgedit.editing import Studio
 from imgedit.eta import DurationModel
-from imgedit.jobs import JobRegistry
+from imgedit.jobs import JobRegistry, JobStage
 from imgedit.jobs.journal import JobJournal
 from imgedit.jobs.registry import PAUSED_SETTING
 from imgedit.models import ImageOrigin
@@ -87,6 +87,7 @@ def build_services(settings: Settings) -> Services:
     http = httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
     providers = ProviderRegistry(build_providers(settings, http))
     journal = JobJournal(store.db)
+    durations.load(journal.durations())  # what earlier runs learned, from the first job on
     registry = JobRegistry(
         max_concurrent=settings.max_concurrent,
         durations=durations,
@@ -94,6 +95,11 @@ def build_services(settings: Settings) -> Services:
         stall_timeout=settings.stall_timeout,
         capacity_of=providers.capacity_of,
         journal=journal,
+    )
+    registry.on_finish(
+        lambda snapshot: (
+            journal.save_durations(durations.rows()) if snapshot.stage is JobStage.COMPLETED else None
+        )
     )
     studio = Studio(
         store=store,

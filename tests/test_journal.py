@@ -15,7 +15,7 @@ from PIL import Image
 
 from imgedit.config import Settings
 from imgedit.jobs import JobStage
-from imgedit.models import ImageOrigin, JobId, Quality
+from imgedit.models import ImageOrigin, JobId, JobKind, Quality
 from imgedit.services import Services, build_services
 from tests.fakes import GatedProvider
 
@@ -161,3 +161,17 @@ def _png() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8), (1, 2, 3)).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+async def test_learned_durations_survive_a_restart(start: Callable[..., Services]) -> None:
+    first = start()
+    prior = first.studio.durations.expected("local", JobKind.GENERATE, Quality.LOW)
+    job_id = first.studio.submit_generate("a blue star", Quality.LOW, "local", (40, 40))
+    final = await first.registry.wait(job_id)
+    learned = first.studio.durations.expected("local", JobKind.GENERATE, Quality.LOW)
+    assert learned != prior and learned == pytest.approx(final.expected_s, rel=0.01)
+    await first.registry.shutdown()
+    await first.journal.flush()
+
+    second = start()
+    assert second.studio.durations.expected("local", JobKind.GENERATE, Quality.LOW) == pytest.approx(learned)
