@@ -125,20 +125,24 @@ class Studio:
     async def _call_provider(
         self, provider: Provider, request: ProviderRequest, job: JobContext
     ) -> ProviderResult:
-        """The provider call, retried on transient failures; the card counts down each wait."""
+        """The provider call, retried on transient failures; the card counts down each wait, and
+        each retry starts its own progress (the card says which attempt it shows)."""
         retry_note = ""
+        number, attempts = 1, self.retry.max_attempts
 
-        def before_wait(attempt: int, attempts: int, seconds: float, error: ImgEditError) -> None:
-            nonlocal retry_note
-            retry_note = f"Retrying ({attempt}/{attempts}) in {{}} s: {error}"
+        def before_wait(attempt: int, of: int, seconds: float, error: ImgEditError) -> None:
+            nonlocal retry_note, number, attempts
+            number, attempts = attempt, of
+            retry_note = f"Retrying ({attempt}/{of}) in {{}} s: {error}"
 
         async def countdown(seconds: float) -> None:
             for passed in range(math.ceil(seconds)):
                 job.message(retry_note.format(math.ceil(seconds - passed)))
                 await self._sleep(min(1.0, seconds - passed))
-            job.message(f"Working with {provider.label}")
 
         async def attempt() -> ProviderResult:
+            if number > 1:
+                job.new_attempt(number, attempts, f"Working with {provider.label}")
             if request.kind is JobKind.EDIT:
                 return await provider.edit(request, job)
             return await provider.generate(request, job)

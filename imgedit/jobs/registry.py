@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from imgedit.errors import ImgEditError, NotFound
-from imgedit.eta import DurationModel
+from imgedit.eta import DurationModel, remaining_seconds
 from imgedit.jobs import progress
 from imgedit.jobs.journal import JobJournal
 from imgedit.jobs.model import GENERIC_FAILURE, JobRecord, JobSnapshot, JobSpec, JobStage, Work
@@ -37,11 +37,20 @@ KEEP_FINISHED = 200
 
 
 class JobContext:
-    """What running work sees of its job: stage changes and progress. Also a provider's ProgressSink."""
+    """What running work sees of its job: stage changes and progress. Also a provider's ProgressSink.
+
+    A retry inside the job (``new_attempt``) starts the provider's progress afresh: from then on
+    its fractions fill what is left of the bar above where it stood, its messages say which
+    attempt this is, and its pace is measured from the attempt's own start."""
 
     def __init__(self, registry: JobRegistry, record: JobRecord) -> None:
         self._registry = registry
         self._record = record
+        self._attempt = 1
+        self._attempts: int | None = None
+        self._attempt_base = 0.0
+        """Where the bar stood (in the provider's own 0..1) when this attempt began."""
+        self._attempt_started = 0.0
 
     @property
     def job_id(self) -> JobId:
@@ -59,7 +68,26 @@ class JobContext:
     def progress(
         self, fraction: float, message: str | None = None, *, eta_s: float | None = None, exact: bool = True
     ) -> None:
+        if self._attempt > 1:
+            fraction = min(max(float(fraction), 0.0), 1.0)
+            if eta_s is None and fraction > 0:
+                spent = self._registry._clock() - self._attempt_started
+                eta_s = remaining_seconds(spent, self._record.expected, progress.overall(fraction))
+            fraction = self._attempt_base + (1.0 - self._attempt_base) * fraction
+            message = None if message is None else self._in_attempt(message)
         self._registry._set_progress(self._record, fraction, message, eta_s=eta_s, exact=exact)
+
+    def new_attempt(self, number: int, of: int | None = None, message: str = "") -> None:
+        """Attempt ``number`` (of ``of``) of the provider call begins: the previous attempt's
+        reported progress, milestones and ETA no longer count."""
+        self._attempt, self._attempts = number, of
+        self._attempt_started = self._registry._clock()
+        shown = self._registry._new_attempt(self._record, self._in_attempt(message))
+        self._attempt_base = progress.provider_fraction(shown)
+
+    def _in_attempt(self, message: str) -> str:
+        label = f"Attempt {self._attempt}" + (f" of {self._attempts}" if self._attempts else "")
+        return f"{label} · {message}" if message else label
 
     def preview(self, image: bytes) -> None:
         self._registry._set_preview(self._record, image)
@@ -421,16 +449,37 @@ class JobRegistry:
         if record.stage.is_finished:
             return
         fraction = min(max(float(fraction), 0.0), 1.0)
+        now = self._clock()
         if exact:
             record.reported = max(record.reported or 0.0, fraction)
         else:
             record.milestone = max(record.milestone or 0.0, fraction)
+        # The projection is revised only here, when the provider says something: between
+        # reports it stands still and the ETA counts down (it never counts up on its own).
         if eta_s is not None and 0 <= eta_s < float("inf"):
-            record.provider_eta, record.provider_eta_at = float(eta_s), self._clock()
+            record.provider_eta, record.provider_eta_at = float(eta_s), now
+        elif (paced := progress.paced_remaining(record, now)) is not None:
+            record.provider_eta, record.provider_eta_at = paced, now
         if message is not None:
-            record.message = self._redact(message)
-        record.heard_mono = self._clock()
+            # "Done" belongs to a completed job; a provider done with its part is not.
+            done = message.strip().rstrip(".!").lower() == "done"
+            record.message = "Finishing" if done else self._redact(message)
+        record.heard_mono = now
         self._bump()
+
+    def _new_attempt(self, record: JobRecord, message: str) -> float:
+        """Forget the previous attempt's progress; the new one is expected to take the whole
+        expected time again. Returns the bar where it stands (it holds, never goes back)."""
+        if record.stage.is_finished:
+            return record.floor
+        now = self._clock()
+        record.floor = progress.shown(record, now).progress
+        record.reported = record.milestone = None
+        record.provider_eta, record.provider_eta_at = record.expected, now
+        record.message = self._redact(message)
+        record.heard_mono = now
+        self._bump()
+        return record.floor
 
     def _set_preview(self, record: JobRecord, image: bytes) -> None:
         if record.stage.is_finished:
@@ -480,6 +529,12 @@ class JobRegistry:
         positions: dict[JobId, int] | None = None,
         blocked: set[JobId] | None = None,
     ) -> JobSnapshot:
+        waiting_for_provider = record.id in (blocked or ())
+        if record.stage is JobStage.QUEUED:
+            if waiting_for_provider:
+                wait = None  # a busy server (maybe another user's job): no invented wait
+            elif positions is not None and record.id not in positions:
+                wait = 0.0  # handed a slot, starting now
         view = progress.shown(record, now, wait)
         if record.stage.is_running:
             record.floor = view.progress
@@ -503,7 +558,7 @@ class JobRegistry:
             attempt=record.attempt,
             preview_version=record.preview_version,
             milestone=progress.overall(record.milestone),
-            waiting_for_provider=record.id in (blocked or ()),
+            waiting_for_provider=waiting_for_provider,
         )
 
 

@@ -107,9 +107,15 @@ class JobDialog:
         provider = self._chosen_provider()
         if provider is None:
             return
-        studio = self.services.studio
+        # Learned per size bucket too: the size of this edit's source or of the picture asked for.
+        if self.kind is JobKind.EDIT and self.image is not None:
+            size: tuple[int, int] | None = (self.image.width, self.image.height)
+        else:
+            size = SIZES.get(str(self.size.value))
+        durations = self.services.studio.durations
         options = {
-            q.value: f"{q.value.capitalize()} · {fmt.seconds_label(studio.expected_seconds(provider.name, self.kind, q))}"
+            q.value: f"{q.value.capitalize()} · "
+            + fmt.seconds_label(durations.expected(provider.name, self.kind, q, size=size))
             for q in Quality
         }
         self.quality.set_options(options, value=self.quality.value or Quality.MEDIUM.value)
