@@ -208,7 +208,7 @@ class JobRegistry:
                 work = self._handlers[spec.kind]
             except KeyError:
                 raise ValueError(f"no handler for {spec.kind} jobs") from None
-        expected = self._durations.expected(spec.provider, spec.kind, spec.quality)
+        expected = self._durations.expected(spec.provider, spec.kind, spec.quality, size=spec.size)
         record = JobRecord(
             id=job_id or new_job_id(),
             spec=spec,
@@ -266,7 +266,7 @@ class JobRegistry:
             spec=spec,
             work=work,
             attempt=attempt,
-            expected=self._durations.expected(spec.provider, spec.kind, spec.quality),
+            expected=self._durations.expected(spec.provider, spec.kind, spec.quality, size=spec.size),
             created_wall=created_wall,
             stage=JobStage.INTERRUPTED,
             message=message,
@@ -392,7 +392,7 @@ class JobRegistry:
             if record.started_mono is not None:
                 duration = record.finished_mono - record.started_mono
                 spec = record.spec
-                self._durations.record(spec.provider, spec.kind, spec.quality, duration)
+                self._durations.record(spec.provider, spec.kind, spec.quality, duration, size=spec.size)
         elif record.stage is JobStage.CANCELLED:
             record.message = "Cancelled"
         record.preview = None
@@ -519,7 +519,9 @@ class JobRegistry:
         running = [
             r for r in self._jobs.values() if self._scheduler.holds_slot(r.id) and not r.stage.is_finished
         ]
-        return progress.queue_waits(running, queued, self._scheduler.limit, now)
+        return progress.queue_waits(
+            running, queued, self._scheduler.limit, now, capacity_of=self._scheduler.capacity_of
+        )
 
     def _snapshot(
         self,

@@ -40,6 +40,10 @@ class Scheduler:
     def limit(self) -> int:
         return self._limit
 
+    def capacity_of(self, provider: str) -> int | None:
+        """How many of ``provider``'s jobs may run at once; None: no limit of its own."""
+        return self._capacity_of(provider)
+
     @property
     def queued(self) -> list[JobId]:
         """Queued jobs in the order they will be considered."""

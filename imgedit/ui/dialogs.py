@@ -60,7 +60,9 @@ class JobDialog:
                     .mark("provider")
                 )
             self.size = (
-                ui.select(list(SIZES), label="Size", value=next(iter(SIZES)))
+                ui.select(
+                    list(SIZES), label="Size", value=next(iter(SIZES)), on_change=self._refresh_estimates
+                )
                 .props("outlined dark dense color=deep-purple-3")
                 .classes("w-full")
                 .mark("size")
