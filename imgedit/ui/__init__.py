@@ -35,6 +35,7 @@ def register(app_services: Services) -> None:
     ui.add_head_html(
         '<link rel="stylesheet" href="/static/imgedit.css">'
         '<script src="/static/imgedit.js" defer></script>'
+        '<script src="/static/notify.js" defer></script>'
         '<meta name="color-scheme" content="dark">',
         shared=True,
     )

@@ -244,6 +244,7 @@ class GalleryPage:
         if result and result in self.store:
             # A link button needs no handler: Quasar renders each action as a q-btn with its props.
             extra = {
+                "icon": "",  # Quasar draws the avatar only where there is no icon
                 "avatar": f"/media/thumbs/{result}",
                 "actions": [
                     {
@@ -294,7 +295,9 @@ class GalleryPage:
         ).mark("failure-toast")
         source_thumb = self._source_thumb(snapshot)
         if source_thumb:
-            toast.props["options"]["avatar"] = source_thumb
+            toast.props["options"].update(
+                avatar=source_thumb, icon=""
+            )  # Quasar drops the avatar beside an icon
         # Quasar calls the action's handler in the browser; it tells the server through an event.
         # White on the red toast reads at 5.6:1; Quasar's default close button did not.
         toast.props["options"]["actions"] = [

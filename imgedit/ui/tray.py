@@ -168,8 +168,8 @@ class JobsTray:
             with ui.row().classes("imgedit-tray-head"):
                 ui.label("Jobs").classes("imgedit-tray-title")
                 ui.space()
-                close = _icon_button("close", "Close the jobs tray", self.close, "tray-close")
-                close.props["color"] = "grey-2"
+                self.close_button = _icon_button("close", "Close the jobs tray", self.close, "tray-close")
+                self.close_button.props["color"] = "grey-2"
             with ui.element("div").classes("imgedit-tray-controls"):
                 self.pause_button = (
                     ui.button(on_click=self.toggle_pause)
@@ -212,8 +212,9 @@ class JobsTray:
             self.queued_box.props["role"] = "list"
             self.queued_box.props["aria-label"] = "Queued jobs"
             self.no_queued = ui.label("The queue is empty.").classes("imgedit-tray-empty")
-        # The browser remembers the sound choice; ask it once the tab is connected.
-        ui.timer(0.1, self._load_sound_choice, once=True)
+        # The browser remembers the sound choice; ask it once the tab is connected (no timer: the
+        # page has exactly one, the tick).
+        ui.context.client.on_connect(self._load_sound_choice)
 
     def build_badge(self) -> None:
         """The header badge that opens the drawer; call inside the header."""
@@ -281,9 +282,16 @@ class JobsTray:
 
     def open(self) -> None:
         self.drawer.set_value(True)
+        self._focus(self.close_button)  # keyboard users land in the tray, not behind it
 
     def close(self) -> None:
         self.drawer.set_value(False)
+        self._focus(self.badge)
+
+    @staticmethod
+    def _focus(element: ui.element) -> None:
+        # The drawer slides in after the update arrives; focus once it is drawn.
+        ui.run_javascript(f"setTimeout(() => getHtmlElement({element.id})?.focus(), 120)")
 
     def toggle_pause(self) -> None:
         if self.registry.paused:
