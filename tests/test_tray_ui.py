@@ -241,3 +241,14 @@ async def test_a_submit_reveals_its_card_and_asks_permission_to_notify(user: Use
     await eventually(
         lambda: any('"ok": true' in code for code in sent), message="the finish told the browser"
     )
+
+
+async def test_a_failure_toast_shows_the_source_thumbnail(user: User) -> None:
+    await user.open("/")
+    services = app_services()
+    source = services.store.list()[0]
+    await start_edit(user, source.id, "add glitter")
+    await eventually(lambda: marked(user, "failure-toast"), message="the failure toast")
+    (toast,) = marked(user, "failure-toast")
+    assert toast.props["options"]["avatar"] == f"/media/thumbs/{source.id}"
+    assert [a["label"] for a in toast.props["options"]["actions"]] == ["Retry", "Dismiss"]

@@ -258,7 +258,8 @@ class GalleryPage:
                 "classes": "imgedit-toast imgedit-done-toast",
             }
         # Quasar shows the message as text (html is off): a prompt cannot become markup.
-        ui.notify(f"{what} finished: “{snapshot.spec.prompt}”", type="positive", **extra)
+        # Quasar's positive green under white text reads at 2.6:1; green-9 at 5.1:1.
+        ui.notify(f"{what} finished: “{snapshot.spec.prompt}”", type="positive", color="green-9", **extra)
         self._browser(
             "finished",
             {
