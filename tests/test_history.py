@@ -496,7 +496,9 @@ async def test_history_result_thumbnail_opens_the_image_with_its_lineage(user: U
 def test_history_screenshot(tmp_path: Path) -> None:
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
         pytest.skip("headless Chromium not found")
+    from selenium import webdriver
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webelement import WebElement
 
     from tests.app_process import running_app
     from tests.test_browser import chrome, wait
@@ -589,13 +591,16 @@ def test_history_screenshot(tmp_path: Path) -> None:
                 c for c in driver.find_elements(By.CSS_SELECTOR, ".imgedit-image-card") if "blur 4" in c.text
             )
             card.click()
-            steps = wait(driver).until(
-                lambda d: (
-                    [s for s in d.find_elements(By.CSS_SELECTOR, ".imgedit-chain-step") if s.is_displayed()]
-                    or None
-                )
-            )
-            assert [s.text.split("\n")[0] for s in steps] == ["sepia and a vignette", "harbour.png"]
+            expected = ["sepia and a vignette", "harbour.png"]
+
+            def chain_shown(d: webdriver.Chrome) -> list[WebElement] | None:
+                # The dialog fades in; wait until every step is drawn, not just the first.
+                shown = [
+                    s for s in d.find_elements(By.CSS_SELECTOR, ".imgedit-chain-step") if s.is_displayed()
+                ]
+                return shown if [s.text.split("\n")[0] for s in shown] == expected else None
+
+            steps = wait(driver).until(chain_shown)
             driver.save_screenshot(str(ARTIFACTS / "lineage.png"))
             steps[1].click()
             wait(driver).until(

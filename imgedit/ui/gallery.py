@@ -21,6 +21,7 @@ from imgedit.jobs import JobSnapshot, JobStage
 from imgedit.models import ImageId, ImageRecord, JobId
 from imgedit.services import Services
 from imgedit.ui import format as fmt
+from imgedit.ui import history
 from imgedit.ui.dialogs import ImageDialog, JobDialog, lineage_text
 from imgedit.ui.job_card import LoadingCard
 from imgedit.ui.tray import JobsTray
@@ -63,6 +64,7 @@ class GalleryPage:
         )
         with ui.row().classes("imgedit-header imgedit-sticky"):
             ui.label("imgedit").classes("imgedit-logo")
+            history.nav("/")
             engines = ", ".join(p.label for p in self.services.providers.all())
             ui.label(engines).classes("imgedit-chip")
             ui.space()
