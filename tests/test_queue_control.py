@@ -10,6 +10,7 @@ from imgedit.eta import DurationModel
 from imgedit.jobs import JobRegistry, JobStage
 from imgedit.jobs.scheduler import Scheduler
 from imgedit.models import JobId
+from imgedit.ui import format as fmt
 from tests.test_jobs import PRIORS, Scripted, spec, wait_until
 
 
@@ -55,7 +56,10 @@ async def test_pause_lets_running_jobs_finish_and_starts_nothing_new_until_resum
         await first.finish()
         await registry.wait(a)
         await asyncio.sleep(0)
-        assert registry.snapshot(b).stage is JobStage.QUEUED and not second.started.is_set()
+        held = registry.snapshot(b)
+        assert held.stage is JobStage.QUEUED and not second.started.is_set()
+        assert held.paused and held.eta_s is None, "no time is promised while the queue is paused"
+        assert fmt.stage_label(held) == "Paused (position 1)" and fmt.card_eta_text(held) == ""
         registry.resume()
         await asyncio.wait_for(second.started.wait(), 5)
     finally:

@@ -96,6 +96,8 @@ class JobSnapshot:
     """The furthest milestone a provider passed (e.g. a partial image), on the whole job's bar."""
     waiting_for_provider: bool = False
     """Queued only because its provider is at capacity (e.g. every SD WebUI server is busy)."""
+    paused: bool = False
+    """Queued while the queue is paused: it starts only once the queue is resumed (no ETA)."""
 
     @property
     def is_finished(self) -> bool:

@@ -532,8 +532,11 @@ class JobRegistry:
         blocked: set[JobId] | None = None,
     ) -> JobSnapshot:
         waiting_for_provider = record.id in (blocked or ())
+        held = record.stage is JobStage.QUEUED and self._scheduler.paused and record.id in (positions or {})
         if record.stage is JobStage.QUEUED:
-            if waiting_for_provider:
+            if held:
+                wait = None  # the queue is paused: it starts when someone resumes it, not at a time
+            elif waiting_for_provider:
                 wait = None  # a busy server (maybe another user's job): no invented wait
             elif positions is not None and record.id not in positions:
                 wait = 0.0  # handed a slot, starting now
@@ -561,6 +564,7 @@ class JobRegistry:
             preview_version=record.preview_version,
             milestone=progress.overall(record.milestone),
             waiting_for_provider=waiting_for_provider,
+            paused=held,
         )
 
 

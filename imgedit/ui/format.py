@@ -58,6 +58,8 @@ def stage_label(snapshot: JobSnapshot) -> str:
     if stage == "starting":
         return "Starting"
     if snapshot.stage is JobStage.QUEUED and snapshot.queue_position is not None:
+        if snapshot.paused:
+            return f"Paused (position {snapshot.queue_position})"
         return f"Queued (position {snapshot.queue_position})"
     if snapshot.stage is JobStage.FAILED and snapshot.attempt > 1:
         return f"Failed (attempt {snapshot.attempt})"
