@@ -66,6 +66,7 @@ class Studio:
             quality=Quality(quality),
             provider=self._provider_for(provider, JobKind.EDIT),
             source_image_id=source.id,
+            model=self._model_of(provider),
         )
         return self.registry.submit(spec)
 
@@ -79,8 +80,13 @@ class Studio:
             quality=Quality(quality),
             provider=self._provider_for(provider, JobKind.GENERATE),
             size=size,
+            model=self._model_of(provider),
         )
         return self.registry.submit(spec)
+
+    def _model_of(self, name: str) -> str:
+        model = getattr(self.providers.get(name), "model", "")
+        return model if isinstance(model, str) else ""
 
     def _provider_for(self, name: str, kind: JobKind) -> str:
         provider = self.providers.get(name)

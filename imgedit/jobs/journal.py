@@ -32,11 +32,11 @@ from imgedit.models import ImageId, JobId, JobKind, Quality
 log = logging.getLogger(__name__)
 
 _COLUMNS = (
-    "id, kind, prompt, quality, provider, source_image_id, width, height, stage, attempt, message, "
+    "id, kind, prompt, quality, provider, model, source_image_id, width, height, stage, attempt, message, "
     "error, created_at, started_at, finished_at, duration, result_image_id, queue_order, retry_of"
 )
 _UPSERT = (
-    f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 19)}) "
+    f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 20)}) "
     "ON CONFLICT(id) DO UPDATE SET stage=excluded.stage, attempt=excluded.attempt, "
     "message=excluded.message, error=excluded.error, started_at=excluded.started_at, "
     "finished_at=excluded.finished_at, duration=excluded.duration, "
@@ -83,6 +83,7 @@ class JobJournal:
             spec.prompt,
             spec.quality.value,
             spec.provider,
+            spec.model,
             spec.source_image_id,
             width,
             height,
@@ -194,6 +195,7 @@ def _row(row: sqlite3.Row) -> JournalRow:
         prompt=row["prompt"],
         quality=Quality(row["quality"]),
         provider=row["provider"],
+        model=row["model"] or "",
         source_image_id=ImageId(row["source_image_id"]) if row["source_image_id"] else None,
         size=(int(width), int(height)) if width and height else None,
     )

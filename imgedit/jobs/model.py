@@ -64,6 +64,8 @@ class JobSpec:
     provider: str
     source_image_id: ImageId | None = None
     size: tuple[int, int] | None = None
+    model: str = ""
+    """The provider's model when the job was made ("" if it has none): durations are learned per model."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -208,7 +208,9 @@ class JobRegistry:
                 work = self._handlers[spec.kind]
             except KeyError:
                 raise ValueError(f"no handler for {spec.kind} jobs") from None
-        expected = self._durations.expected(spec.provider, spec.kind, spec.quality, size=spec.size)
+        expected = self._durations.expected(
+            spec.provider, spec.kind, spec.quality, model=spec.model, size=spec.size
+        )
         record = JobRecord(
             id=job_id or new_job_id(),
             spec=spec,
@@ -266,7 +268,9 @@ class JobRegistry:
             spec=spec,
             work=work,
             attempt=attempt,
-            expected=self._durations.expected(spec.provider, spec.kind, spec.quality, size=spec.size),
+            expected=self._durations.expected(
+                spec.provider, spec.kind, spec.quality, model=spec.model, size=spec.size
+            ),
             created_wall=created_wall,
             stage=JobStage.INTERRUPTED,
             message=message,
@@ -392,7 +396,9 @@ class JobRegistry:
             if record.started_mono is not None:
                 duration = record.finished_mono - record.started_mono
                 spec = record.spec
-                self._durations.record(spec.provider, spec.kind, spec.quality, duration, size=spec.size)
+                self._durations.record(
+                    spec.provider, spec.kind, spec.quality, duration, model=spec.model, size=spec.size
+                )
         elif record.stage is JobStage.CANCELLED:
             record.message = "Cancelled"
         record.preview = None
