@@ -24,20 +24,10 @@ from imgedit.jobs import JobContext, JobRegistry, JobSnapshot, JobSpec, JobStage
 from imgedit.models import JobId, JobKind, Quality
 from imgedit.ui import format as fmt
 from imgedit.ui.job_card import card_attributes
+from tests.test_jobs import FakeClock
 
 PRIORS = {Quality.LOW: 4.0, Quality.MEDIUM: 8.0, Quality.HIGH: 16.0}
 OPENAI_SECONDS = 12.9  # the OpenAI prior for a low-quality generation
-
-
-class FakeClock:
-    def __init__(self, start: float) -> None:
-        self._now = start
-
-    def now(self) -> float:
-        return self._now
-
-    def advance(self, seconds: float) -> None:
-        self._now += seconds
 
 
 async def wait_until(condition: Callable[[], bool], within: float = 5.0) -> None:
