@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
-from collections.abc import Callable
 
 import pytest
 
@@ -24,18 +22,10 @@ from imgedit.jobs import JobContext, JobRegistry, JobSnapshot, JobSpec, JobStage
 from imgedit.models import JobId, JobKind, Quality
 from imgedit.ui import format as fmt
 from imgedit.ui.job_card import card_attributes
-from tests.test_jobs import FakeClock
+from tests.test_jobs import FakeClock, wait_until
 
 PRIORS = {Quality.LOW: 4.0, Quality.MEDIUM: 8.0, Quality.HIGH: 16.0}
 OPENAI_SECONDS = 12.9  # the OpenAI prior for a low-quality generation
-
-
-async def wait_until(condition: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("the condition did not become true in time")
-        await asyncio.sleep(0)
 
 
 class Env:
