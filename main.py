@@ -39,6 +39,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         title="imgedit",
+        language="en-US",
         show=settings.show,
         reload=False,
         dark=True,

@@ -67,6 +67,12 @@ if (typeof window !== 'undefined') {
       card._imgeditFloor = p;
       const percent = Math.floor(p * 100) + '%';
       for (const bar of card.querySelectorAll('.imgedit-progress-bar')) bar.style.width = (p * 100).toFixed(1) + '%';
+      // Screen readers read the bar's value from here (role=progressbar on its track).
+      for (const track of card.querySelectorAll('[role="progressbar"]')) {
+        if (track.getAttribute('aria-valuenow') !== String(Math.floor(p * 100))) {
+          track.setAttribute('aria-valuenow', String(Math.floor(p * 100)));
+        }
+      }
       put(card, '.imgedit-percent, .imgedit-big-percent', percent);
       put(card, '.imgedit-elapsed', started !== null ? clock(elapsed) : stage === 'starting' ? '0:00' : 'waiting');
       const deadline = num(d.deadline);

@@ -373,6 +373,14 @@ class GalleryPage:
         if arriving:
             card.classes("imgedit-new")
         card.on("click", functools.partial(self.image_dialog.open, record))
+        # Reachable and operable by keyboard: Tab to it, Enter or Space opens its actions.
+        card.props.update(tabindex="0", role="button")
+        card.props["aria-label"] = f"{record.title}: open Edit, View, Download and Delete"
+        card.on(
+            "keydown",
+            functools.partial(self.image_dialog.open, record),
+            js_handler="(e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); emit(); } }",
+        )
         meta = f"{fmt.ORIGIN_LABELS[record.origin]} · {record.width}×{record.height}"
         with ui.element("div").classes("imgedit-media"):
             thumb = ui.element("img").classes("imgedit-thumb")

@@ -102,8 +102,10 @@ class LoadingCard:
                 with (
                     ui.element("div")
                     .classes("imgedit-progress")
-                    .props('role="progressbar" aria-valuemin="0" aria-valuemax="100"')
-                ):
+                    .props('role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-label="Progress"')
+                ) as track:
+                    # The browser keeps it current (static/imgedit.js) between server updates.
+                    track.props["aria-valuenow"] = snapshot.percent
                     ui.element("div").classes("imgedit-progress-bar").style(f"width: {snapshot.percent}%")
                 with ui.element("div").classes("imgedit-times"):
                     _span("imgedit-percent", percent)
