@@ -42,3 +42,14 @@ def store(tmp_path: Path) -> Iterator[ImageStore]:
     opened.open()
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Chromium (``tests.test_browser.chrome``), closed after the test. Importing that
+    module skips the test where Chromium is missing (and fails it in CI)."""
+    from tests.test_browser import chrome
+
+    driver = chrome()
+    yield driver
+    driver.quit()

@@ -73,13 +73,6 @@ def chrome(*, performance_log: bool = False) -> webdriver.Chrome:
     return driver
 
 
-@pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
-    driver = chrome()
-    yield driver
-    driver.quit()
-
-
 def wait(driver: webdriver.Chrome, timeout: float = 20):  # type: ignore[no-untyped-def]
     return WebDriverWait(driver, timeout, poll_frequency=0.1)
 

@@ -6,7 +6,6 @@ completes, no result lands twice, no partial file stays, and earlier images are 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from selenium import webdriver
 from tests.app_process import AppProcess
 from tests.fake_sdwebui import FakeWebUI
 from tests.loopback import serve
-from tests.test_browser import By, chrome, start_edit_in_browser, wait
+from tests.test_browser import By, start_edit_in_browser, wait
 
 pytestmark = pytest.mark.browser
 
@@ -29,13 +28,6 @@ def rows(data_dir: Path, sql: str) -> list[tuple[object, ...]]:
 
 def files(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir()}
-
-
-@pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
-    driver = chrome()
-    yield driver
-    driver.quit()
 
 
 @pytest.mark.parametrize("how", ["kill -9", "clean stop"])

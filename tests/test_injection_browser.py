@@ -6,7 +6,6 @@ refusal of a non-image (the upload strip's ``accept``) names the file."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tests.loopback import serve
-from tests.test_browser import By, chrome, running_app, start_edit_in_browser, wait
+from tests.test_browser import By, running_app, start_edit_in_browser, wait
 
 pytestmark = pytest.mark.browser
 
@@ -33,13 +32,6 @@ def refusing_server() -> Starlette:
         return JSONResponse({"error": {"message": message, "type": "invalid_request_error"}}, status_code=400)
 
     return Starlette(routes=[Route("/v1/{rest:path}", refuse, methods=["POST"])])
-
-
-@pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
-    driver = chrome()
-    yield driver
-    driver.quit()
 
 
 def test_prompts_file_names_and_provider_messages_are_shown_as_text(

@@ -4,7 +4,6 @@ bar tells its value."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,16 +13,9 @@ from selenium.webdriver.common.keys import Keys
 from tests.app_process import running_app
 from tests.fake_sdwebui import FakeWebUI
 from tests.loopback import serve
-from tests.test_browser import By, chrome, start_edit_in_browser, wait
+from tests.test_browser import By, start_edit_in_browser, wait
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
-    driver = chrome()
-    yield driver
-    driver.quit()
 
 
 def test_tab_reaches_an_image_card_and_enter_opens_its_actions(
