@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,17 @@ class Settings:
     stall_timeout: float = 600.0
     """Seconds a running job may go without any word from its provider before it is failed."""
     storage_secret: str = field(default="", repr=False)
+    """Signs browser sessions; when empty, one is generated once and kept in the data dir."""
+    password: str = field(default="", repr=False)
+    """The studio's shared password; with it (or ``password_hash``) every page asks to sign in."""
+    password_hash: str = field(default="", repr=False)
+    """The password as ``python -m imgedit.password`` prints it, so the plain text need not be kept."""
+    insecure: bool = False
+    """Serve beyond loopback without a password (a loud warning, on purpose)."""
+    root_path: str = ""
+    """The path prefix a reverse proxy serves imgedit under, e.g. ``/imgedit`` ("" for none)."""
+    native: bool = False
+    """Open in a native window (pywebview) instead of a browser tab."""
     max_attempts: int = 3
     """Provider calls per job, first try included, before a transient failure fails the job."""
     openai_api_key: str = field(default="", repr=False)
@@ -60,6 +72,10 @@ class Settings:
     @property
     def is_loopback(self) -> bool:
         return self.host in LOOPBACK_HOSTS
+
+    @property
+    def requires_login(self) -> bool:
+        return bool(self.password or self.password_hash)
 
     @classmethod
     def from_args(cls, argv: Sequence[str], env: Mapping[str, str]) -> Settings:
@@ -90,7 +106,18 @@ class Settings:
             values["sdwebui_auth"] = (user, password)
         if "data_dir" in values:
             values["data_dir"] = Path(values["data_dir"])
-        return cls(**values)
+        settings = cls(**values)
+        if settings.password and settings.password_hash:
+            parser.error("give either IMGEDIT_PASSWORD (--password) or IMGEDIT_PASSWORD_HASH, not both")
+        if not settings.is_loopback and not settings.requires_login and not settings.insecure:
+            parser.error(
+                f"--host {settings.host} serves imgedit beyond this computer, so it needs a password: "
+                "set IMGEDIT_PASSWORD (or IMGEDIT_PASSWORD_HASH from 'python -m imgedit.password'), "
+                "or pass --insecure to serve it to anyone who can reach it"
+            )
+        if settings.native and settings.requires_login:
+            parser.error("--native is a window for this computer only; it takes no password")
+        return settings
 
 
 # -- one rule per kind of value ---------------------------------------------------------------
@@ -142,6 +169,22 @@ def _url(raw: str) -> str:
 
 def _urls(raw: str) -> tuple[str, ...]:
     return tuple(_url(part) for part in raw.split(",") if part.strip())
+
+
+def _root_path(raw: str) -> str:
+    path = raw.strip().rstrip("/")
+    if not path:
+        return ""
+    if not path.startswith("/") or path.startswith("//") or not re.fullmatch(r"[A-Za-z0-9/._~-]+", path):
+        raise ValueError(f"{raw.strip()!r} is not a path prefix like /imgedit")
+    return path
+
+
+def _password_hash(raw: str) -> str:
+    from imgedit.password import parse_hash  # the one place that knows the format
+
+    parse_hash(raw.strip())
+    return raw.strip()
 
 
 def _names(raw: str) -> tuple[str, ...]:
@@ -219,6 +262,36 @@ _OPTIONS: tuple[_Option, ...] = (
         "show jobs the last run left unfinished as interrupted (Retry, Dismiss) instead of resuming them",
         "--no-resume",
     ),
+    _Option(
+        "password",
+        "IMGEDIT_PASSWORD",
+        _text,
+        "the password everyone signs in with (prefer the environment: a flag shows in ps)",
+        "--password",
+        "PASSWORD",
+    ),
+    _Option(
+        "password_hash",
+        "IMGEDIT_PASSWORD_HASH",
+        _password_hash,
+        "the password as 'python -m imgedit.password' prints it",
+    ),
+    _Option(
+        "insecure",
+        "IMGEDIT_INSECURE",
+        _boolean,
+        "allow a --host beyond this computer without a password (anyone who reaches it can delete everything)",
+        "--insecure",
+    ),
+    _Option(
+        "root_path",
+        "IMGEDIT_ROOT_PATH",
+        _root_path,
+        "path prefix when served behind a reverse proxy, e.g. /imgedit",
+        "--root-path",
+        "PREFIX",
+    ),
+    _Option("native", "IMGEDIT_NATIVE", _boolean, "open in a native window instead of a browser tab", "--native"),
     _Option("samples", "IMGEDIT_SAMPLES", _boolean, "draw sample images into an empty gallery (default on)"),
     _Option("storage_secret", "IMGEDIT_STORAGE_SECRET", _text, "secret that signs browser sessions"),
     _Option("openai_api_key", "OPENAI_API_KEY", _text, "enables the OpenAI Images API"),
@@ -266,7 +339,7 @@ def _parser() -> argparse.ArgumentParser:
             continue
         default = (
             Settings.__dataclass_fields__[option.dest].default
-            if option.dest not in {"no_show", "no_resume"}
+            if option.parse is not _boolean
             else None
         )
         if default not in (None, (), ""):

@@ -74,6 +74,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 3: a hosted studio: who started each job, and the signed-in browser sessions
+    """
+    ALTER TABLE jobs ADD COLUMN started_by TEXT NOT NULL DEFAULT '';
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    """,
 )
 
 

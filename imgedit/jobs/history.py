@@ -27,7 +27,7 @@ MAX_PAGE_SIZE = 500
 
 _COLUMNS = (
     "id, kind, prompt, quality, provider, model, source_image_id, width, height, stage, attempt, "
-    "message, error, created_at, started_at, finished_at, duration, result_image_id, retry_of"
+    "message, error, created_at, started_at, finished_at, duration, result_image_id, retry_of, started_by"
 )
 _FINISHED = tuple(stage.value for stage in JobStage if stage.is_finished)
 
@@ -56,6 +56,8 @@ class HistoryRow:
     """Seconds the job ran (None while it has not finished, or if it never started)."""
     result_image_id: ImageId | None
     retry_of: JobId | None
+    started_by: str = ""
+    """The signed-in name of whoever started it ("" when the studio has no password)."""
 
     @property
     def size(self) -> tuple[int, int] | None:
@@ -180,4 +182,5 @@ def _from_row(row: Any) -> HistoryRow:
         duration=row["duration"],
         result_image_id=ImageId(row["result_image_id"]) if row["result_image_id"] else None,
         retry_of=JobId(row["retry_of"]) if row["retry_of"] else None,
+        started_by=row["started_by"] or "",
     )

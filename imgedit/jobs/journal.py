@@ -33,10 +33,10 @@ log = logging.getLogger(__name__)
 
 _COLUMNS = (
     "id, kind, prompt, quality, provider, model, source_image_id, width, height, stage, attempt, message, "
-    "error, created_at, started_at, finished_at, duration, result_image_id, queue_order, retry_of"
+    "error, created_at, started_at, finished_at, duration, result_image_id, queue_order, retry_of, started_by"
 )
 _UPSERT = (
-    f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 20)}) "
+    f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 21)}) "
     "ON CONFLICT(id) DO UPDATE SET stage=excluded.stage, attempt=excluded.attempt, "
     "message=excluded.message, error=excluded.error, started_at=excluded.started_at, "
     "finished_at=excluded.finished_at, duration=excluded.duration, "
@@ -98,6 +98,7 @@ class JobJournal:
             record.result,
             record.order,
             record.retry_of,
+            spec.started_by,
         )
         self._submit(self._db.execute, _UPSERT, row)
 
@@ -198,6 +199,7 @@ def _row(row: sqlite3.Row) -> JournalRow:
         model=row["model"] or "",
         source_image_id=ImageId(row["source_image_id"]) if row["source_image_id"] else None,
         size=(int(width), int(height)) if width and height else None,
+        started_by=row["started_by"] or "",
     )
     return JournalRow(
         id=JobId(row["id"]),

@@ -66,6 +66,8 @@ class JobSpec:
     size: tuple[int, int] | None = None
     model: str = ""
     """The provider's model when the job was made ("" if it has none): durations are learned per model."""
+    started_by: str = ""
+    """Who started it: the name given at sign-in when the studio has a password ("" otherwise)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 from nicegui import app, helpers, ui
 
 from imgedit.services import Services
+from imgedit.ui import theme
 from imgedit.ui.gallery import GalleryPage
 from imgedit.ui.history import HistoryView
 from imgedit.ui.hosts import HostCheck, HostPolicy
@@ -32,20 +33,14 @@ def register(app_services: Services) -> None:
     register_routes(app_services)
     app.add_middleware(HostCheck, policy=policy)  # added last, so it wraps everything added before
     app.add_static_files("/static", STATIC_DIR)
-    ui.add_head_html(
-        '<link rel="stylesheet" href="/static/imgedit.css">'
-        '<script src="/static/imgedit.js" defer></script>'
-        '<script src="/static/notify.js" defer></script>'
-        '<meta name="color-scheme" content="dark">',
-        shared=True,
-    )
+    ui.add_head_html(theme.HEAD_HTML, shared=True)
 
     @ui.page("/", title="imgedit")
     def gallery() -> None:
-        ui.dark_mode(True)
+        theme.apply()
         GalleryPage(app_services).build()
 
     @ui.page("/history", title="History · imgedit")
     async def history() -> None:
-        ui.dark_mode(True)
+        theme.apply()
         await HistoryView(app_services).build()
