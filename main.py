@@ -23,16 +23,18 @@ def main() -> None:
     configure_logging()
     for name in unknown_variables(os.environ):
         logging.getLogger("imgedit").warning("%s is not a setting imgedit knows; it is ignored", name)
-    if not settings.is_loopback:
-        warn_exposed(settings.host, settings.port)
+    if not settings.is_loopback and not settings.requires_login:
+        warn_exposed(settings.host, settings.port)  # only with --insecure: config refuses otherwise
     services = build_services(settings)
     register(services)
     app.on_startup(services.start)
     app.on_shutdown(services.close)
     if not simulated:
         shown_host = "localhost" if settings.host in {"127.0.0.1", "0.0.0.0"} else settings.host
+        sign_in = ", sign in with the studio password" if settings.requires_login else ""
         print(
-            f"imgedit: open http://{shown_host}:{settings.port} (data in {settings.data_dir.resolve()})",
+            f"imgedit: open http://{shown_host}:{settings.port}{settings.root_path}/{sign_in} "
+            f"(data in {settings.data_dir.resolve()})",
             flush=True,
         )
     ui.run(
@@ -45,7 +47,8 @@ def main() -> None:
         dark=True,
         favicon="🎨",
         show_welcome_message=True,
-        storage_secret=settings.storage_secret or None,
+        storage_secret=services.session_secret,
+        root_path=settings.root_path,
     )
 
 
@@ -63,9 +66,9 @@ def warn_exposed(host: str, port: int) -> None:
     bar = "!" * 78
     print(
         f"{bar}\n"
-        f"WARNING: imgedit listens on {host}:{port}, beyond this computer, WITHOUT A PASSWORD.\n"
+        f"WARNING: imgedit listens on {host}:{port}, beyond this computer, WITHOUT A PASSWORD (--insecure).\n"
         "Anyone who can reach this address can see, edit and delete every image and job.\n"
-        "Use --host 127.0.0.1 unless you trust everyone on this network.\n"
+        "Set IMGEDIT_PASSWORD instead, or use --host 127.0.0.1, unless you trust everyone on this network.\n"
         f"{bar}",
         file=sys.stderr,
         flush=True,

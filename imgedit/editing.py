@@ -57,7 +57,9 @@ class Studio:
     def expected_seconds(self, provider: str, kind: JobKind, quality: Quality) -> float:
         return self.durations.expected(provider, kind, quality)
 
-    def submit_edit(self, image_id: str, prompt: str, quality: Quality, provider: str) -> JobId:
+    def submit_edit(
+        self, image_id: str, prompt: str, quality: Quality, provider: str, *, started_by: str = ""
+    ) -> JobId:
         """Queue an edit of a gallery image; returns at once."""
         source = self.store.get(image_id)
         spec = JobSpec(
@@ -67,11 +69,18 @@ class Studio:
             provider=self._provider_for(provider, JobKind.EDIT),
             source_image_id=source.id,
             model=self._model_of(provider),
+            started_by=started_by,
         )
         return self.registry.submit(spec)
 
     def submit_generate(
-        self, prompt: str, quality: Quality, provider: str, size: tuple[int, int] | None = None
+        self,
+        prompt: str,
+        quality: Quality,
+        provider: str,
+        size: tuple[int, int] | None = None,
+        *,
+        started_by: str = "",
     ) -> JobId:
         """Queue a new image drawn from a prompt; returns at once."""
         spec = JobSpec(
@@ -81,6 +90,7 @@ class Studio:
             provider=self._provider_for(provider, JobKind.GENERATE),
             size=size,
             model=self._model_of(provider),
+            started_by=started_by,
         )
         return self.registry.submit(spec)
 

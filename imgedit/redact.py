@@ -40,8 +40,8 @@ class Redactor:
         self._secrets = sorted(unique, key=len, reverse=True)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Redactor:
-        secrets = [settings.openai_api_key, settings.storage_secret]
+    def from_settings(cls, settings: Settings, *, more: Iterable[str] = ()) -> Redactor:
+        secrets = [settings.openai_api_key, settings.storage_secret, settings.password, *more]
         if settings.sdwebui_auth is not None:
             secrets.append(settings.sdwebui_auth[1])
         for url in (settings.openai_base_url, *settings.sdwebui_urls):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from imgedit.auth import Auth, storage_secret
 from imgedit.config import DEFAULT_PRIORS, Settings
 from imgedit.editing import Studio
 from imgedit.eta import DurationModel
@@ -39,6 +40,10 @@ class Services:
     studio: Studio
     http: httpx.AsyncClient
     journal: JobJournal
+    session_secret: str
+    """Signs the browser session cookie (IMGEDIT_STORAGE_SECRET, else kept in the data dir)."""
+    auth: Auth | None = None
+    """The studio's sign-in, when it has a password."""
 
     def start(self) -> None:
         """Bring back the jobs the last run left queued or running (needs the running loop):
@@ -77,7 +82,8 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     """Open the data dir and wire the services. Runs before the server accepts anyone."""
-    redact = Redactor.from_settings(settings)
+    session_secret = storage_secret(settings)
+    redact = Redactor.from_settings(settings, more=[session_secret])
     install_log_redaction(redact)
     store = ImageStore(settings.data_dir)
     store.open()
@@ -116,6 +122,8 @@ def build_services(settings: Settings) -> Services:
         studio=studio,
         http=http,
         journal=journal,
+        session_secret=session_secret,
+        auth=Auth.from_settings(settings, store.db),
     )
 
 

@@ -62,7 +62,7 @@ class AppProcess:
             if self.process.poll() is not None:
                 raise AssertionError(f"server exited: {self.log_path.read_text()}")
             try:
-                if httpx.get(self.url + "/", timeout=2).status_code == 200:
+                if httpx.get(self.url + "/", timeout=2).status_code in {200, 303}:  # 303: to /login
                     return
             except httpx.HTTPError:
                 pass

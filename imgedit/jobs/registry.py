@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from imgedit.errors import ImgEditError, NotFound
 from imgedit.eta import DurationModel, remaining_seconds
@@ -247,13 +248,15 @@ class JobRegistry:
         record.task.cancel()
         return True
 
-    def retry(self, job_id: JobId) -> JobId:
-        """Run a failed or cancelled job again as a new attempt; the old one is dismissed."""
+    def retry(self, job_id: JobId, *, started_by: str | None = None) -> JobId:
+        """Run a failed or cancelled job again as a new attempt; the old one is dismissed.
+        ``started_by`` names who retried it (the original starter's name is kept if None)."""
         record = self._record(job_id)
         if record.stage not in {JobStage.FAILED, JobStage.CANCELLED, JobStage.INTERRUPTED}:
             raise ValueError(f"only failed or cancelled jobs can be retried, not {record.stage}")
         self.dismiss(job_id)
-        return self.submit(record.spec, record.work, attempt=record.attempt + 1, retry_of=job_id)
+        spec = record.spec if started_by is None else replace(record.spec, started_by=started_by)
+        return self.submit(spec, record.work, attempt=record.attempt + 1, retry_of=job_id)
 
     def restore_interrupted(
         self, spec: JobSpec, *, job_id: JobId, attempt: int, created_wall: float, message: str

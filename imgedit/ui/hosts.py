@@ -142,13 +142,13 @@ class HostCheck:
         if scope["type"] not in {"http", "websocket"}:
             await self.app(scope, receive, send)
             return
-        header = _header(scope, b"host")
-        if self.policy.allows(header):
+        host = header(scope, b"host")
+        if self.policy.allows(host):
             await self.app(scope, receive, send)
             return
-        self._log_once(header)
-        body = f"Unknown host {header[:100]!r}; add it with --allowed-hosts (IMGEDIT_ALLOWED_HOSTS).\n"
-        await _refuse(scope, send, body.encode("utf-8", "replace"))
+        self._log_once(host)
+        body = f"Unknown host {host[:100]!r}; add it with --allowed-hosts (IMGEDIT_ALLOWED_HOSTS).\n"
+        await refuse(scope, send, body.encode("utf-8", "replace"))
 
     def _log_once(self, header: str) -> None:
         if header not in self._logged and len(self._logged) < _LOGGED_LIMIT:
@@ -156,25 +156,34 @@ class HostCheck:
             log.warning("refused a request for unknown host %r; add it with --allowed-hosts", header[:100])
 
 
-def _header(scope: Scope, name: bytes) -> str:
+def header(scope: Scope, name: bytes) -> str:
     for key, value in scope.get("headers", ()):
         if key.lower() == name:
             return bytes(value).decode("latin-1")
     return ""
 
 
-async def _refuse(scope: Scope, send: Send, body: bytes) -> None:
-    headers = [
+async def refuse(
+    scope: Scope,
+    send: Send,
+    body: bytes,
+    *,
+    status: int = 400,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+) -> None:
+    """Answer an http or websocket request with ``status`` and a short plain-text ``body``."""
+    all_headers = [
         (b"content-type", b"text/plain; charset=utf-8"),
         (b"content-length", str(len(body)).encode()),
         (b"x-content-type-options", b"nosniff"),
         (b"cache-control", b"no-store"),
+        *headers,
     ]
     if scope["type"] == "http":
-        await send({"type": "http.response.start", "status": 400, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": all_headers})
         await send({"type": "http.response.body", "body": body})
     elif "websocket.http.response" in scope.get("extensions", {}):
-        await send({"type": "websocket.http.response.start", "status": 400, "headers": headers})
+        await send({"type": "websocket.http.response.start", "status": status, "headers": all_headers})
         await send({"type": "websocket.http.response.body", "body": body})
     else:
         await send({"type": "websocket.close", "code": 1008})  # the server answers 403
