@@ -1,0 +1,137 @@
+"""axe-core in headless Chromium against a real ``python main.py`` (issue 8, WCAG 2.2 AA): the
+gallery, the open Edit dialog, the gallery with a running job's loading card, and /history, each
+in the dark and the light colour scheme. A page passes when axe finds nothing serious or
+critical; a failure lists each violation's id, help and the selectors to fix.
+
+One server and one browser serve the whole module. A Stable Diffusion fake held mid-sampling keeps
+a job running, so its loading card stays on screen while axe looks at it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+
+import pytest
+from selenium import webdriver
+
+from tests.a11y import blocking, describe, emulate_color_scheme, run_axe
+from tests.app_process import running_app
+from tests.fake_sdwebui import FakeWebUI
+from tests.loopback import serve
+from tests.test_browser import By, chrome, click_button, start_edit_in_browser, wait
+
+pytestmark = pytest.mark.browser
+
+SCHEMES = ("dark", "light")
+Scheme = Literal["dark", "light"]
+
+
+class App:
+    """The running server and the fake it talks to."""
+
+    def __init__(self, url: str, fake: FakeWebUI) -> None:
+        self.url, self.fake = url, fake
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    fake = FakeWebUI(step_seconds=0.02)
+    fake.pause_at(6)
+    folder = tmp_path_factory.mktemp("a11y")
+    with serve(fake.app()) as sd_url, running_app(folder, {"IMGEDIT_SDWEBUI_URLS": sd_url}) as url:
+        try:
+            yield App(url, fake)
+        finally:
+            fake.resume()  # let the held job finish so the server stops cleanly
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[webdriver.Chrome]:
+    browser = chrome()
+    yield browser
+    browser.quit()
+
+
+def open_gallery(driver: webdriver.Chrome, url: str, scheme: Scheme) -> None:
+    """Load the gallery afresh with the system asking for ``scheme``."""
+    emulate_color_scheme(driver, scheme)
+    driver.get(url)
+    wait(driver).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".imgedit-image-card")) >= 6 or None)
+    settle(driver)
+
+
+def settle(driver: webdriver.Chrome) -> None:
+    """Wait until entrance animations and dialog transitions have ended: axe measures colours as
+    drawn, and a half-faded element would read as low contrast."""
+    wait(driver, 10).until(
+        lambda d: d.execute_script(
+            "return document.getAnimations().every((a) => a.playState !== 'running'"
+            " || a.effect?.getTiming().iterations === Infinity)"
+        )
+    )
+
+
+def assert_no_blocking_violations(driver: webdriver.Chrome, where: str) -> None:
+    found = blocking(run_axe(driver))
+    if found:
+        pytest.fail(describe(found, where))
+
+
+@pytest.fixture(scope="module")
+def running_job(app: App, driver: webdriver.Chrome) -> None:
+    """A finished local edit (a row in the history) and a Stable Diffusion edit held at step 6
+    (a loading card that stays)."""
+    open_gallery(driver, app.url, "dark")
+    before = len(driver.find_elements(By.CSS_SELECTOR, ".imgedit-images-box .imgedit-image-card"))
+    start_edit_in_browser(driver, 1, "grayscale", provider="Local engine")
+    wait(driver, 30).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".imgedit-images-box .imgedit-image-card")) > before
+    )
+    start_edit_in_browser(driver, 0, "oil painting at dusk")
+    assert app.fake.paused.wait(30), "sampling reached step 6 and waits there"
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_gallery(app: App, driver: webdriver.Chrome, scheme: Scheme) -> None:
+    open_gallery(driver, app.url, scheme)
+    assert_no_blocking_violations(driver, f"the gallery ({scheme})")
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_edit_dialog(app: App, driver: webdriver.Chrome, scheme: Scheme) -> None:
+    open_gallery(driver, app.url, scheme)
+    driver.find_elements(By.CSS_SELECTOR, ".imgedit-images-box .imgedit-image-card")[0].click()
+    click_button(driver, "Edit")
+    wait(driver).until(
+        lambda d: any(
+            e.is_displayed()
+            for e in d.find_elements(By.XPATH, "//button[.//span[normalize-space()='Start Edit']]")
+        )
+    )
+    settle(driver)
+    assert_no_blocking_violations(driver, f"the open Edit dialog ({scheme})")
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_gallery_with_a_running_job(
+    app: App, driver: webdriver.Chrome, running_job: None, scheme: Scheme
+) -> None:
+    open_gallery(driver, app.url, scheme)
+    card = wait(driver).until(
+        lambda d: next(
+            iter(d.find_elements(By.CSS_SELECTOR, ".imgedit-loading-card[data-stage=processing]")), None
+        )
+    )
+    wait(driver).until(lambda d: "Step 6 of" in card.text)
+    assert_no_blocking_violations(driver, f"the gallery with a loading card ({scheme})")
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_history(app: App, driver: webdriver.Chrome, running_job: None, scheme: Scheme) -> None:
+    emulate_color_scheme(driver, scheme)
+    driver.get(app.url + "/history")
+    wait(driver).until(lambda d: "grayscale" in d.find_element(By.TAG_NAME, "body").text)
+    wait(driver).until(lambda d: "oil painting at dusk" in d.find_element(By.TAG_NAME, "body").text)
+    settle(driver)
+    assert_no_blocking_violations(driver, f"/history ({scheme})")
