@@ -101,6 +101,8 @@ def focused_ax_node(driver: webdriver.Chrome) -> dict[str, str]:
 FOCUS_INDICATOR = """
 const el = document.activeElement;
 if (!el || el === document.body) return null;
+// A container focused by script (a dialog on open) is no Tab stop and needs no ring.
+if (el.getAttribute('tabindex') === '-1') return 'programmatic focus target';
 const shows = (s) => (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0)
   || (s.boxShadow && s.boxShadow !== 'none');
 if (shows(getComputedStyle(el))) return 'outline or box-shadow on the element';
@@ -128,8 +130,11 @@ def describe_focus(driver: webdriver.Chrome) -> str:
             const e = document.activeElement;
             if (!e) return 'nothing';
             const label = e.getAttribute('aria-label');
+            // Quasar's own utility classes say little about which control this is.
+            const classes = Array.from(e.classList)
+              .filter((c) => !/^(q-|non-selectable|no-outline|text-|bg-|row|col|flex|fixed|items-)/.test(c));
             const text = (e.innerText || e.value || '').replace(/\\s+/g, ' ').trim().slice(0, 60);
-            return `<${e.tagName.toLowerCase()} class="${e.className}"${label ? ` aria-label="${label}"` : ''}> ${text}`;
+            return `<${e.tagName.toLowerCase()} class="${classes.join(' ')}"${label ? ` aria-label="${label}"` : ''}> ${text}`;
             """
         )
     )
