@@ -101,7 +101,12 @@ class Keyboard:
         """Note it if the focused control has no accessible name or shows no focus."""
         node = self.focused()
         where = f"{step}: {describe_focus(self.driver)}"
-        indicator = focus_indicator(self.driver)
+        try:  # a focus ring may fade in: give it a moment before calling it missing
+            indicator = wait(self.driver, 0.5).until(
+                lambda d: (focus_indicator(d),) if focus_indicator(d) != "" else None
+            )[0]
+        except TimeoutException:
+            indicator = ""
         if indicator is None:
             self.problems.append(f"{where}: focus is on <body> (lost)")
             return node
@@ -137,16 +142,33 @@ def focus_in_open_dialog(driver: webdriver.Chrome) -> bool:
 
 
 def dialog_shown(driver: webdriver.Chrome, button: str) -> bool:
-    return any(
-        b.is_displayed()
-        for b in driver.find_elements(By.XPATH, f"//button[.//span[normalize-space()='{button}']]")
+    """Whether a dialog on screen shows ``button`` (read in one go: Vue may swap the node)."""
+    return bool(
+        driver.execute_script(
+            "return Array.from(document.querySelectorAll('.q-dialog button')).some((b) =>"
+            " b.innerText.trim().split('\\n').pop().trim() === arguments[0] && b.checkVisibility())",
+            button,
+        )
+    )
+
+
+def options_shown(driver: webdriver.Chrome) -> bool:
+    """Whether a select's list of options is open on screen."""
+    return bool(
+        driver.execute_script(
+            "return Array.from(document.querySelectorAll('[role=option]')).some((o) => o.checkVisibility())"
+        )
     )
 
 
 def highlighted_option(driver: webdriver.Chrome) -> str:
     """The option the arrow keys have reached in an open Quasar list ('' if none)."""
-    options = driver.find_elements(By.CSS_SELECTOR, "[role=option].q-manual-focusable--focused")
-    return str(options[0].text).strip() if options else ""
+    return str(
+        driver.execute_script(
+            "const o = document.querySelector('[role=option].q-manual-focusable--focused');"
+            "return o ? o.innerText.trim() : '';"
+        )
+    )
 
 
 def test_an_edit_from_start_to_finish_by_keyboard_alone(app_url: str, driver: webdriver.Chrome) -> None:
@@ -188,10 +210,7 @@ def test_an_edit_from_start_to_finish_by_keyboard_alone(app_url: str, driver: we
     wait(driver, 5).until(lambda d: d.switch_to.active_element.get_attribute("value") == PROMPT)
     keys.tab_until("Tab to Quality", re.compile(r"Quality"), limit=6)
     keys.press(Keys.ENTER)
-    wait(driver, 5).until(
-        lambda d: any(o.is_displayed() for o in d.find_elements(By.CSS_SELECTOR, "[role=option]")),
-        message="Enter on Quality opens its options",
-    )
+    wait(driver, 5).until(options_shown, message="Enter on Quality opens its options")
     for _ in range(4):  # arrows move the highlight (the list may wrap); stop on Low
         if highlighted_option(driver).startswith("Low"):
             break
@@ -199,8 +218,7 @@ def test_an_edit_from_start_to_finish_by_keyboard_alone(app_url: str, driver: we
     assert highlighted_option(driver).startswith("Low"), "the arrows reach Low"
     keys.press(Keys.ENTER)
     wait(driver, 5).until(
-        lambda d: not any(o.is_displayed() for o in d.find_elements(By.CSS_SELECTOR, "[role=option]")),
-        message="Enter picks the option and closes the list",
+        lambda d: not options_shown(d), message="Enter picks the option and closes the list"
     )
     quality = driver.find_element(
         By.XPATH,
@@ -215,8 +233,15 @@ def test_an_edit_from_start_to_finish_by_keyboard_alone(app_url: str, driver: we
     keys.press(Keys.ENTER)
     wait(driver, 5).until(lambda d: not dialog_shown(d, "Start Edit"), message="Start Edit closes the form")
     wait(driver, 30).until(lambda d: len(image_cards(d)) == before + 1, message="the edited image arrives")
-    newest = image_cards(driver)[0]
-    wait(driver, 5).until(lambda d: PROMPT in (newest.get_attribute("textContent") or ""))
+    wait(driver, 5).until(
+        lambda d: (
+            PROMPT
+            in d.execute_script(
+                "return document.querySelector('.imgedit-images-box .imgedit-image-card').textContent"
+            )
+        ),
+        message="the newest card is the edit",
+    )
     shown = driver.execute_script("return window.__loadingCards")
     assert any(PROMPT in text for text in shown), f"a loading card for the job was shown: {shown}"
 
