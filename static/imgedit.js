@@ -43,6 +43,43 @@ const ImgEditEta = (() => {
   return { KNEE, CEILING, MAX_BEFORE_DONE, ALMOST_DONE, eased, shownProgress, clock, etaText };
 })();
 
+// Arrow keys in the gallery grid: which card gets focus, from the cards' boxes as laid out
+// (rects in DOM order: {left, top, width, height}). Left/Right: previous/next; Up/Down: the card
+// in the row above/below whose centre is nearest; Home/End: first/last. null: not a grid key.
+const ImgEditGrid = (() => {
+  const centre = (r) => r.left + r.width / 2;
+  const rowTarget = (rects, index, below) => {
+    const here = rects[index];
+    const middle = here.top + here.height / 2;
+    const candidates = rects
+      .map((r, i) => ({ r, i }))
+      .filter(({ r }) => (below ? r.top > middle : r.top + r.height < middle));
+    if (!candidates.length) return index;
+    const rowTop = below
+      ? Math.min(...candidates.map(({ r }) => r.top))
+      : Math.max(...candidates.map(({ r }) => r.top));
+    const row = candidates.filter(({ r }) => Math.abs(r.top - rowTop) < r.height / 2);
+    const x = centre(here);
+    row.sort((a, b) => Math.abs(centre(a.r) - x) - Math.abs(centre(b.r) - x) || a.i - b.i);
+    return row[0].i;
+  };
+  const target = (rects, index, key) => {
+    const last = rects.length - 1;
+    if (last < 0 || index < 0 || index > last) return null;
+    switch (key) {
+      case 'ArrowLeft': return Math.max(index - 1, 0);
+      case 'ArrowRight': return Math.min(index + 1, last);
+      case 'Home': return 0;
+      case 'End': return last;
+      case 'ArrowUp': return rowTarget(rects, index, false);
+      case 'ArrowDown': return rowTarget(rects, index, true);
+      default: return null;
+    }
+  };
+  return { target };
+})();
+ImgEditEta.gridTarget = ImgEditGrid.target;
+
 if (typeof module !== 'undefined' && module.exports) module.exports = ImgEditEta;
 
 if (typeof window !== 'undefined') {
@@ -85,5 +122,71 @@ if (typeof window !== 'undefined') {
     }
     window.imgeditTick = tick;
     setInterval(tick, 500);
+
+    // One delegated listener for every image card, present and future (cards come and go).
+    document.addEventListener('keydown', (event) => {
+      const card = event.target instanceof Element ? event.target.closest('.imgedit-image-card') : null;
+      if (!card || event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
+      const grid = card.closest('.imgedit-gallery');
+      if (!grid) return;
+      const cards = [...grid.querySelectorAll('.imgedit-image-card')].filter((c) => c.getClientRects().length);
+      const rects = cards.map((c) => c.getBoundingClientRect());
+      const next = ImgEditGrid.target(rects, cards.indexOf(card), event.key);
+      if (next === null) return;
+      event.preventDefault(); // the page does not scroll as well
+      if (cards[next] !== card) cards[next].focus();
+    });
+
+    // The theme: <html data-theme> (what imgedit.css keys its colours on) follows Quasar's dark
+    // mode, which the server's ui.dark_mode drives (auto follows the system). The colour-scheme
+    // meta says "light dark" while the choice is auto. remember() keeps the header switch's choice.
+    const html = document.documentElement;
+    const syncTheme = () => {
+      if (!document.body) return;
+      const dark = document.body.classList.contains('body--dark');
+      const choice = html.dataset.themeChoice || 'auto';
+      const scheme = dark ? 'dark' : 'light';
+      if (html.dataset.theme !== scheme) html.dataset.theme = scheme;
+      const meta = document.getElementById('nicegui-color-scheme');
+      const content = choice === 'auto' ? 'light dark' : scheme;
+      if (meta && meta.getAttribute('content') !== content) meta.setAttribute('content', content);
+    };
+    window.imgeditTheme = {
+      remember(choice) {
+        if (!['auto', 'light', 'dark'].includes(choice)) return;
+        document.cookie = `imgedit_theme=${choice}; path=/; max-age=31536000; SameSite=Lax`;
+        html.dataset.themeChoice = choice;
+        syncTheme();
+      },
+    };
+    document.addEventListener('DOMContentLoaded', () => {
+      const setDark = window.setDark; // NiceGUI's: it writes "normal" into the meta for auto
+      if (typeof setDark === 'function') {
+        window.setDark = (value) => {
+          setDark(value);
+          syncTheme();
+        };
+      }
+      new MutationObserver(syncTheme).observe(document.body, { attributes: true, attributeFilter: ['class'] });
+      syncTheme();
+      for (const zone of document.querySelectorAll('.imgedit-upload')) {
+        nameUploadButtons(zone);
+        // Quasar redraws the add button (e.g. after an upload); only this small subtree is watched.
+        new MutationObserver(() => nameUploadButtons(zone)).observe(zone, { childList: true, subtree: true });
+      }
+    });
+
+    // Quasar's uploader draws its own icon-only "+" button (read as its icon's name, "add_box");
+    // it gets a real name, and the hidden file input the same one.
+    const UPLOAD_NAMES = { add_box: 'Choose images to upload', clear_all: 'Clear the list', cloud_upload: 'Upload' };
+    function nameUploadButtons(zone) {
+      for (const button of zone.querySelectorAll('.q-uploader__header .q-btn')) {
+        const icon = (button.querySelector('.q-icon')?.textContent || '').trim();
+        const name = UPLOAD_NAMES[icon] || 'Choose images to upload';
+        if (button.getAttribute('aria-label') !== name) button.setAttribute('aria-label', name);
+        const input = button.querySelector('input[type=file]');
+        if (input && input.getAttribute('aria-label') !== name) input.setAttribute('aria-label', name);
+      }
+    }
   })();
 }

@@ -454,7 +454,7 @@ async def test_lineage_shows_the_chain_and_opens_an_ancestor(user: User) -> None
 
     user.find(marker=f"lineage-{first.id}").click()
     (title,) = user.find(marker="image-title").elements
-    assert title.text == "sepia"
+    assert title.text == "original.png — sepia", "an edit is titled by its source and its prompt"
     assert len(open_image_dialogs(user)) == 1
     assert [s for s in marked(user, "lineage-step")] and len(marked(user, "lineage-step")) == 1
 
@@ -485,7 +485,7 @@ async def test_history_result_thumbnail_opens_the_image_with_its_lineage(user: U
     await user.open("/history")
     user.find(marker=f"open-after-{first.id}").click()
     (title,) = user.find(marker="image-title").elements
-    assert title.text == "sepia"
+    assert title.text == "original.png — sepia", "an edit is titled by its source and its prompt"
     assert marked(user, f"lineage-{original.id}")
 
 
@@ -591,7 +591,7 @@ def test_history_screenshot(tmp_path: Path) -> None:
                 c for c in driver.find_elements(By.CSS_SELECTOR, ".imgedit-image-card") if "blur 4" in c.text
             )
             card.click()
-            expected = ["sepia and a vignette", "harbour.png"]
+            expected = ["harbour.png — sepia and a vignette", "harbour.png"]
 
             def chain_shown(d: webdriver.Chrome) -> list[WebElement] | None:
                 # The dialog fades in; wait until every step is drawn, not just the first.

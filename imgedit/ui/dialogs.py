@@ -35,27 +35,27 @@ class JobDialog:
             self.picture = ui.element("img").classes("imgedit-dialog-image").props('alt=""')
             self.prompt = (
                 ui.input(label="What should change?")
-                .props('outlined dark autofocus clearable color=deep-purple-3 input-class="text-body1"')
+                .props('outlined autofocus clearable color=ie-accent input-class="text-body1"')
                 .classes("w-full")
                 .mark("prompt")
             )
             self.prompt.on("keydown.enter", self.submit)
             self.prompt.on_value_change(lambda: self.prompt.props.pop("error", None))
             self.hint = ui.label().classes("imgedit-hint")
-            with ui.row().classes("w-full no-wrap gap-3"):
+            with ui.row().classes("w-full no-wrap gap-3 imgedit-field-row"):
                 self.quality = (
                     ui.select(
                         {q.value: q.value.capitalize() for q in Quality},
                         label="Quality",
                         value=Quality.MEDIUM.value,
                     )
-                    .props("outlined dark dense options-dense color=deep-purple-3")
+                    .props("outlined dense options-dense color=ie-accent")
                     .classes("grow")
                     .mark("quality")
                 )
                 self.provider = (
                     ui.select({}, label="Provider", on_change=self._refresh_estimates)
-                    .props("outlined dark dense options-dense color=deep-purple-3")
+                    .props("outlined dense options-dense color=ie-accent")
                     .classes("grow")
                     .mark("provider")
                 )
@@ -63,13 +63,13 @@ class JobDialog:
                 ui.select(
                     list(SIZES), label="Size", value=next(iter(SIZES)), on_change=self._refresh_estimates
                 )
-                .props("outlined dark dense color=deep-purple-3")
+                .props("outlined dense color=ie-accent")
                 .classes("w-full")
                 .mark("size")
             )
             self.engine_note = ui.label().classes("imgedit-hint")
             with ui.row().classes("w-full justify-end gap-2"):
-                ui.button("Cancel", on_click=self.dialog.close).props("flat no-caps color=grey-5")
+                ui.button("Cancel", on_click=self.dialog.close).props("flat no-caps color=ie-quiet")
                 self.start = (
                     ui.button(on_click=self.submit)
                     .props("unelevated no-caps color=deep-purple-5")
@@ -78,7 +78,7 @@ class JobDialog:
 
     def open_edit(self, image: ImageRecord) -> None:
         self.kind, self.image = JobKind.EDIT, image
-        self.title.set_text(f"Edit “{image.title}”")
+        self.title.set_text(f"Edit “{image_title(image, self.services)}”")
         self.picture.props["src"] = f"/media/thumbs/{image.id}"
         self.picture.set_visibility(True)
         self.prompt.props["label"] = "What should change?"
@@ -195,13 +195,13 @@ class ImageDialog:
             with ui.row().classes("w-full justify-between items-center"):
                 with ui.row().classes("gap-1"):
                     ui.button("View", icon="open_in_full", on_click=self._view).props(
-                        "flat no-caps color=grey-4"
+                        "flat no-caps color=ie-quiet"
                     )
                     ui.button("Download", icon="download", on_click=self._download).props(
-                        "flat no-caps color=grey-4"
+                        "flat no-caps color=ie-quiet"
                     )
                     ui.button("Delete", icon="delete", on_click=self._confirm_delete).props(
-                        "flat no-caps color=red-4"
+                        "flat no-caps color=ie-danger"
                     )
                 ui.button("Edit", icon="auto_fix_high", on_click=self._edit).props(
                     "unelevated no-caps color=deep-purple-5"
@@ -209,7 +209,9 @@ class ImageDialog:
         with ui.dialog().props("maximized") as self.viewer, ui.card().classes("imgedit-viewer items-center"):
             with ui.row().classes("w-full justify-between items-center"):
                 self.viewer_title = ui.label().classes("text-subtitle1 text-white")
-                ui.button(icon="close", on_click=self.viewer.close).props("flat round color=white")
+                close = ui.button(icon="close", on_click=self.viewer.close).props("flat round color=white")
+                close.props["aria-label"] = "Close the full-size view"
+                close.mark("viewer-close")
             self.viewer_image = ui.element("img").props('alt="full size"')
         with ui.dialog() as self.confirm, ui.card().classes("imgedit-dialog q-pa-lg gap-3"):
             self.confirm_text = ui.label().classes("text-body1")
@@ -217,14 +219,14 @@ class ImageDialog:
                 "imgedit-hint"
             )
             with ui.row().classes("w-full justify-end gap-2"):
-                ui.button("Keep it", on_click=self.confirm.close).props("flat no-caps color=grey-5")
-                ui.button("Delete", on_click=self._delete).props("unelevated no-caps color=red-5").mark(
+                ui.button("Keep it", on_click=self.confirm.close).props("flat no-caps color=ie-quiet")
+                ui.button("Delete", on_click=self._delete).props("unelevated no-caps color=red-9").mark(
                     "confirm-delete"
                 )
 
     def open(self, image: ImageRecord) -> None:
         self.image = image
-        self.title.set_text(image.title)
+        self.title.set_text(image_title(image, self.services))
         self.picture.props["src"] = f"/media/thumbs/{image.id}"
         origin = fmt.ORIGIN_LABELS[image.origin]
         self.details.set_text(f"{origin} · {image.width}×{image.height} · {image.format}")
@@ -249,12 +251,13 @@ class ImageDialog:
                             ui.label("a deleted image").classes("imgedit-chain-title")
                             continue
                         step.mark("lineage-step", f"lineage-{ancestor.id}")
-                        step.props.update(role="button", tabindex="0", title=ancestor.title)
-                        step.props["aria-label"] = f"Open “{ancestor.title}”"
+                        name = image_title(ancestor, self.services)
+                        step.props.update(role="button", tabindex="0", title=name)
+                        step.props["aria-label"] = f"Open “{name}”"
                         thumb = ui.element("img").classes("imgedit-chain-thumb")
                         thumb.props.update(src=f"/media/thumbs/{ancestor.id}", alt="", loading="lazy")
                         with ui.element("div").classes("imgedit-chain-text"):
-                            ui.label(ancestor.title).classes("imgedit-chain-title")
+                            ui.label(name).classes("imgedit-chain-title")
                             ui.label(fmt.ORIGIN_LABELS[ancestor.origin]).classes("imgedit-meta")
                         step.on("click", functools.partial(self.open, ancestor))
                         step.on("keydown.enter", functools.partial(self.open, ancestor))
@@ -284,7 +287,7 @@ class ImageDialog:
     def _view(self) -> None:
         if self.image is None:
             return
-        self.viewer_title.set_text(self.image.title)
+        self.viewer_title.set_text(image_title(self.image, self.services))
         self.viewer_image.props["src"] = f"/media/images/{self.image.id}"
         self.viewer.open()
 
@@ -294,7 +297,7 @@ class ImageDialog:
 
     def _confirm_delete(self) -> None:
         if self.image is not None:
-            self.confirm_text.set_text(f"Delete “{self.image.title}”?")
+            self.confirm_text.set_text(f"Delete “{image_title(self.image, self.services)}”?")
             self.confirm.open()
 
     async def _delete(self) -> None:
@@ -310,9 +313,17 @@ def lineage_text(image: ImageRecord, services: Services) -> str:
     if image.parent_id is None:
         return f"From “{image.prompt}”"
     parent = (
-        services.store.get(image.parent_id).title if image.parent_id in services.store else "a deleted image"
+        image_title(services.store.get(image.parent_id), services)
+        if image.parent_id in services.store
+        else "a deleted image"
     )
     return f"Edit of {_quote(parent)}: “{image.prompt}”"
+
+
+def image_title(image: ImageRecord, services: Services) -> str:
+    """The title an image is shown under (``format.image_title`` with this store)."""
+    store = services.store
+    return fmt.image_title(image, lambda i: store.get(i) if i in store else None)
 
 
 def _quote(title: str) -> str:

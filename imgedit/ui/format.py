@@ -6,10 +6,11 @@ holds them together). No nicegui import needed.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from imgedit.eta import ALMOST_DONE
 from imgedit.jobs import JobSnapshot, JobStage
-from imgedit.models import ImageOrigin, JobKind
+from imgedit.models import ImageId, ImageOrigin, ImageRecord, JobKind
 
 STAGE_ICONS: dict[JobStage, str] = {
     JobStage.QUEUED: "schedule",
@@ -94,6 +95,41 @@ def elapsed_text(snapshot: JobSnapshot) -> str:
     if snapshot.started_at is None:
         return "0:00" if card_stage(snapshot) == "starting" else "waiting"
     return clock(snapshot.elapsed_s)
+
+
+TITLE_JOIN = " — "
+
+
+def job_title(prompt: str, source_title: str | None) -> str:
+    """A job's (and its result's) name: ``photo1.jpg — sepia`` for an edit, the prompt for a new
+    image. The source's own edits are not repeated: an edit of ``photo1.jpg — sepia`` with
+    "blur" is ``photo1.jpg — blur``, so titles stay short and rows of them stay distinct."""
+    if not source_title:
+        return prompt
+    return f"{source_title.split(TITLE_JOIN)[0]}{TITLE_JOIN}{prompt}"
+
+
+def image_title(image: ImageRecord, lookup: Callable[[ImageId], ImageRecord | None]) -> str:
+    """The title an image is shown (and downloaded) under. A result the studio stored without a
+    name is titled by its prompt alone, so edits of different sources read alike: shown here as
+    ``<source title> — <prompt>`` (``job_title``), the source found through ``lookup`` (None when
+    deleted, then the prompt alone)."""
+    if image.name or image.origin is not ImageOrigin.EDIT or not image.prompt or image.parent_id is None:
+        return image.title
+    parent, seen = lookup(image.parent_id), {image.id}
+    # Up to the first ancestor with a name of its own (an upload, a sample, a generation).
+    while (
+        parent is not None
+        and parent.id not in seen
+        and not parent.name
+        and parent.origin is ImageOrigin.EDIT
+        and parent.parent_id is not None
+    ):
+        seen.add(parent.id)
+        parent = lookup(parent.parent_id)
+    if parent is None or parent.id in seen:
+        return image.title
+    return job_title(image.prompt, parent.title)
 
 
 def kind_label(kind: JobKind) -> str:

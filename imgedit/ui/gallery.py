@@ -21,7 +21,7 @@ from imgedit.jobs import JobSnapshot, JobStage
 from imgedit.models import ImageId, ImageRecord, JobId
 from imgedit.services import Services
 from imgedit.ui import format as fmt
-from imgedit.ui import history
+from imgedit.ui import history, theme
 from imgedit.ui.dialogs import ImageDialog, JobDialog, lineage_text
 from imgedit.ui.job_card import LoadingCard
 from imgedit.ui.tray import JobsTray
@@ -52,6 +52,7 @@ class GalleryPage:
         self._refused_by_browser: tuple[float, list[str]] = (0.0, [])
         self._announced: set[JobId] = set()
         self._counts_sent: tuple[int, int] | None = None
+        self._news: list[str] = []
         self.tray = JobsTray(services, on_cancel=self._cancel, on_hide=self._hide_jobs)
 
     def build(self) -> None:
@@ -69,6 +70,7 @@ class GalleryPage:
             ui.label(engines).classes("imgedit-chip")
             ui.space()
             self.tray.build_badge()
+            theme.switch()
             ui.button("New image", icon="add_photo_alternate", on_click=self.job_dialog.open_generate).props(
                 "unelevated no-caps color=deep-purple-5"
             ).mark("new-image")
@@ -81,7 +83,7 @@ class GalleryPage:
                     max_file_size=imaging.MAX_UPLOAD_BYTES,
                     on_multi_upload=self._on_upload,
                 )
-                .props('accept="image/*" flat dark color=transparent')
+                .props('accept="image/*" flat color=transparent')
                 .classes("imgedit-upload")
                 .mark("upload")
             )
@@ -92,7 +94,11 @@ class GalleryPage:
                 "({name: e.file.name, reason: e.failedPropValidation})))",
             )
             self.upload_status = ui.label().classes("imgedit-upload-status").mark("upload-status")
-            self.upload_status.props["aria-live"] = "polite"
+            # The page's one live region: job news and upload outcomes, read politely, unseen.
+            self.live = ui.label().classes("imgedit-sr-only").mark("live")
+            self.live.props.update(role="status")
+            self.live.props["aria-live"] = "polite"
+            self.live.props["aria-atomic"] = "true"
             with ui.element("div").classes("imgedit-gallery").mark("gallery") as self.grid:
                 self.jobs_box = ui.element("div").classes("imgedit-box")
                 self.images_box = ui.element("div").classes("imgedit-box imgedit-images-box")
@@ -117,6 +123,33 @@ class GalleryPage:
         registry_version = self.registry.version
         if registry_version != self._registry_version and self._sync_jobs():
             self._registry_version = registry_version
+        self._flush_news()
+
+    # -- the live region -------------------------------------------------------------------------
+
+    def _say(self, text: str) -> None:
+        """Queue a sentence for the live region; what one tick or action has to say is read as one."""
+        self._news.append(text)
+
+    def _flush_news(self) -> None:
+        if not self._news:
+            return
+        text = " ".join(self._news)
+        self._news.clear()
+        if text == self.live.text.rstrip("\u00a0"):
+            text += "\u00a0"  # the same words again are news again: a changed text is read
+        self.live.set_text(text)  # text, never HTML: prompts and titles are the user's
+
+    def _job_news(self, card: LoadingCard, before: JobStage, snapshot: JobSnapshot) -> None:
+        """Started, and progress at quarters only (never every tick): told once each per card."""
+        if snapshot.stage.is_running and not before.is_running:
+            self._say(f"Started: {card.title}.")
+        if snapshot.stage.is_running:
+            quarter = min(snapshot.percent // 25, 3)
+            if quarter > card.announced_quarter:
+                card.announced_quarter = quarter
+                words = {1: "a quarter done", 2: "half way", 3: "three quarters done"}[quarter]
+                self._say(f"{words.capitalize()}: {card.title}.")
 
     def _guarded(self, what: str, key: str, action: Callable[[], object]) -> bool:
         """Run one card's part of a sync; False (logged once per card) if it raised."""
@@ -166,16 +199,25 @@ class GalleryPage:
                 if snapshot is not None and job_id not in self._hidden_jobs:
                     self._announce(snapshot)
             else:
-                newly_failed = snapshot.stage is JobStage.FAILED and card.stage is not JobStage.FAILED
+                before = card.stage
+                newly_failed = snapshot.stage is JobStage.FAILED and before is not JobStage.FAILED
                 ok &= self._guarded("job", job_id, functools.partial(card.update, snapshot))
                 if newly_failed:
                     self._announce(snapshot)
+                elif card.root.visible:
+                    self._job_news(card, before, snapshot)
         for snapshot in snapshots.values():
             if snapshot.id in self.job_cards or snapshot.id in self._hidden_jobs:
                 continue
             if snapshot.stage.is_finished and snapshot.stage is not JobStage.FAILED:
                 continue
-            ok &= self._guarded("job", snapshot.id, functools.partial(self._add_job_card, snapshot))
+            added = self._guarded("job", snapshot.id, functools.partial(self._add_job_card, snapshot))
+            ok &= added
+            card = self.job_cards.get(snapshot.id)
+            if added and card is not None and not snapshot.is_finished:
+                where = fmt.stage_label(snapshot) if snapshot.stage is JobStage.QUEUED else "Started"
+                self._say(f"{where.split(' (')[0]}: {card.title}.")
+                self._job_news(card, snapshot.stage, snapshot)
             # A job that failed since this tab opened (e.g. between two ticks) is news here too.
             if snapshot.stage is JobStage.FAILED and (snapshot.finished_at or 0) >= self._opened_at:
                 self._announce(snapshot)
@@ -202,6 +244,19 @@ class GalleryPage:
             ):
                 self._announce(snapshot)
 
+    def _lookup(self, image_id: ImageId) -> ImageRecord | None:
+        return self.store.get(image_id) if image_id in self.store else None
+
+    def _title(self, record: ImageRecord) -> str:
+        return fmt.image_title(record, self._lookup)
+
+    def _source_title(self, snapshot: JobSnapshot) -> str | None:
+        source = snapshot.spec.source_image_id
+        if source is None:
+            return None
+        record = self._lookup(source)
+        return self._title(record) if record is not None else "a deleted image"
+
     def _add_job_card(self, snapshot: JobSnapshot) -> None:
         source = snapshot.spec.source_image_id
         thumb = f"/media/thumbs/{source}" if source and source in self.store else None
@@ -211,6 +266,7 @@ class GalleryPage:
                 card = LoadingCard(
                     snapshot,
                     source_thumb=thumb,
+                    source_title=self._source_title(snapshot),
                     on_cancel=self._cancel,
                     on_retry=self._retry,
                     on_dismiss=self._dismiss,
@@ -234,6 +290,7 @@ class GalleryPage:
             self._announce_completion(snapshot)
         elif snapshot.stage is JobStage.CANCELLED:
             ui.notify(f"{what} cancelled: “{snapshot.spec.prompt}”", type="info")
+            self._say(f"Cancelled: {fmt.job_title(snapshot.spec.prompt, self._source_title(snapshot))}.")
         elif snapshot.stage is JobStage.FAILED:
             self._announce_failure(snapshot)
 
@@ -243,6 +300,13 @@ class GalleryPage:
         what = fmt.kind_label(snapshot.spec.kind)
         result = snapshot.result_image_id
         extra: dict[str, object] = {"icon": "check_circle"}
+        record = self._lookup(result) if result else None
+        title = (
+            self._title(record)
+            if record
+            else fmt.job_title(snapshot.spec.prompt, self._source_title(snapshot))
+        )
+        self._say(f"Finished: {title}.")
         if result and result in self.store:
             # A link button needs no handler: Quasar renders each action as a q-btn with its props.
             extra = {
@@ -287,6 +351,9 @@ class GalleryPage:
         what = fmt.kind_label(snapshot.spec.kind)
         # Short enough to read at a glance; the card keeps the whole reason.
         reason = fmt.shorten(snapshot.error or "", 180)
+        self._say(
+            f"Failed: {fmt.job_title(snapshot.spec.prompt, self._source_title(snapshot))}. {reason}".strip()
+        )
         toast = ui.notification(
             f"{what} failed: “{fmt.shorten(snapshot.spec.prompt, 60)}”. {reason}".strip(),
             type="negative",
@@ -351,6 +418,9 @@ class GalleryPage:
             card.root.set_visibility(False)
         if self.registry.cancel(job_id):
             ui.notify("Cancelled. Nothing was added to the gallery.", type="info")
+            if card is not None:
+                self._say(f"Cancelled: {card.title}. Nothing was added.")
+                self._flush_news()
 
     def _retry(self, job_id: JobId) -> None:
         try:
@@ -373,9 +443,11 @@ class GalleryPage:
         if arriving:
             card.classes("imgedit-new")
         card.on("click", functools.partial(self.image_dialog.open, record))
-        # Reachable and operable by keyboard: Tab to it, Enter or Space opens its actions.
+        title = self._title(record)
+        # Reachable and operable by keyboard: Tab to it, Enter or Space opens its actions; arrow
+        # keys move between cards (static/imgedit.js).
         card.props.update(tabindex="0", role="button")
-        card.props["aria-label"] = f"{record.title}: open Edit, View, Download and Delete"
+        card.props["aria-label"] = f"{title}: open Edit, View, Download and Delete"
         card.on(
             "keydown",
             functools.partial(self.image_dialog.open, record),
@@ -385,9 +457,9 @@ class GalleryPage:
         with ui.element("div").classes("imgedit-media"):
             thumb = ui.element("img").classes("imgedit-thumb")
             # User text goes in as a value, never through a props string (which is parsed).
-            thumb.props.update(src=f"/media/thumbs/{record.id}", alt=record.title, loading="lazy")
+            thumb.props.update(src=f"/media/thumbs/{record.id}", alt=title, loading="lazy")
         with ui.element("div").classes("imgedit-card-body"):
-            ui.label(record.title).classes("imgedit-title")
+            ui.label(title).classes("imgedit-title").props["title"] = title
             lineage = lineage_text(record, self.services)
             if lineage:
                 ui.label(lineage).classes("imgedit-lineage")
@@ -435,7 +507,11 @@ class GalleryPage:
 
     def _show_upload_outcome(self, added: list[str], refused: list[str]) -> None:
         parts = [f"Added {len(added)}." if added else ""] + [f"Refused: {text}" for text in refused]
-        self.upload_status.set_text(" ".join(p for p in parts if p))
+        outcome = " ".join(p for p in parts if p)
+        self.upload_status.set_text(outcome)
+        if outcome:
+            self._say(outcome)
+            self._flush_news()
         self.upload_status.classes(
             add="imgedit-upload-refused" if refused else "",
             remove="" if refused else "imgedit-upload-refused",
@@ -448,5 +524,5 @@ class GalleryPage:
             ui.notify(str(exc), type="warning")
             self.tick()  # the store put the image back: so does the gallery, at once
             return
-        ui.notify(f"Deleted “{record.title}”.")
+        ui.notify(f"Deleted “{self._title(record)}”.")
         self.tick()

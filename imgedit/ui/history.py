@@ -22,7 +22,8 @@ from imgedit.jobs.history import Cursor, HistoryRow
 from imgedit.models import ImageRecord, JobKind, Quality
 from imgedit.services import Services
 from imgedit.ui import format as fmt
-from imgedit.ui.dialogs import SIZES, ImageDialog, JobDialog
+from imgedit.ui import theme
+from imgedit.ui.dialogs import SIZES, ImageDialog, JobDialog, image_title
 
 STATUS_FILTERS: dict[str, tuple[str, frozenset[JobStage]]] = {
     "all": ("All statuses", frozenset()),
@@ -75,16 +76,17 @@ class HistoryView:
             ui.space()
             self.count = ui.label().classes("imgedit-summary").mark("history-count")
             self.count.props["aria-live"] = "polite"
-            refresh = ui.button(icon="refresh", on_click=self.refresh).props("flat round color=grey-4")
+            refresh = ui.button(icon="refresh", on_click=self.refresh).props("flat round color=ie-quiet")
             refresh.props["aria-label"] = "Refresh"
             refresh.mark("history-refresh")
             with refresh:
                 ui.tooltip("Refresh")
+            theme.switch()
         with ui.column().classes("imgedit-main imgedit-history"):
             with ui.row().classes("imgedit-history-filters w-full items-center no-wrap gap-3"):
                 self.search = (
                     ui.input(placeholder="Search prompts", on_change=self.reload)
-                    .props(f"outlined dark dense clearable debounce={SEARCH_DEBOUNCE_MS} color=deep-purple-3")
+                    .props(f"outlined dense clearable debounce={SEARCH_DEBOUNCE_MS} color=ie-accent")
                     .classes("grow")
                     .mark("history-search")
                 )
@@ -98,13 +100,13 @@ class HistoryView:
                         label="Status",
                         on_change=self.reload,
                     )
-                    .props("outlined dark dense options-dense color=deep-purple-3")
+                    .props("outlined dense options-dense color=ie-accent")
                     .classes("imgedit-history-select")
                     .mark("history-status")
                 )
                 self.provider = (
                     ui.select({ALL_PROVIDERS: "All providers"}, value=ALL_PROVIDERS, label="Provider")
-                    .props("outlined dark dense options-dense color=deep-purple-3")
+                    .props("outlined dense options-dense color=ie-accent")
                     .classes("imgedit-history-select")
                     .mark("history-provider")
                 )
@@ -113,7 +115,7 @@ class HistoryView:
             self.empty = ui.label().classes("imgedit-empty").mark("history-empty")
             self.more = (
                 ui.button("Load more", icon="expand_more", on_click=self.load_more)
-                .props("flat no-caps color=deep-purple-3")
+                .props("flat no-caps color=ie-accent")
                 .classes("self-center")
                 .mark("history-more")
             )
@@ -203,19 +205,21 @@ class HistoryView:
                     ui.icon(fmt.STAGE_ICONS.get(row.stage, "help"))
                     ui.label(_stage_text(row)).mark("history-stage")
                     ui.label(f"{fmt.kind_label(row.kind)} · {_when(row.created_at)}").classes("imgedit-meta")
+                    if row.started_by:
+                        ui.label(f"by {row.started_by}").classes("imgedit-meta").mark("history-started-by")
                 ui.label(row.prompt).classes("imgedit-history-prompt").mark("history-prompt")
                 ui.label(self._meta(row)).classes("imgedit-meta")
                 if row.stage is JobStage.FAILED and row.error:
                     ui.label(row.error).classes("imgedit-history-error")
             with ui.element("div").classes("imgedit-history-actions"):
                 retry = ui.button(icon="replay", on_click=lambda r=row: self.retry_dialog.open(r))
-                retry.props("flat round color=deep-purple-3").mark("history-retry", f"retry-{row.id}")
+                retry.props("flat round color=ie-accent").mark("history-retry", f"retry-{row.id}")
                 retry.props["aria-label"] = "Retry with this prompt"
                 with retry:
                     ui.tooltip("Retry…")
                 if row.stage.is_finished:
                     delete = ui.button(icon="delete", on_click=lambda r=row: self.delete_dialog.open(r))
-                    delete.props("flat round color=red-4").mark("history-delete", f"delete-{row.id}")
+                    delete.props("flat round color=ie-danger").mark("history-delete", f"delete-{row.id}")
                     delete.props["aria-label"] = "Delete from history"
                     with delete:
                         ui.tooltip("Delete from history")
@@ -225,18 +229,17 @@ class HistoryView:
         store = self.services.store
         if image_id and image_id in store:
             record = store.get(image_id)
+            title = image_title(record, self.services)
             with (
                 ui.element("div")
                 .classes("imgedit-history-thumb imgedit-history-image")
                 .mark(f"open-{what.lower()}-{record.id}") as box
             ):
                 image = ui.element("img")
-                image.props.update(
-                    src=f"/media/thumbs/{record.id}", alt=f"{what}: {record.title}", loading="lazy"
-                )
+                image.props.update(src=f"/media/thumbs/{record.id}", alt=f"{what}: {title}", loading="lazy")
                 box.props["role"] = "button"
                 box.props["tabindex"] = "0"
-                box.props["aria-label"] = f"Open {what.lower()} image: {record.title}"
+                box.props["aria-label"] = f"Open {what.lower()} image: {title}"
                 box.on("click", lambda r=record: self.image_dialog.open(r))
                 box.on("keydown.enter", lambda r=record: self.image_dialog.open(r))
             return
@@ -290,7 +293,7 @@ class HistoryView:
         except ImgEditError as exc:
             ui.notify(str(exc), type="warning")
             return
-        ui.notify(f"Deleted “{record.title}”.")
+        ui.notify(f"Deleted “{image_title(record, self.services)}”.")
         await self.reload()
 
 
@@ -308,36 +311,36 @@ class RetryDialog:
             self.picture.props["alt"] = ""
             self.prompt = (
                 ui.input(label="Prompt")
-                .props('outlined dark autofocus clearable color=deep-purple-3 input-class="text-body1"')
+                .props('outlined autofocus clearable color=ie-accent input-class="text-body1"')
                 .classes("w-full")
                 .mark("retry-prompt")
             )
             self.prompt.on("keydown.enter", self.submit)
             self.prompt.on_value_change(lambda: self.prompt.props.pop("error", None))
-            with ui.row().classes("w-full no-wrap gap-3"):
+            with ui.row().classes("w-full no-wrap gap-3 imgedit-field-row"):
                 self.quality = (
                     ui.select(
                         {q.value: q.value.capitalize() for q in Quality}, label="Quality", value="medium"
                     )
-                    .props("outlined dark dense options-dense color=deep-purple-3")
+                    .props("outlined dense options-dense color=ie-accent")
                     .classes("grow")
                     .mark("retry-quality")
                 )
                 self.provider = (
                     ui.select({}, label="Provider")
-                    .props("outlined dark dense options-dense color=deep-purple-3")
+                    .props("outlined dense options-dense color=ie-accent")
                     .classes("grow")
                     .mark("retry-provider")
                 )
             self.size = (
                 ui.select(list(SIZES), label="Size", value=next(iter(SIZES)))
-                .props("outlined dark dense color=deep-purple-3")
+                .props("outlined dense color=ie-accent")
                 .classes("w-full")
                 .mark("retry-size")
             )
             self.note = ui.label().classes("imgedit-hint")
             with ui.row().classes("w-full justify-end gap-2"):
-                ui.button("Cancel", on_click=self.dialog.close).props("flat no-caps color=grey-5")
+                ui.button("Cancel", on_click=self.dialog.close).props("flat no-caps color=ie-quiet")
                 self.start = (
                     ui.button("Run again", icon="replay", on_click=self.submit)
                     .props("unelevated no-caps color=deep-purple-5")
@@ -413,8 +416,8 @@ class DeleteDialog:
             self.prompt = ui.label().classes("imgedit-history-prompt")
             ui.label("Only the history entry goes; its images stay in the gallery.").classes("imgedit-hint")
             with ui.row().classes("w-full justify-end gap-2"):
-                ui.button("Keep it", on_click=self.dialog.close).props("flat no-caps color=grey-5")
-                ui.button("Delete", on_click=self._confirm).props("unelevated no-caps color=red-5").mark(
+                ui.button("Keep it", on_click=self.dialog.close).props("flat no-caps color=ie-quiet")
+                ui.button("Delete", on_click=self._confirm).props("unelevated no-caps color=red-9").mark(
                     "history-confirm-delete"
                 )
 

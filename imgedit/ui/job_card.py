@@ -21,6 +21,8 @@ from imgedit.models import JobId
 from imgedit.ui import format as fmt
 
 JobAction = Callable[[JobId], None]
+ERROR_CLAMP_CHARS = 120
+"""Errors longer than this may be cut at five lines on a card: those get "Show full error"."""
 
 
 def card_attributes(snapshot: JobSnapshot, *, now: float) -> dict[str, object]:
@@ -63,6 +65,7 @@ class LoadingCard:
         snapshot: JobSnapshot,
         *,
         source_thumb: str | None,
+        source_title: str | None = None,
         on_cancel: JobAction,
         on_retry: JobAction,
         on_dismiss: JobAction,
@@ -72,6 +75,11 @@ class LoadingCard:
         self._on_cancel, self._on_retry, self._on_dismiss = on_cancel, on_retry, on_dismiss
         self._sent: dict[str, object] = {}
         self._actions_for: str | None = None
+        self.title = fmt.job_title(snapshot.spec.prompt, source_title)
+        """How the card and the live region name this job (the source's title for an edit)."""
+        self.announced_quarter = 0
+        """The last progress milestone (in quarters) the live region told; see the gallery."""
+        self._error_open = False
         percent = f"{snapshot.percent}%"
         with (
             ui.element("div")
@@ -86,7 +94,8 @@ class LoadingCard:
                 else:
                     hue = int(hashlib.sha256(snapshot.spec.prompt.encode()).hexdigest()[:4], 16) % 360
                     ui.element("div").classes("imgedit-backdrop-generate").style(f"--ie-hue: {hue}")
-                self.preview = ui.element("img").classes("imgedit-preview").props('alt="live preview"')
+                self.preview = ui.element("img").classes("imgedit-preview")
+                self.preview.props["alt"] = "live preview"
                 self.preview.set_visibility(False)
                 ui.element("div").classes("imgedit-shimmer")
                 with ui.element("div").classes("imgedit-badge"):
@@ -97,13 +106,34 @@ class LoadingCard:
                     self.stage_icon = ui.icon(fmt.STAGE_ICONS[snapshot.stage])
                     self.stage_label = ui.label(fmt.stage_label(snapshot)).classes("imgedit-stage")
                     ui.space()
-                    ui.label(fmt.kind_label(snapshot.spec.kind)).classes("imgedit-meta")
+                    # A label, not a link: it names the kind of job and does nothing on click.
+                    ui.label(fmt.kind_label(snapshot.spec.kind)).classes("imgedit-kind-chip").mark(
+                        "kind-chip"
+                    )
+                if source_title is not None:
+                    # Queued edits with the same prompt differ by their source.
+                    source = (
+                        ui.label(f"Edit of “{source_title}”").classes("imgedit-source").mark("card-source")
+                    )
+                    source.props["title"] = source_title
+                if snapshot.spec.started_by:
+                    ui.label(f"by {snapshot.spec.started_by}").classes("imgedit-started-by").mark(
+                        "started-by"
+                    )
                 self.message = ui.label(snapshot.message).classes("imgedit-message")
-                with (
-                    ui.element("div")
-                    .classes("imgedit-progress")
-                    .props('role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-label="Progress"')
-                ) as track:
+                self.message.props["id"] = f"imgedit-message-{snapshot.id}"
+                self.error_toggle = (
+                    ui.button("Show full error", on_click=self.toggle_error)
+                    .props("flat dense no-caps size=sm color=ie-quiet")
+                    .classes("imgedit-error-toggle")
+                    .mark("show-error")
+                )
+                self.error_toggle.props["aria-expanded"] = "false"
+                self.error_toggle.props["aria-controls"] = f"imgedit-message-{snapshot.id}"
+                self.error_toggle.set_visibility(False)
+                with ui.element("div").classes("imgedit-progress") as track:
+                    track.props.update(role="progressbar", **{"aria-valuemin": 0, "aria-valuemax": 100})
+                    track.props["aria-label"] = f"Progress of “{fmt.shorten(self.title, 80)}”"
                     # The browser keeps it current (static/imgedit.js) between server updates.
                     track.props["aria-valuenow"] = snapshot.percent
                     ui.element("div").classes("imgedit-progress-bar").style(f"width: {snapshot.percent}%")
@@ -152,8 +182,20 @@ class LoadingCard:
 
     def _set_message(self, text: object) -> None:
         self.message.set_text(str(text))
-        # A long error is clamped on the card; hovering shows all of it.
+        # A long error is clamped on the card; hovering shows all of it, and so does the toggle
+        # (for touch and keyboard).
         self.message.props["title"] = str(text)
+        long_error = self.stage is JobStage.FAILED and len(str(text)) > ERROR_CLAMP_CHARS
+        self.error_toggle.set_visibility(long_error)
+        if self._error_open and not long_error:
+            self.toggle_error()  # a retried job starts closed again
+
+    def toggle_error(self) -> None:
+        """Open or close the failed card's full error in place."""
+        self._error_open = not self._error_open
+        self.root.props["data-error-open"] = "true" if self._error_open else "false"
+        self.error_toggle.props["aria-expanded"] = "true" if self._error_open else "false"
+        self.error_toggle.set_text("Show less" if self._error_open else "Show full error")
 
     def _set_icon(self, name: object) -> None:
         for icon in (self.stage_icon, self.badge_icon):
@@ -177,17 +219,22 @@ class LoadingCard:
         self._actions_for = wanted
         self.actions.clear()
         with self.actions:
+            # Each button names its job: a screen reader's list of buttons is otherwise
+            # "Cancel, Cancel, Cancel". Values, never parsed: the title quotes a prompt.
             if wanted == "running":
-                ui.button("Cancel", icon="close", on_click=lambda: self._on_cancel(self.job_id)).props(
-                    "flat dense no-caps color=grey-4"
-                ).classes("imgedit-cancel").mark("cancel")
+                cancel = ui.button("Cancel", icon="close", on_click=lambda: self._on_cancel(self.job_id))
+                cancel.props("flat dense no-caps color=ie-quiet").classes("imgedit-cancel").mark("cancel")
+                cancel.props["aria-label"] = f"Cancel “{fmt.shorten(self.title, 80)}”"
             else:
-                ui.button("Dismiss", on_click=lambda: self._on_dismiss(self.job_id)).props(
-                    "flat dense no-caps color=grey-5"
-                ).classes("imgedit-dismiss").mark("dismiss")
-                ui.button("Retry", icon="refresh", on_click=lambda: self._on_retry(self.job_id)).props(
-                    "unelevated dense no-caps color=deep-purple-4"
-                ).classes("imgedit-retry").mark("retry")
+                dismiss = ui.button("Dismiss", on_click=lambda: self._on_dismiss(self.job_id))
+                dismiss.props("flat dense no-caps color=ie-quiet").classes("imgedit-dismiss").mark("dismiss")
+                dismiss.props["aria-label"] = f"Dismiss “{fmt.shorten(self.title, 80)}”"
+                # deep-purple-7 under white text: 8.0:1 (deep-purple-4 read at 3.7:1).
+                retry = ui.button("Retry", icon="refresh", on_click=lambda: self._on_retry(self.job_id))
+                retry.props("unelevated dense no-caps color=deep-purple-7").classes("imgedit-retry").mark(
+                    "retry"
+                )
+                retry.props["aria-label"] = f"Retry “{fmt.shorten(self.title, 80)}”"
 
 
 def _span(css_class: str, text: str) -> ui.element:

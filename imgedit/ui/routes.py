@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import unicodedata
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import HTTPException
 from fastapi.responses import FileResponse, Response
@@ -22,6 +25,7 @@ from imgedit.errors import NotFound
 from imgedit.imaging import media_type, sniff_format
 from imgedit.models import ImageRecord, JobId, is_valid_id
 from imgedit.services import Services
+from imgedit.ui import format as fmt
 from imgedit.ui.hosts import ASGIApp, Message, Receive, Scope, Send
 
 MEDIA_PREFIX = "/media/"
@@ -50,6 +54,34 @@ class NoSniffMedia:
             await send(message)
 
         await self.app(scope, receive, send_nosniff)
+
+
+_IMAGE_SUFFIX = re.compile(r"\.(png|jpe?g|webp|gif|bmp|tiff?)$", re.IGNORECASE)
+MAX_STEM_CHARS = 80
+
+
+def _slug(text: str, *, ascii_only: bool) -> str:
+    """Letters and digits kept (accents dropped when ``ascii_only``), every other run one "-"."""
+    if ascii_only:
+        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    words = re.split(r"[^\w]+|_+", text)
+    return "-".join(w for w in words if w)[:MAX_STEM_CHARS].strip("-")
+
+
+def content_disposition(title: str, extension: str, image_id: str) -> str:
+    """``attachment`` named after the image's title: ``photo1.jpg``, ``Sunset-at-sea-sepia.png``.
+
+    Only letters, digits and "-" survive (no path, quote or control can get through); an ASCII
+    ``filename`` for every browser, plus RFC 6266's ``filename*`` (UTF-8) when the title has
+    letters ASCII cannot spell; ``image-<id>`` when nothing is left."""
+    title = _IMAGE_SUFFIX.sub("", title.strip())
+    fallback = f"image-{image_id[:8]}"
+    plain = f"{_slug(title, ascii_only=True) or fallback}.{extension}"
+    full = f"{_slug(title, ascii_only=False) or fallback}.{extension}"
+    header = f'attachment; filename="{plain}"'
+    if full != plain:
+        header += f"; filename*=UTF-8''{quote(full, safe='')}"
+    return header
 
 
 def _stat(path: Path) -> os.stat_result | None:
@@ -104,9 +136,14 @@ def register_routes(services: Services) -> None:
     @app.get("/media/download/{image_id}", include_in_schema=False)
     async def download(image_id: str) -> FileResponse:
         record, path, found = await image_file(image_id)
-        stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in record.title)[:60].strip("-")
-        filename = f"{stem or 'image'}-{record.id[:8]}.{record.extension}"
-        return FileResponse(path, media_type=record.media_type, filename=filename, stat_result=found)
+        title = fmt.image_title(record, lambda i: store.get(i) if i in store else None)
+        disposition = content_disposition(title, record.extension, record.id)
+        return FileResponse(
+            path,
+            media_type=record.media_type,
+            headers={"Content-Disposition": disposition},
+            stat_result=found,
+        )
 
     @app.get("/media/previews/{job_id}", include_in_schema=False)
     def preview(job_id: str) -> Response:

@@ -61,7 +61,7 @@ def _running_text(snapshot: JobSnapshot) -> str:
 
 
 def _icon_button(icon: str, label: str, on_click: Callable[[], None], marker: str) -> ui.button:
-    button = ui.button(icon=icon, on_click=on_click).props("flat round dense color=grey-3").mark(marker)
+    button = ui.button(icon=icon, on_click=on_click).props("flat round dense color=ie-quiet").mark(marker)
     button.props["aria-label"] = label  # a value, never parsed: the label may quote a prompt
     button.tooltip(label)
     return button
@@ -116,7 +116,7 @@ class TrayRow:
                     lambda: tray.cancel(self.job_id),
                     f"tray-cancel-{snapshot.id}",
                 )
-                self.cancel.props["color"] = "red-3"
+                self.cancel.props["color"] = "ie-danger"
 
     def update(self, snapshot: JobSnapshot, *, paused: bool, queued_count: int) -> None:
         queued = snapshot.stage is JobStage.QUEUED
@@ -169,7 +169,7 @@ class JobsTray:
                 ui.label("Jobs").classes("imgedit-tray-title")
                 ui.space()
                 self.close_button = _icon_button("close", "Close the jobs tray", self.close, "tray-close")
-                self.close_button.props["color"] = "grey-2"
+                self.close_button.props["color"] = "ie-quiet"
             with ui.element("div").classes("imgedit-tray-controls"):
                 self.pause_button = (
                     ui.button(on_click=self.toggle_pause)
@@ -179,7 +179,7 @@ class JobsTray:
                 )
                 self.cancel_all = (
                     ui.button("Cancel all queued", icon="clear_all", on_click=self.cancel_queued)
-                    .props("flat no-caps dense color=red-3")
+                    .props("flat no-caps dense color=ie-danger")
                     .mark("tray-cancel-queued")
                 )
                 self.slots = (
@@ -192,14 +192,14 @@ class JobsTray:
                         value=self.registry.max_concurrent,
                         on_change=self._on_slots,
                     )
-                    .props("outlined dense dark color=deep-purple-3")
+                    .props("outlined dense color=ie-accent")
                     .classes("imgedit-tray-slots")
                     .mark("tray-slots")
                 )
                 self.slots.props["debounce"] = 400  # typing "12" must not pass through 1
                 self.sound = (
                     ui.switch("Sound when a job ends", on_change=self._on_sound)
-                    .props("dark dense color=deep-purple-3")
+                    .props("dense color=ie-accent")
                     .mark("tray-sound")
                 )
             ui.label("Running").classes("imgedit-tray-section")
