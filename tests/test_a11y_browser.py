@@ -75,7 +75,10 @@ def settle(driver: webdriver.Chrome) -> None:
 def assert_no_blocking_violations(driver: webdriver.Chrome, where: str) -> None:
     found = blocking(run_axe(driver))
     if found:
-        pytest.fail(describe(found, where))
+        shown = driver.execute_script(
+            "return document.body.classList.contains('body--dark') ? 'dark' : 'light'"
+        )
+        pytest.fail(describe(found, f"{where}, drawn {shown}"))
 
 
 @pytest.fixture(scope="module")
