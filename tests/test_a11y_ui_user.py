@@ -65,7 +65,7 @@ async def test_one_polite_live_region_tells_queued_started_and_finished(user: Us
     await eventually(lambda: "Half way" in live_text(user) or "Started" in live_text(user), message="started")
     gated.gate.set()
     await eventually(lambda: live_text(user).startswith("Finished: "), message="the finish to be announced")
-    assert source.title in live_text(user)
+    assert live_text(user) == f"Finished: {fmt.job_title('warm tones', source.title)}."
 
 
 async def test_live_region_tells_failure_and_cancellation(user: User) -> None:
@@ -153,6 +153,9 @@ async def test_theme_follows_the_system_and_the_header_switch_cycles(user: User)
 def test_result_titles_and_job_titles() -> None:
     assert fmt.job_title("sepia", "photo1.jpg") == "photo1.jpg — sepia"
     assert fmt.job_title("a red circle", None) == "a red circle"
+    long_source = "Forest mountains under a big moon.png"
+    assert fmt.job_title("sepia", long_source) == "Forest mountains under… — sepia", "the prompt stays in sight"
+    assert fmt.job_title("blur", "photo1.jpg — sepia") == "photo1.jpg — blur", "no chain of prompts"
 
 
 def test_download_names_are_readable_and_safe() -> None:

@@ -98,6 +98,7 @@ def elapsed_text(snapshot: JobSnapshot) -> str:
 
 
 TITLE_JOIN = " — "
+SOURCE_IN_TITLE_CHARS = 24
 
 
 def job_title(prompt: str, source_title: str | None) -> str:
@@ -106,7 +107,9 @@ def job_title(prompt: str, source_title: str | None) -> str:
     "blur" is ``photo1.jpg — blur``, so titles stay short and rows of them stay distinct."""
     if not source_title:
         return prompt
-    return f"{source_title.split(TITLE_JOIN)[0]}{TITLE_JOIN}{prompt}"
+    # Short enough that the prompt still shows on a card: it is what tells two edits apart.
+    source = shorten(source_title.split(TITLE_JOIN)[0], SOURCE_IN_TITLE_CHARS)
+    return f"{source}{TITLE_JOIN}{prompt}"
 
 
 def image_title(image: ImageRecord, lookup: Callable[[ImageId], ImageRecord | None]) -> str:

@@ -220,7 +220,7 @@ class JobsTray:
         """The header badge that opens the drawer; call inside the header."""
         with (
             ui.button(on_click=self.open)
-            .props("no-caps unelevated dense")
+            .props("no-caps unelevated dense color=ie-chip text-color=ie-text")
             .classes("imgedit-tray-badge")
             .mark("tray-badge") as self.badge
         ):
