@@ -176,16 +176,13 @@ if (typeof window !== 'undefined') {
       }
     });
 
-    // Quasar's uploader draws its own icon-only "+" button (read as its icon's name, "add_box");
-    // it gets a real name, and the hidden file input the same one.
-    const UPLOAD_NAMES = { add_box: 'Choose images to upload', clear_all: 'Clear the list', cloud_upload: 'Upload' };
+    // The upload zone's file input (Quasar's, covering the zone so a click anywhere chooses files)
+    // is named like the zone's button; Quasar draws it again after an upload.
     function nameUploadButtons(zone) {
-      for (const button of zone.querySelectorAll('.q-uploader__header .q-btn')) {
-        const icon = (button.querySelector('.q-icon')?.textContent || '').trim();
-        const name = UPLOAD_NAMES[icon] || 'Choose images to upload';
-        if (button.getAttribute('aria-label') !== name) button.setAttribute('aria-label', name);
-        const input = button.querySelector('input[type=file]');
-        if (input && input.getAttribute('aria-label') !== name) input.setAttribute('aria-label', name);
+      for (const input of zone.querySelectorAll('input[type=file]')) {
+        if (input.getAttribute('aria-label') !== 'Choose images to upload') {
+          input.setAttribute('aria-label', 'Choose images to upload');
+        }
       }
     }
   })();

@@ -7,6 +7,7 @@
 //                                 a system notification when hidden and allowed, an optional sound
 //   askPermission()               on the first submit from this tab, never on page load
 //   reveal({id})                  scroll a new card into view once it is drawn
+//   refocus({id})                 focus an element once the closing dialogs are gone
 //   setSound(bool) / soundEnabled()  the sound choice, kept in localStorage
 (() => {
   "use strict";
@@ -117,6 +118,19 @@
         }
       };
       attempt();
+    },
+    // Focus an element once a closing dialog has handed focus back (Quasar restores it to the
+    // control that opened the dialog, which may itself be in a closed dialog, i.e. to <body>).
+    refocus(target) {
+      let tries = 0;
+      const attempt = () => {
+        const element = document.getElementById(`c${target.id}`);
+        const dialogOpen = document.querySelector('.q-dialog');
+        // No scroll: reveal() has just brought the new job's card into view.
+        if (element && !dialogOpen) element.focus({ preventScroll: true });
+        else if (++tries < 40) window.setTimeout(attempt, 50);
+      };
+      window.setTimeout(attempt, 50);
     },
     setSound,
     soundEnabled,

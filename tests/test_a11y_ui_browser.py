@@ -15,10 +15,12 @@ from typing import Any, Literal
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.app_process import running_app
-from tests.test_browser import ARTIFACTS, By, chrome, click, click_button, start_edit_in_browser, wait
+from tests.test_browser import ARTIFACTS, By, chrome, click, click_button, wait
 
 pytestmark = pytest.mark.browser
 
@@ -99,6 +101,21 @@ for (const root of document.querySelectorAll(scope)) {
 }
 return found;
 """
+
+
+def start_edit_in_browser(driver: webdriver.Chrome, card_index: int, prompt: str) -> None:
+    """Open a card's Edit form, type the prompt, Start Edit; cards redrawn meanwhile are looked up again."""
+    click(driver, By.CSS_SELECTOR, f".imgedit-images-box .imgedit-image-card:nth-child({card_index + 1})")
+    click_button(driver, "Edit")
+    field = WebDriverWait(driver, 20, 0.1, ignored_exceptions=[StaleElementReferenceException]).until(
+        lambda d: next(
+            (e for e in d.find_elements(By.CSS_SELECTOR, ".q-dialog input[aria-label]") if e.is_displayed()),
+            None,
+        )
+    )
+    field.send_keys(prompt)
+    click_button(driver, "Start Edit")
+    wait(driver).until(lambda d: not d.find_elements(By.CSS_SELECTOR, ".q-dialog"))
 
 
 def settle(driver: webdriver.Chrome) -> None:

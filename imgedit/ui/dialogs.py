@@ -32,6 +32,7 @@ class JobDialog:
         self._submitted = False
         with ui.dialog() as self.dialog, ui.card().classes("imgedit-dialog q-pa-lg gap-3"):
             self.title = ui.label().classes("text-h6")
+            name_dialog(self.dialog, self.title)
             self.picture = ui.element("img").classes("imgedit-dialog-image").props('alt=""')
             self.prompt = (
                 ui.input(label="What should change?")
@@ -187,6 +188,7 @@ class ImageDialog:
         self._on_edit, self._on_delete = on_edit, on_delete
         with ui.dialog() as self.dialog, ui.card().classes("imgedit-dialog q-pa-lg gap-3"):
             self.title = ui.label().classes("text-h6 ellipsis w-full").mark("image-title")
+            name_dialog(self.dialog, self.title)
             self.picture = ui.element("img").classes("imgedit-dialog-image").props('alt=""')
             self.details = ui.label().classes("imgedit-hint")
             self.lineage = ui.label().classes("imgedit-lineage")
@@ -209,12 +211,14 @@ class ImageDialog:
         with ui.dialog().props("maximized") as self.viewer, ui.card().classes("imgedit-viewer items-center"):
             with ui.row().classes("w-full justify-between items-center"):
                 self.viewer_title = ui.label().classes("text-subtitle1 text-white")
+                name_dialog(self.viewer, self.viewer_title)
                 close = ui.button(icon="close", on_click=self.viewer.close).props("flat round color=white")
                 close.props["aria-label"] = "Close the full-size view"
                 close.mark("viewer-close")
             self.viewer_image = ui.element("img").props('alt="full size"')
         with ui.dialog() as self.confirm, ui.card().classes("imgedit-dialog q-pa-lg gap-3"):
             self.confirm_text = ui.label().classes("text-body1")
+            name_dialog(self.confirm, self.confirm_text)
             ui.label("The file is removed from the data folder. Images made from it stay.").classes(
                 "imgedit-hint"
             )
@@ -318,6 +322,11 @@ def lineage_text(image: ImageRecord, services: Services) -> str:
         else "a deleted image"
     )
     return f"Edit of {_quote(parent)}: “{image.prompt}”"
+
+
+def name_dialog(dialog: ui.dialog, title: ui.element) -> None:
+    """A dialog is named by its visible title (NiceGUI renders element ``n`` as id ``c<n>``)."""
+    dialog.props["aria-labelledby"] = f"c{title.id}"
 
 
 def image_title(image: ImageRecord, services: Services) -> str:

@@ -18,7 +18,7 @@ from nicegui import events, ui
 from imgedit import imaging
 from imgedit.errors import ImgEditError, InvalidRequest
 from imgedit.jobs import JobSnapshot, JobStage
-from imgedit.models import ImageId, ImageRecord, JobId
+from imgedit.models import ImageId, ImageRecord, JobId, JobKind
 from imgedit.services import Services
 from imgedit.ui import format as fmt
 from imgedit.ui import history, theme
@@ -33,6 +33,16 @@ SAME_DROP_SECONDS = 60.0
 """Files the browser refused this recently belong to the drop whose upload just finished."""
 
 log = logging.getLogger(__name__)
+
+UPLOAD_HEADER = """
+<div class="q-uploader__header-content row items-center no-wrap q-pa-sm imgedit-upload-head">
+  <q-uploader-add-trigger v-if="props.canAddFiles" />
+  <div class="col q-uploader__title">Drop images here, or click to choose (PNG, JPEG, WebP, GIF, BMP, TIFF)</div>
+  <q-btn v-if="props.canAddFiles" type="button" flat dense round icon="add_photo_alternate"
+    class="imgedit-upload-add" aria-label="Choose images to upload" @click="props.pickFiles" />
+</div>
+"""
+"""A fixed template (no user text): the upload zone's header."""
 
 
 class GalleryPage:
@@ -71,9 +81,11 @@ class GalleryPage:
             ui.space()
             self.tray.build_badge()
             theme.switch()
-            ui.button("New image", icon="add_photo_alternate", on_click=self.job_dialog.open_generate).props(
-                "unelevated no-caps color=deep-purple-5"
-            ).mark("new-image")
+            self.new_image_button = (
+                ui.button("New image", icon="add_photo_alternate", on_click=self.job_dialog.open_generate)
+                .props("unelevated no-caps color=deep-purple-5")
+                .mark("new-image")
+            )
         with ui.column().classes("imgedit-main"):
             self.upload = (
                 ui.upload(
@@ -87,6 +99,10 @@ class GalleryPage:
                 .classes("imgedit-upload")
                 .mark("upload")
             )
+            # Our own header: Quasar's draws its "+" as a link around the file input (a control
+            # inside a control, read as "add_box"). Here the input covers the zone, so a click
+            # anywhere chooses files, and the named button beside it is what keyboards reach.
+            self.upload.add_slot("header", UPLOAD_HEADER)
             self.upload.on(
                 "rejected",
                 self._on_rejected,
@@ -402,6 +418,12 @@ class GalleryPage:
         if fresh:
             self._browser("reveal", {"id": fresh[-1].root.id})
         self._browser("askPermission", {})
+        # Keyboard focus was on the closed dialog: it goes back to where the user came from (the
+        # edited image's card, or New image), not to <body>.
+        image = self.job_dialog.image if self.job_dialog.kind is JobKind.EDIT else None
+        target = self.image_cards.get(image.id) if image is not None else self.new_image_button
+        if target is not None:
+            self._browser("refocus", {"id": target.id})
 
     def _hide_jobs(self, job_ids: Iterable[JobId]) -> None:
         """This tab cancels these itself: their cards go at once, without a toast each."""

@@ -23,7 +23,7 @@ from imgedit.models import ImageRecord, JobKind, Quality
 from imgedit.services import Services
 from imgedit.ui import format as fmt
 from imgedit.ui import theme
-from imgedit.ui.dialogs import SIZES, ImageDialog, JobDialog, image_title
+from imgedit.ui.dialogs import SIZES, ImageDialog, JobDialog, image_title, name_dialog
 
 STATUS_FILTERS: dict[str, tuple[str, frozenset[JobStage]]] = {
     "all": ("All statuses", frozenset()),
@@ -307,6 +307,7 @@ class RetryDialog:
         self._submitted = False
         with ui.dialog() as self.dialog, ui.card().classes("imgedit-dialog q-pa-lg gap-3"):
             self.title = ui.label().classes("text-h6")
+            name_dialog(self.dialog, self.title)
             self.picture = ui.element("img").classes("imgedit-dialog-image")
             self.picture.props["alt"] = ""
             self.prompt = (
@@ -412,7 +413,8 @@ class DeleteDialog:
         self._on_confirm = on_confirm
         self.row: HistoryRow | None = None
         with ui.dialog() as self.dialog, ui.card().classes("imgedit-dialog q-pa-lg gap-3"):
-            ui.label("Delete this job from the history?").classes("text-body1")
+            question = ui.label("Delete this job from the history?").classes("text-body1")
+            name_dialog(self.dialog, question)
             self.prompt = ui.label().classes("imgedit-history-prompt")
             ui.label("Only the history entry goes; its images stay in the gallery.").classes("imgedit-hint")
             with ui.row().classes("w-full justify-end gap-2"):
