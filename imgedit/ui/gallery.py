@@ -84,6 +84,7 @@ class GalleryPage:
             self.new_image_button = (
                 ui.button("New image", icon="add_photo_alternate", on_click=self.job_dialog.open_generate)
                 .props("unelevated no-caps color=deep-purple-5")
+                .classes("imgedit-new-image")
                 .mark("new-image")
             )
         with ui.column().classes("imgedit-main"):
