@@ -13,6 +13,7 @@ from imgedit.models import ImageRecord, JobKind, Quality
 from imgedit.providers.base import Provider
 from imgedit.services import Services
 from imgedit.ui import format as fmt
+from imgedit.ui import signin
 
 SIZES: dict[str, tuple[int, int]] = {
     "Square · 1024×1024": (1024, 1024),
@@ -137,15 +138,22 @@ class JobDialog:
             return
         studio = self.services.studio
         prompt = str(self.prompt.value or "")
+        by = signin.current_name(self.services)  # "" without a password: no "by" shown
         try:
             if self.kind is JobKind.EDIT:
                 assert self.image is not None
                 studio.submit_edit(
-                    self.image.id, prompt, Quality(self.quality.value), str(self.provider.value)
+                    self.image.id,
+                    prompt,
+                    Quality(self.quality.value),
+                    str(self.provider.value),
+                    started_by=by,
                 )
             else:
                 size = SIZES.get(str(self.size.value))
-                studio.submit_generate(prompt, Quality(self.quality.value), str(self.provider.value), size)
+                studio.submit_generate(
+                    prompt, Quality(self.quality.value), str(self.provider.value), size, started_by=by
+                )
         except ImgEditError as exc:
             self.prompt.props["error-message"] = str(exc)
             self.prompt.props["error"] = True

@@ -22,7 +22,7 @@ from imgedit.jobs.history import Cursor, HistoryRow
 from imgedit.models import ImageRecord, JobKind, Quality
 from imgedit.services import Services
 from imgedit.ui import format as fmt
-from imgedit.ui import theme
+from imgedit.ui import signin, theme
 from imgedit.ui.dialogs import SIZES, ImageDialog, JobDialog, image_title, name_dialog
 
 STATUS_FILTERS: dict[str, tuple[str, frozenset[JobStage]]] = {
@@ -390,12 +390,15 @@ class RetryDialog:
         prompt = str(self.prompt.value or "")
         quality = Quality(self.quality.value)
         provider = str(self.provider.value)
+        by = signin.current_name(self.services)
         try:
             if row.kind is JobKind.EDIT:
                 assert row.source_image_id is not None
-                studio.submit_edit(row.source_image_id, prompt, quality, provider)
+                studio.submit_edit(row.source_image_id, prompt, quality, provider, started_by=by)
             else:
-                studio.submit_generate(prompt, quality, provider, SIZES.get(str(self.size.value)))
+                studio.submit_generate(
+                    prompt, quality, provider, SIZES.get(str(self.size.value)), started_by=by
+                )
         except ImgEditError as exc:
             self.prompt.props["error-message"] = str(exc)
             self.prompt.props["error"] = True
