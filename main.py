@@ -11,6 +11,7 @@ import sys
 
 from nicegui import app, ui
 
+from imgedit import native
 from imgedit.config import Settings, unknown_variables
 from imgedit.services import build_services
 from imgedit.ui import register
@@ -20,6 +21,9 @@ def main() -> None:
     # NiceGUI's test harness runs this file too; its argv belongs to pytest.
     simulated = bool(os.environ.get("NICEGUI_USER_SIMULATION"))
     settings = Settings.from_args([] if simulated else sys.argv[1:], os.environ)
+    if settings.native and (problem := native.problem_message()):
+        print(problem, file=sys.stderr)
+        sys.exit(native.EXIT_CODE)
     configure_logging()
     for name in unknown_variables(os.environ):
         logging.getLogger("imgedit").warning("%s is not a setting imgedit knows; it is ignored", name)
@@ -29,7 +33,10 @@ def main() -> None:
     register(services)
     app.on_startup(services.start)
     app.on_shutdown(services.close)
-    if not simulated:
+    if settings.native:
+        native.configure(app)
+        print(f"imgedit: opening a window (data in {settings.data_dir.resolve()})", flush=True)
+    elif not simulated:
         shown_host = "localhost" if settings.host in {"127.0.0.1", "0.0.0.0"} else settings.host
         sign_in = ", sign in with the studio password" if settings.requires_login else ""
         print(
@@ -49,6 +56,7 @@ def main() -> None:
         show_welcome_message=True,
         storage_secret=services.session_secret,
         root_path=settings.root_path,
+        **(native.run_options() if settings.native else {}),
     )
 
 

@@ -117,6 +117,8 @@ class Settings:
             )
         if settings.native and settings.requires_login:
             parser.error("--native is a window for this computer only; it takes no password")
+        if settings.native and (settings.root_path or not settings.is_loopback):
+            parser.error("--native is a window for this computer only; it takes no --root-path or --host")
         return settings
 
 
@@ -311,7 +313,7 @@ _OPTIONS: tuple[_Option, ...] = (
 
 def unknown_variables(env: Mapping[str, str]) -> list[str]:
     """``IMGEDIT_*`` variables that are set but mean nothing to imgedit (a typo, or a removed one)."""
-    known = {o.env for o in _OPTIONS} | {"IMGEDIT_REQUIRE_BROWSER"}
+    known = {o.env for o in _OPTIONS} | {"IMGEDIT_REQUIRE_BROWSER", "IMGEDIT_REQUIRE_NATIVE"}
     return sorted(name for name in env if name.startswith("IMGEDIT_") and name not in known)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from nicegui import app, helpers, ui
 
 from imgedit.services import Services
-from imgedit.ui import signin, theme
+from imgedit.ui import signin, theme, urls
 from imgedit.ui.gallery import GalleryPage
 from imgedit.ui.history import HistoryView
 from imgedit.ui.hosts import HostCheck, HostPolicy
@@ -34,7 +34,8 @@ def register(app_services: Services) -> None:
     signin.install(app_services)  # with a password: the gate, /login and /login/done
     app.add_middleware(HostCheck, policy=policy)  # added last, so it wraps everything added before
     app.add_static_files("/static", STATIC_DIR)
-    ui.add_head_html(theme.HEAD_HTML, shared=True)
+    urls.configure(settings.root_path)
+    ui.add_head_html(theme.head_html(urls.prefixed("")), shared=True)
 
     @ui.page("/", title="imgedit")
     def gallery() -> None:

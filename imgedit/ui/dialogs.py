@@ -6,14 +6,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 
-from nicegui import ui
+from nicegui import app, ui
 
+from imgedit import native
 from imgedit.errors import ImgEditError
 from imgedit.models import ImageRecord, JobKind, Quality
 from imgedit.providers.base import Provider
 from imgedit.services import Services
 from imgedit.ui import format as fmt
-from imgedit.ui import signin
+from imgedit.ui import signin, urls
+from imgedit.ui.routes import download_names
 
 SIZES: dict[str, tuple[int, int]] = {
     "Square · 1024×1024": (1024, 1024),
@@ -81,7 +83,7 @@ class JobDialog:
     def open_edit(self, image: ImageRecord) -> None:
         self.kind, self.image = JobKind.EDIT, image
         self.title.set_text(f"Edit “{image_title(image, self.services)}”")
-        self.picture.props["src"] = f"/media/thumbs/{image.id}"
+        self.picture.props["src"] = urls.thumb(image.id)
         self.picture.set_visibility(True)
         self.prompt.props["label"] = "What should change?"
         self.size.set_visibility(False)
@@ -239,7 +241,7 @@ class ImageDialog:
     def open(self, image: ImageRecord) -> None:
         self.image = image
         self.title.set_text(image_title(image, self.services))
-        self.picture.props["src"] = f"/media/thumbs/{image.id}"
+        self.picture.props["src"] = urls.thumb(image.id)
         origin = fmt.ORIGIN_LABELS[image.origin]
         self.details.set_text(f"{origin} · {image.width}×{image.height} · {image.format}")
         self.lineage.set_text(lineage_text(image, self.services))
@@ -267,7 +269,7 @@ class ImageDialog:
                         step.props.update(role="button", tabindex="0", title=name)
                         step.props["aria-label"] = f"Open “{name}”"
                         thumb = ui.element("img").classes("imgedit-chain-thumb")
-                        thumb.props.update(src=f"/media/thumbs/{ancestor.id}", alt="", loading="lazy")
+                        thumb.props.update(src=urls.thumb(ancestor.id), alt="", loading="lazy")
                         with ui.element("div").classes("imgedit-chain-text"):
                             ui.label(name).classes("imgedit-chain-title")
                             ui.label(fmt.ORIGIN_LABELS[ancestor.origin]).classes("imgedit-meta")
@@ -300,12 +302,32 @@ class ImageDialog:
         if self.image is None:
             return
         self.viewer_title.set_text(image_title(self.image, self.services))
-        self.viewer_image.props["src"] = f"/media/images/{self.image.id}"
+        self.viewer_image.props["src"] = urls.image(self.image.id)
         self.viewer.open()
 
-    def _download(self) -> None:
-        if self.image is not None:
-            ui.download.from_url(f"/media/download/{self.image.id}")
+    async def _download(self) -> None:
+        image = self.image
+        if image is None:
+            return
+        window = app.native.main_window
+        if window is None:  # a browser tab: the browser saves it
+            ui.download.from_url(urls.DOWNLOAD_PATH.format(image.id))
+            return
+        # The native window (pywebview cannot download): its save dialog, then the server, on the
+        # same computer, copies the file there.
+        _, name = download_names(image_title(image, self.services), image.extension, image.id)
+        answer = await window.create_file_dialog(
+            native.SAVE_DIALOG, directory=str(native.downloads_folder()), save_filename=name
+        )
+        target = native.chosen_path(answer)
+        if target is None:
+            return
+        try:
+            await native.save_copy(self.services.store.path_of(image), target)
+        except OSError as exc:
+            ui.notify(f"Could not save {target.name}: {exc.strerror or exc}", type="negative")
+            return
+        ui.notify(f"Saved {target.name} to {target.parent}", type="positive")
 
     def _confirm_delete(self) -> None:
         if self.image is not None:

@@ -21,7 +21,7 @@ from imgedit.jobs import JobSnapshot, JobStage
 from imgedit.models import ImageId, ImageRecord, JobId, JobKind
 from imgedit.services import Services
 from imgedit.ui import format as fmt
-from imgedit.ui import history, theme
+from imgedit.ui import history, signin, theme, urls
 from imgedit.ui.dialogs import ImageDialog, JobDialog, lineage_text
 from imgedit.ui.job_card import LoadingCard
 from imgedit.ui.tray import JobsTray
@@ -81,6 +81,7 @@ class GalleryPage:
             ui.space()
             self.tray.build_badge()
             theme.switch()
+            signin.account_controls(self.services)
             self.new_image_button = (
                 ui.button("New image", icon="add_photo_alternate", on_click=self.job_dialog.open_generate)
                 .props("unelevated no-caps color=deep-purple-5")
@@ -276,7 +277,7 @@ class GalleryPage:
 
     def _add_job_card(self, snapshot: JobSnapshot) -> None:
         source = snapshot.spec.source_image_id
-        thumb = f"/media/thumbs/{source}" if source and source in self.store else None
+        thumb = urls.thumb(source) if source and source in self.store else None
         before = set(self.jobs_box.default_slot.children)
         try:
             with self.jobs_box:
@@ -328,13 +329,13 @@ class GalleryPage:
             # A link button needs no handler: Quasar renders each action as a q-btn with its props.
             extra = {
                 "icon": "",  # Quasar draws the avatar only where there is no icon
-                "avatar": f"/media/thumbs/{result}",
+                "avatar": urls.thumb(result),
                 "actions": [
                     {
                         "label": "View",
                         "color": "white",
                         "noCaps": True,
-                        "href": f"/media/images/{result}",
+                        "href": urls.image(result),
                         "target": "_blank",
                     }
                 ],
@@ -350,7 +351,7 @@ class GalleryPage:
                 "ok": True,
                 "title": f"{what} finished",
                 "body": fmt.shorten(snapshot.spec.prompt, 120),
-                "icon": f"/media/thumbs/{result}" if result else None,
+                "icon": urls.thumb(result) if result else None,
             },
         )
 
@@ -360,7 +361,7 @@ class GalleryPage:
 
     def _source_thumb(self, snapshot: JobSnapshot) -> str | None:
         source = snapshot.spec.source_image_id
-        return f"/media/thumbs/{source}" if source and source in self.store else None
+        return urls.thumb(source) if source and source in self.store else None
 
     def _announce_failure(self, snapshot: JobSnapshot) -> None:
         """A toast with the reason and a Retry button; it stays long enough to be read, and out
@@ -447,7 +448,7 @@ class GalleryPage:
 
     def _retry(self, job_id: JobId) -> None:
         try:
-            self.registry.retry(job_id)
+            self.registry.retry(job_id, started_by=signin.current_name(self.services) or None)
         except (ImgEditError, ValueError) as exc:
             ui.notify(str(exc), type="warning")
         self.tick()
@@ -480,7 +481,7 @@ class GalleryPage:
         with ui.element("div").classes("imgedit-media"):
             thumb = ui.element("img").classes("imgedit-thumb")
             # User text goes in as a value, never through a props string (which is parsed).
-            thumb.props.update(src=f"/media/thumbs/{record.id}", alt=title, loading="lazy")
+            thumb.props.update(src=urls.thumb(record.id), alt=title, loading="lazy")
         with ui.element("div").classes("imgedit-card-body"):
             ui.label(title).classes("imgedit-title").props["title"] = title
             lineage = lineage_text(record, self.services)

@@ -22,7 +22,7 @@ from imgedit.jobs.history import Cursor, HistoryRow
 from imgedit.models import ImageRecord, JobKind, Quality
 from imgedit.services import Services
 from imgedit.ui import format as fmt
-from imgedit.ui import signin, theme
+from imgedit.ui import signin, theme, urls
 from imgedit.ui.dialogs import SIZES, ImageDialog, JobDialog, image_title, name_dialog
 
 STATUS_FILTERS: dict[str, tuple[str, frozenset[JobStage]]] = {
@@ -82,6 +82,7 @@ class HistoryView:
             with refresh:
                 ui.tooltip("Refresh")
             theme.switch()
+            signin.account_controls(self.services)
         with ui.column().classes("imgedit-main imgedit-history"):
             with ui.row().classes("imgedit-history-filters w-full items-center no-wrap gap-3"):
                 self.search = (
@@ -236,7 +237,7 @@ class HistoryView:
                 .mark(f"open-{what.lower()}-{record.id}") as box
             ):
                 image = ui.element("img")
-                image.props.update(src=f"/media/thumbs/{record.id}", alt=f"{what}: {title}", loading="lazy")
+                image.props.update(src=urls.thumb(record.id), alt=f"{what}: {title}", loading="lazy")
                 box.props["role"] = "button"
                 box.props["tabindex"] = "0"
                 box.props["aria-label"] = f"Open {what.lower()} image: {title}"
@@ -367,7 +368,7 @@ class RetryDialog:
             self.size.set_visibility(False)
             self.picture.set_visibility(source_there)
             if source_there:
-                self.picture.props["src"] = f"/media/thumbs/{row.source_image_id}"
+                self.picture.props["src"] = urls.thumb(row.source_image_id)
             self.note.set_text(
                 "" if source_there else "The original image was deleted, so this edit cannot run again."
             )

@@ -19,6 +19,7 @@ from nicegui import ui
 from imgedit.jobs import JobSnapshot, JobStage
 from imgedit.models import JobId
 from imgedit.ui import format as fmt
+from imgedit.ui import urls
 
 JobAction = Callable[[JobId], None]
 ERROR_CLAMP_CHARS = 120
@@ -207,7 +208,7 @@ class LoadingCard:
 
     def _show_preview(self, job_id: JobId, version: object) -> None:
         if version:
-            self.preview.props["src"] = f"/media/previews/{job_id}?v={version}"
+            self.preview.props["src"] = urls.preview(job_id, version)
         else:
             self.preview.props.pop("src", None)
         self.preview.set_visibility(bool(version))

@@ -68,16 +68,23 @@ def _slug(text: str, *, ascii_only: bool) -> str:
     return "-".join(w for w in words if w)[:MAX_STEM_CHARS].strip("-")
 
 
-def content_disposition(title: str, extension: str, image_id: str) -> str:
-    """``attachment`` named after the image's title: ``photo1.jpg``, ``Sunset-at-sea-sepia.png``.
+def download_names(title: str, extension: str, image_id: str) -> tuple[str, str]:
+    """The file name a download is saved under: (ASCII, full Unicode), e.g. ``photo1.jpg``.
 
-    Only letters, digits and "-" survive (no path, quote or control can get through); an ASCII
-    ``filename`` for every browser, plus RFC 6266's ``filename*`` (UTF-8) when the title has
-    letters ASCII cannot spell; ``image-<id>`` when nothing is left."""
+    Only letters, digits and "-" survive (no path, quote or control can get through);
+    ``image-<id>`` when nothing is left."""
     title = _IMAGE_SUFFIX.sub("", title.strip())
     fallback = f"image-{image_id[:8]}"
     plain = f"{_slug(title, ascii_only=True) or fallback}.{extension}"
     full = f"{_slug(title, ascii_only=False) or fallback}.{extension}"
+    return plain, full
+
+
+def content_disposition(title: str, extension: str, image_id: str) -> str:
+    """``attachment`` named after the image's title: ``photo1.jpg``, ``Sunset-at-sea-sepia.png``;
+    an ASCII ``filename`` for every browser, plus RFC 6266's ``filename*`` (UTF-8) when the
+    title has letters ASCII cannot spell."""
+    plain, full = download_names(title, extension, image_id)
     header = f'attachment; filename="{plain}"'
     if full != plain:
         header += f"; filename*=UTF-8''{quote(full, safe='')}"

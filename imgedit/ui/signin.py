@@ -222,4 +222,4 @@ def account_controls(services: Services) -> None:
                     ui.navigate.to(LOGIN_PATH)
 
     button = ui.button("Sign out", on_click=sign_out)
-    button.props.update({"flat": True, "no-caps": True, "color": "white"})
+    button.props.update({"flat": True, "no-caps": True, "color": "ie-quiet"})

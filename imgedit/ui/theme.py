@@ -7,7 +7,7 @@ no choice the page follows the system (``prefers-color-scheme``). Colours come f
 properties keyed on ``html[data-theme]`` (``static/imgedit.css``); Quasar's own dark mode is
 driven by ``ui.dark_mode`` (``None``: auto), and ``static/imgedit.js`` keeps the two in step.
 
-Usage: ``ui.add_head_html(theme.HEAD_HTML, shared=True)`` once; ``theme.apply()`` in each page;
+Usage: ``ui.add_head_html(theme.head_html(root_path), shared=True)`` once; ``theme.apply()`` in each page;
 ``theme.switch()`` in a page's header.
 """
 
@@ -38,13 +38,20 @@ _EARLY_SCRIPT = (
     "})();</script>"
 )
 
-HEAD_HTML = (
-    _EARLY_SCRIPT + '<link rel="stylesheet" href="/static/imgedit.css">'
-    '<script src="/static/imgedit.js" defer></script>'
-    '<script src="/static/notify.js" defer></script>'
-)
-"""NiceGUI writes its own ``<meta name="color-scheme">`` first; the early script sets it to
-``light dark`` (auto) or the chosen scheme, so there is one, and it tells the truth."""
+
+
+def head_html(prefix: str = "") -> str:
+    """The head every page shares; ``prefix`` is the server's ``--root-path``.
+
+    NiceGUI writes its own ``<meta name="color-scheme">`` first; the early script sets it to
+    ``light dark`` (auto) or the chosen scheme, so there is one, and it tells the truth."""
+    return (
+        f'{_EARLY_SCRIPT}<link rel="stylesheet" href="{prefix}/static/imgedit.css">'
+        f'<script src="{prefix}/static/imgedit.js" defer></script>'
+        f'<script src="{prefix}/static/notify.js" defer></script>'
+    )
+
+
 
 
 def parse_choice(raw: object) -> Choice:

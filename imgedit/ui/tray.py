@@ -23,6 +23,7 @@ from imgedit.jobs import JobSnapshot, JobStage
 from imgedit.models import JobId
 from imgedit.services import Services
 from imgedit.ui import format as fmt
+from imgedit.ui import urls
 
 MAX_SLOTS_CHOICE = 16
 """The concurrency control offers 1..16 (more if the server was started with more)."""
@@ -276,7 +277,7 @@ class JobsTray:
 
     def _thumb(self, snapshot: JobSnapshot) -> str | None:
         source = snapshot.spec.source_image_id
-        return f"/media/thumbs/{source}" if source and source in self.store else None
+        return urls.thumb(source) if source and source in self.store else None
 
     # -- actions -------------------------------------------------------------------------------
 
