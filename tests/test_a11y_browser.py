@@ -10,7 +10,7 @@ a job running, so its loading card stays on screen while axe looks at it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 from selenium import webdriver
@@ -72,8 +72,61 @@ def settle(driver: webdriver.Chrome) -> None:
     )
 
 
+_DRAWN_COLOURS = """
+const el = typeof arguments[0] === 'string' ? document.querySelector(arguments[0]) : arguments[0];
+if (!el) return null;
+const r = el.getBoundingClientRect();
+const parse = (c) => (c.match(/[0-9.]+/g) || []).map(Number);
+const layers = document.elementsFromPoint(r.left + r.width / 2, r.top + r.height / 2)
+  .map((e) => parse(getComputedStyle(e).backgroundColor)).filter((c) => c.length === 3 || c[3] > 0);
+return {fg: parse(getComputedStyle(el).color), layers: layers};
+"""
+
+
+def _luminance(rgb: list[float]) -> float:
+    def channel(c: float) -> float:
+        c /= 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(c) for c in rgb[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def drawn_contrast(driver: webdriver.Chrome, selector: object) -> float | None:
+    """The contrast of an element's text over what the browser actually paints under its
+    centre (``elementsFromPoint``, semi-transparent layers blended), or None if not found."""
+    drawn = driver.execute_script(_DRAWN_COLOURS, selector)
+    if not drawn:
+        return None
+    bg = [255.0, 255.0, 255.0]
+    for layer in reversed(drawn["layers"]):  # from the bottom up
+        alpha = layer[3] if len(layer) == 4 else 1.0
+        bg = [alpha * c + (1 - alpha) * b for c, b in zip(layer[:3], bg, strict=True)]
+    light, dark = sorted((_luminance(drawn["fg"]), _luminance(bg)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def _real_violations(driver: webdriver.Chrome, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop color-contrast nodes whose drawn contrast is at least 4.5:1. axe 4.9 judges the
+    buttons of a light Quasar dialog against the dialog's backdrop instead of the white card on
+    top of it (the browser's hit-test stack has the card); such a node is measured here from
+    what is painted instead. Every other rule, and every node that really is too faint, stays."""
+    kept = []
+    for violation in found:
+        if violation["id"] == "color-contrast":
+            nodes = [
+                n for n in violation["nodes"]
+                if (ratio := drawn_contrast(driver, n["target"][0])) is None or ratio < 4.5
+            ]  # fmt: skip
+            if not nodes:
+                continue
+            violation = {**violation, "nodes": nodes}
+        kept.append(violation)
+    return kept
+
+
 def assert_no_blocking_violations(driver: webdriver.Chrome, where: str) -> None:
-    found = blocking(run_axe(driver))
+    found = _real_violations(driver, blocking(run_axe(driver)))
     if found:
         shown = driver.execute_script(
             "return document.body.classList.contains('body--dark') ? 'dark' : 'light'"
@@ -114,6 +167,10 @@ def test_edit_dialog(app: App, driver: webdriver.Chrome, scheme: Scheme) -> None
     )
     settle(driver)
     assert_no_blocking_violations(driver, f"the open Edit dialog ({scheme})")
+    for label in ("Cancel", "Start Edit"):  # measured from what is painted, whatever axe says
+        text = driver.find_element(By.XPATH, f"//div[@role='dialog']//button//span[normalize-space()='{label}']")
+        ratio = drawn_contrast(driver, text)
+        assert ratio is not None and ratio >= 4.5, (label, ratio)
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
