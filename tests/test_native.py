@@ -5,8 +5,10 @@ the child, and the child must print what is missing and how to install it, with 
 no traceback. The window tests start the real app in a real Qt window under Xvfb, wait until
 the window has loaded the gallery (the server logs it), then close the window the way a window
 manager's close button does, or stop the server with SIGTERM, and check that every process of
-the tree ends and the port is free. Without requirements-native.txt or Xvfb they skip with the
-reason; with IMGEDIT_REQUIRE_NATIVE=1 (set by .ci/run) they fail instead.
+the tree ends and the port is free. One more downloads an image through the window's save
+dialog with real input (XTEST clicks and keys): card, Download, Enter in Qt's dialog, and the
+stored bytes land in a fake home's Downloads. Without requirements-native.txt or Xvfb they skip
+with the reason; with IMGEDIT_REQUIRE_NATIVE=1 (set by .ci/run) they fail instead.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from importlib.machinery import ModuleSpec
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from imgedit import native
 from tests.loopback import free_port
@@ -259,10 +262,10 @@ def port_is_free(port: int) -> bool:
 class NativeApp:
     """``python main.py --native`` on a display, with its log; ``tree`` is every process it started."""
 
-    def __init__(self, folder: Path, display: str) -> None:
+    def __init__(self, folder: Path, display: str, **extra_env: str) -> None:
         self.port = free_port()
         self.log_path = folder / "native.log"
-        env = clean_env(DISPLAY=display, QTWEBENGINE_CHROMIUM_FLAGS="--disable-gpu")
+        env = clean_env(DISPLAY=display, QTWEBENGINE_CHROMIUM_FLAGS="--disable-gpu", **extra_env)
         command = [sys.executable, "main.py", "--native", "--port", str(self.port)]
         command += ["--data-dir", str(folder / "data")]
         with self.log_path.open("w") as log:
@@ -337,3 +340,110 @@ def test_stopping_the_server_closes_the_window(native_app: NativeApp, xvfb: str)
     native_app.wait_gone(within=15.0)
     with Display(xvfb) as display:
         assert display.windows_named(native.TITLE) == []
+
+
+# -- a download through the window's save dialog, driven by real input -------------------------
+
+MAGENTA_TITLE = "Harbour at dusk"
+MAGENTA_FILE = "Harbour-at-dusk.png"  # routes.download_names: the title, spaces as "-"
+
+
+def magenta_box(shot: Image.Image) -> tuple[int, int, int, int] | None:
+    """Where full-strength magenta is in a screenshot (the seeded picture, undimmed), or None."""
+    from PIL import ImageChops
+
+    red, green, blue = shot.convert("RGB").split()
+    mask = ImageChops.multiply(
+        ImageChops.multiply(
+            red.point(lambda v: 255 if v > 230 else 0), green.point(lambda v: 255 if v < 30 else 0)
+        ),
+        blue.point(lambda v: 255 if v > 230 else 0),
+    )
+    return mask.getbbox()
+
+
+@needs_window
+def test_download_in_the_window_saves_the_image_through_the_save_dialog(tmp_path: Path, xvfb: str) -> None:
+    """Click the card, Tab to Download, Enter; the save dialog opens in ~/Downloads with the
+    image's title as the file name, Enter saves it: the stored image's bytes, nothing else."""
+    from io import BytesIO
+
+    from PIL import ImageChops, ImageGrab
+
+    from imgedit.models import ImageOrigin
+    from imgedit.storage import ImageStore
+    from tests.x11 import Display, has_xtest
+
+    if not has_xtest():
+        why = "libXtst not found (apt-get install -y libxtst6)"
+        if REQUIRED:
+            pytest.fail(f"IMGEDIT_REQUIRE_NATIVE=1 but {why}")
+        pytest.skip(f"native window test: {why}")
+
+    # One image, one colour nothing else on the page has: the test finds its card on the screen.
+    picture = BytesIO()
+    Image.new("RGB", (320, 240), (255, 0, 255)).save(picture, "PNG")
+    store = ImageStore(tmp_path / "data")
+    store.open()
+    record = store.add_sync(picture.getvalue(), origin=ImageOrigin.UPLOAD, name=MAGENTA_TITLE)
+    stored = store.path_of(record).read_bytes()
+    store.close()
+    home = tmp_path / "home"
+    downloads = home / "Downloads"
+    downloads.mkdir(parents=True)
+    app = NativeApp(tmp_path, xvfb, HOME=str(home), XDG_DOWNLOAD_DIR=str(downloads))
+    try:
+        app.wait_loaded()
+        card: list[tuple[int, int, int, int] | None] = [None]
+
+        def card_drawn() -> bool:
+            card[0] = magenta_box(ImageGrab.grab(xdisplay=xvfb))
+            return card[0] is not None
+
+        wait_for(card_drawn, 15.0, "the seeded image's card was not drawn")
+        left, top, right, bottom = card[0] or (0, 0, 0, 0)
+        with Display(xvfb) as display:
+            windows = [w for w in display.windows_named(native.TITLE) if display.is_viewable(w)]
+            assert windows, "no window titled imgedit on the screen"
+            display.focus(windows[0])
+            display.click((left + right) // 2, (top + bottom) // 2)
+
+            # The image dialog is open (its picture is elsewhere, the card is dimmed) and has
+            # stopped moving: Quasar has put the keyboard focus in it.
+            frames: list[Image.Image] = []
+
+            def dialog_settled() -> bool:
+                frames[:] = [*frames[-1:], ImageGrab.grab(xdisplay=xvfb)]
+                box = magenta_box(frames[-1])
+                return (
+                    box is not None
+                    and box != card[0]
+                    and len(frames) == 2
+                    and ImageChops.difference(*frames).getbbox() is None
+                )
+
+            wait_for(dialog_settled, 10.0, "the image dialog did not open")
+            for key in ("Tab", "Tab", "Return"):  # View, Download; activate it
+                display.press(key)
+
+            saving: list[int] = []
+
+            def save_dialog_shown() -> bool:
+                saving[:] = [w for w in display.windows_named("Save file") if display.is_viewable(w)]
+                return bool(saving)
+
+            wait_for(save_dialog_shown, 10.0, "no save dialog opened")
+            display.focus(saving[0])
+            display.press("Return")  # the file name is filled in; Enter saves
+
+            target = downloads / MAGENTA_FILE
+            wait_for(target.exists, 10.0, f"{MAGENTA_FILE} was not saved in Downloads")
+            wait_for(lambda: not save_dialog_shown(), 5.0, "the save dialog stayed open")
+        assert target.read_bytes() == stored
+        assert sorted(p.name for p in downloads.iterdir()) == [MAGENTA_FILE]  # no partial copy left
+        assert "Traceback" not in app.log(), app.log()
+    except AssertionError:
+        screenshot(xvfb, "native-download-failed.png")
+        raise
+    finally:
+        app.kill()
