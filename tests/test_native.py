@@ -316,9 +316,25 @@ def screenshot(display: str, name: str) -> None:
 
 @needs_window
 def test_closing_the_window_stops_the_whole_app(native_app: NativeApp, xvfb: str) -> None:
+    from PIL import ImageChops, ImageGrab
+
     from tests.x11 import Display
 
     native_app.wait_loaded()
+    # Close once the page is drawn and still, as a person would: pywebview is done setting up
+    # the page then (closing in the very instant it loads races NiceGUI's drop handler set-up).
+    frames: list[Image.Image] = []
+
+    def drawn_and_still() -> bool:
+        frames[:] = [*frames[-1:], ImageGrab.grab(xdisplay=xvfb)]
+        colours = frames[-1].convert("RGB").getcolors(maxcolors=4096)
+        return (
+            len(frames) == 2
+            and (colours is None or len(colours) > 50)  # the gallery, not a blank window
+            and ImageChops.difference(frames[0].convert("RGB"), frames[1].convert("RGB")).getbbox() is None
+        )
+
+    wait_for(drawn_and_still, 20.0, "the window never showed a still gallery")
     with Display(xvfb) as display:
         windows = display.windows_named(native.TITLE)
         assert windows, "no window titled imgedit"

@@ -15,6 +15,7 @@ from selenium.webdriver.common.keys import Keys
 from tests.app_process import AppProcess
 from tests.prefix_proxy import prefix_proxy
 from tests.test_browser import chrome, click_button, start_edit_in_browser, wait
+from tests.test_signin import _image_id
 
 PASSWORD = "correct horse battery"
 
@@ -80,6 +81,10 @@ def test_a_team_signs_in_shares_the_studio_and_signs_out(browser: webdriver.Chro
 
         # signing out ends the session on the server, in every tab of that browser
         cookie = {c["name"]: c["value"] for c in browser.get_cookies()}["session"]
+        with httpx.Client(base_url=app.url, cookies={"session": cookie}, timeout=10) as signed:
+            media = signed.get(f"/media/images/{_image_id(app.data_dir)}")
+            assert media.status_code == 200
+            assert media.headers["cache-control"].startswith("private")  # no shared proxy cache keeps it
         click_button(browser, "Sign out")
         wait(browser).until(lambda d: "/login" in d.current_url)
         with httpx.Client(base_url=app.url, cookies={"session": cookie}, timeout=10) as old:

@@ -29,8 +29,9 @@ from imgedit.ui import format as fmt
 from imgedit.ui.hosts import ASGIApp, Message, Receive, Scope, Send
 
 MEDIA_PREFIX = "/media/"
-IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
-"""An id names one file forever, so browsers may keep it."""
+IMMUTABLE = {"Cache-Control": "private, max-age=31536000, immutable"}
+"""An id names one file forever, so browsers may keep it; private: a shared proxy cache must not
+(behind a password, images are for signed-in people only)."""
 NOT_STORED = {"Cache-Control": "no-store"}
 
 
