@@ -12,6 +12,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
+from tests.a11y import blocking, describe, emulate_color_scheme, run_axe
 from tests.app_process import AppProcess
 from tests.prefix_proxy import prefix_proxy
 from tests.test_browser import chrome, click_button, start_edit_in_browser, wait
@@ -49,6 +50,12 @@ def test_a_team_signs_in_shares_the_studio_and_signs_out(browser: webdriver.Chro
         browser.get(app.url + "/history")
         wait(browser).until(lambda d: "/login" in d.current_url)
         assert browser.title.startswith("Sign in")
+        for scheme in ("light", "dark"):  # the login page passes axe in both schemes
+            emulate_color_scheme(browser, scheme)
+            browser.refresh()
+            wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, "input[autocomplete='username']"))
+            found = blocking(run_axe(browser))
+            assert not found, describe(found, f"the login page ({scheme})")
         sign_in(browser, "Ana", "wrong password")
         wait(browser).until(lambda d: alert_text(d) == "Wrong password.")
         assert "/login" in browser.current_url

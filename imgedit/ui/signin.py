@@ -170,15 +170,16 @@ class LoginForm:
             ui.label("This studio is shared: sign in with its password.").classes("imgedit-muted")
             self.name = ui.input("Your name").classes("w-full")
             self.name.props.update(autocomplete="username", maxlength=NAME_MAX, autofocus=True, outlined=True)
+            self.name.props["color"] = "ie-accent"
             ui.label("Shown on the jobs you start.").classes("imgedit-muted text-caption")
             self.password = ui.input("Password", password=True, password_toggle_button=True).classes("w-full")
-            self.password.props.update(autocomplete="current-password", outlined=True)
+            self.password.props.update(autocomplete="current-password", outlined=True, color="ie-accent")
             self.message = ui.label("").classes("imgedit-login-error")
             self.message.props.update({"role": "alert", "aria-live": "assertive"})
             if self.expired:
                 self.message.set_text("That sign-in took too long; please sign in again.")
             self.button = ui.button("Sign in", on_click=self.submit).classes("w-full")
-            self.button.props.update(color="primary", unelevated=True)
+            self.button.props.update({"color": "deep-purple-5", "unelevated": True, "no-caps": True})
             self.name.on("keydown.enter", self.submit)
             self.password.on("keydown.enter", self.submit)
 
