@@ -222,5 +222,7 @@ def account_controls(services: Services) -> None:
                 with client:
                     ui.navigate.to(LOGIN_PATH)
 
-    button = ui.button("Sign out", on_click=sign_out)
+    button = ui.button("Sign out", icon="logout", on_click=sign_out).classes("imgedit-sign-out")
+    with button:
+        ui.tooltip(f"Signed in as {session.name}")  # a phone shows only the icon
     button.props.update({"flat": True, "no-caps": True, "color": "ie-quiet"})
