@@ -3,18 +3,7 @@ under node on laid-out boxes: full rows, a short last row, wrapped rows of diffe
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-from pathlib import Path
-
-import pytest
-
-SCRIPT = Path(__file__).resolve().parent.parent / "static" / "imgedit.js"
-NODE = shutil.which("node")
-if NODE is None and os.environ.get("IMGEDIT_REQUIRE_BROWSER") != "1":
-    pytest.skip("node is not installed (apt-get install -y nodejs)", allow_module_level=True)
+from tests.node import run_script
 
 RUNNER = """
 const grid = require(process.argv[1]);
@@ -36,11 +25,7 @@ def laid_out(count: int, columns: int, width: float = 240, height: float = 250) 
 
 
 def targets(cases: list[tuple[list[dict[str, float]], int, str]]) -> list[int | None]:
-    assert NODE is not None
-    done = subprocess.run(
-        [NODE, "-e", RUNNER, str(SCRIPT)], input=json.dumps(cases), capture_output=True, text=True, check=True
-    )
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
+    return run_script(RUNNER, cases)  # type: ignore[no-any-return]
 
 
 def test_arrow_keys_follow_the_layout() -> None:

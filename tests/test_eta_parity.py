@@ -5,10 +5,6 @@ server never tell a card's story differently."""
 from __future__ import annotations
 
 import itertools
-import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +12,7 @@ import pytest
 
 from imgedit import eta
 from imgedit.ui import format as fmt
-
-SCRIPT = Path(__file__).resolve().parent.parent / "static" / "imgedit.js"
-NODE = shutil.which("node")
-if NODE is None and os.environ.get("IMGEDIT_REQUIRE_BROWSER") != "1":
-    pytest.skip("node is not installed (apt-get install -y nodejs)", allow_module_level=True)
+from tests.node import SCRIPT, run_script
 
 RUNNER = """
 const eta = require(process.argv[1]);
@@ -41,16 +33,7 @@ STAGES = ["queued", "starting", "waiting", "initializing", "processing", "finali
 
 
 def run_js(cases: dict[str, Any], script: Path = SCRIPT) -> dict[str, Any]:
-    assert NODE is not None
-    done = subprocess.run(
-        [NODE, "-e", RUNNER, str(script)],
-        input=json.dumps(cases),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
+    return run_script(RUNNER, cases, script)  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="module")
