@@ -296,3 +296,52 @@ async def test_without_keys_only_the_local_engine_is_offered(user: User) -> None
     user.find(marker="new-image").click()
     select = user.find(marker="provider").elements.pop()
     assert select.options == {"local": "Local engine (offline)"}
+
+
+def _png(seed: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (32, 24), (seed % 256, (seed * 7) % 256, (seed * 13) % 256)).save(out, "PNG")
+    return out.getvalue()
+
+
+def shown_ids(user: User) -> list[str]:
+    """The image ids of the gallery's cards in page order (top left first)."""
+    assert user.client is not None
+    box = next(e for e in user.client.elements.values() if "imgedit-images-box" in e.classes)
+    return [
+        next(m.removeprefix("image-") for m in card._markers if m.startswith("image-") and m != "image-card")
+        for card in box.default_slot.children
+    ]
+
+
+async def test_a_big_gallery_shows_one_page_first_then_more_on_request(user: User) -> None:
+    from imgedit.models import ImageOrigin
+    from imgedit.ui.gallery import PAGE_SIZE
+
+    await user.open("/")
+    services = app_services()
+    for i in range(PAGE_SIZE + 10):
+        services.store.add_sync(_png(i), origin=ImageOrigin.UPLOAD, name=f"many-{i:03d}.png")
+    total = len(services.store)
+    await user.open("/")  # a fresh page load of the big gallery
+    newest = [r.id for r in services.store.list()]
+    assert shown_ids(user) == newest[:PAGE_SIZE]  # one page, newest first, not the whole gallery
+    await user.should_see(f"Show more ({total - PAGE_SIZE} older)")
+
+    # a deleted card's place is filled from the next older image
+    await services.store.delete(newest[3])
+    await eventually(
+        lambda: shown_ids(user) == [i for i in newest[: PAGE_SIZE + 1] if i != newest[3]],
+        message="the next older image to fill in at the end",
+    )
+
+    # a new image goes on top and pushes nothing out
+    fresh = services.store.add_sync(_png(999), origin=ImageOrigin.UPLOAD, name="fresh.png")
+    await eventually(lambda: shown_ids(user)[:1] == [fresh.id], message="the new card on top")
+    assert len(shown_ids(user)) == PAGE_SIZE + 1
+
+    user.find(marker="show-more").click()
+    await eventually(
+        lambda: shown_ids(user) == [r.id for r in services.store.list()], message="every image, in order"
+    )
+    assert not marked(user, "show-more")[0].visible

@@ -45,6 +45,11 @@ UPLOAD_HEADER = """
 """A fixed template (no user text): the upload zone's header."""
 
 
+PAGE_SIZE = 60
+"""Image cards a tab shows at first, and adds per Show more: the first paint stays small
+whatever the size of the gallery."""
+
+
 class GalleryPage:
     """One browser tab's gallery."""
 
@@ -53,6 +58,8 @@ class GalleryPage:
         self.store = services.store
         self.registry = services.registry
         self.image_cards: dict[ImageId, ui.element] = {}
+        self.shown_limit = PAGE_SIZE
+        """How many of the newest images this tab shows; Show more adds a page."""
         self.job_cards: dict[JobId, LoadingCard] = {}
         self._hidden_jobs: set[JobId] = set()
         self._store_version = -1
@@ -123,6 +130,9 @@ class GalleryPage:
                 self.empty = ui.label("No images yet. Drop some above, or make a New image.").classes(
                     "imgedit-empty"
                 )
+            self.more = ui.button("Show more", on_click=self._show_more).classes("imgedit-more")
+            self.more.props.update({"outline": True, "no-caps": True, "color": "ie-quiet"})
+            self.more.mark("show-more")
         self.tick()
         ui.timer(TICK_SECONDS, self.tick)
 
@@ -182,20 +192,36 @@ class GalleryPage:
         return True
 
     def _sync_images(self) -> bool:
+        """Show the newest ``shown_limit`` images, newest first, touching only cards that change.
+
+        A card once shown stays until its image is deleted (a new image on top does not push
+        the last one out; the limit grows instead), and a deleted card's place is filled from
+        the next older image."""
         records = self.store.list()
         current = {r.id for r in records}
         for image_id in [i for i in self.image_cards if i not in current]:
             self.images_box.remove(self.image_cards.pop(image_id))
-        fresh = [r for r in records if r.id not in self.image_cards]
+        shown_ids = {r.id for r in records[: self.shown_limit]} | set(self.image_cards)
+        ordered = [r for r in records if r.id in shown_ids]
+        self.shown_limit = max(self.shown_limit, len(ordered))
         arriving = bool(self.image_cards)
         ok = True
-        # Oldest first so each new card can go to the front and the newest ends up first.
-        for record in reversed(fresh):
-            ok &= self._guarded("image", record.id, functools.partial(self._add_image_card, record, arriving))
+        # In the final order, so every card goes in at its index with all before it in place.
+        for index, record in enumerate(ordered):
+            if record.id not in self.image_cards:
+                add = functools.partial(self._add_image_card, record, arriving, index)
+                ok &= self._guarded("image", record.id, add)
+        hidden = len(records) - len(self.image_cards)
+        self.more.set_visibility(hidden > 0)
+        self.more.set_text(f"Show more ({hidden} older)")
         self.empty.set_visibility(not records and not self.job_cards)
         return ok
 
-    def _add_image_card(self, record: ImageRecord, arriving: bool) -> None:
+    def _show_more(self) -> None:
+        self.shown_limit = len(self.image_cards) + PAGE_SIZE
+        self._guarded("images", "more", self._sync_images)
+
+    def _add_image_card(self, record: ImageRecord, arriving: bool, index: int) -> None:
         with self.images_box:
             card = ui.element("div")
         try:
@@ -204,7 +230,7 @@ class GalleryPage:
         except Exception:
             self.images_box.remove(card)  # no half-built card stays behind
             raise
-        card.move(self.images_box, target_index=0)
+        card.move(self.images_box, target_index=index)
         self.image_cards[record.id] = card
 
     def _sync_jobs(self) -> bool:
