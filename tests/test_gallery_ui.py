@@ -340,6 +340,14 @@ async def test_a_big_gallery_shows_one_page_first_then_more_on_request(user: Use
     await eventually(lambda: shown_ids(user)[:1] == [fresh.id], message="the new card on top")
     assert len(shown_ids(user)) == PAGE_SIZE + 1
 
+    # more arrivals than a page between two ticks: all of them show, on top, in order
+    burst = [
+        services.store.add_sync(_png(1000 + i), origin=ImageOrigin.UPLOAD, name=f"burst-{i}.png").id
+        for i in range(PAGE_SIZE + 5)
+    ]
+    await eventually(lambda: len(shown_ids(user)) == 2 * PAGE_SIZE + 6, message="every new card")
+    assert shown_ids(user)[: len(burst)] == burst[::-1]
+
     user.find(marker="show-more").click()
     await eventually(
         lambda: shown_ids(user) == [r.id for r in services.store.list()], message="every image, in order"

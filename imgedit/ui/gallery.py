@@ -201,7 +201,9 @@ class GalleryPage:
         current = {r.id for r in records}
         for image_id in [i for i in self.image_cards if i not in current]:
             self.images_box.remove(self.image_cards.pop(image_id))
-        shown_ids = {r.id for r in records[: self.shown_limit]} | set(self.image_cards)
+        oldest_shown = min((r.created_at for r in records if r.id in self.image_cards), default=None)
+        arrived = {r.id for r in records if oldest_shown is not None and r.created_at > oldest_shown}
+        shown_ids = {r.id for r in records[: self.shown_limit]} | set(self.image_cards) | arrived
         ordered = [r for r in records if r.id in shown_ids]
         self.shown_limit = max(self.shown_limit, len(ordered))
         arriving = bool(self.image_cards)
