@@ -111,9 +111,12 @@
       let tries = 0;
       const attempt = () => {
         const element = document.getElementById(`c${target.id}`);
-        if (element) {
-          element.scrollIntoView({ behavior: reduce ? "auto" : "smooth", block: "center" });
-        } else if (++tries < 20) {
+        // After the dialog is gone: Quasar hands focus back to the control that opened it (which
+        // scrolls to it), and that must not undo this scroll.
+        if (element && !document.querySelector(".q-dialog")) {
+          window.requestAnimationFrame(() =>
+            element.scrollIntoView({ behavior: reduce ? "auto" : "smooth", block: "center" }));
+        } else if (++tries < 40) {
           window.setTimeout(attempt, 50); // the card arrives in the same message; Vue draws it next
         }
       };
