@@ -138,8 +138,16 @@ def test_start_edit_end_to_end(server: str, browser: webdriver.Chrome, tmp_path:
         lambda d: len(d.find_elements(By.CSS_SELECTOR, ".imgedit-image-card")) == before + 1 or None
     )
     before += 1
-
-    browser.find_elements(By.CSS_SELECTOR, ".imgedit-image-card")[0].click()
+    # Click the new card as a person would: once it is drawn, thumbnail and all.
+    wait(browser, 30).until(
+        lambda d: d.execute_script(
+            "const c = document.querySelector('.imgedit-images-box .imgedit-image-card');"
+            "const img = c && c.querySelector('img');"
+            "return !!img && img.complete && img.naturalWidth > 0 && c.textContent.includes('big-picture')"
+            " && c.getAnimations({subtree: true}).every((a) => a.playState !== 'running');"
+        )
+    )
+    click(browser, By.CSS_SELECTOR, ".imgedit-images-box .imgedit-image-card:nth-child(1)")
     click_button(browser, "Edit")
     prompt = wait(browser).until(
         lambda d: next(
