@@ -74,7 +74,11 @@ def chrome(*, performance_log: bool = False) -> webdriver.Chrome:
 
 
 def wait(driver: webdriver.Chrome, timeout: float = 20):  # type: ignore[no-untyped-def]
-    return WebDriverWait(driver, timeout, poll_frequency=0.1)
+    """Poll a condition; an element Vue redrew between finding it and reading it (stale) is
+    simply looked up again at the next poll."""
+    return WebDriverWait(
+        driver, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+    )
 
 
 def click(driver: webdriver.Chrome, by: str, selector: str, text_prefix: str = "") -> None:
