@@ -219,6 +219,20 @@ class GalleryPage:
         self.empty.set_visibility(not records and not self.job_cards)
         return ok
 
+    def step(self, record: ImageRecord, delta: int) -> ImageRecord | None:
+        """The image ``delta`` places after ``record`` in this tab's order (+1: the next older,
+        -1: the next newer), as the viewer's arrows go; None past either end. Going past the
+        last card shown loads the next page first."""
+        order = [r for r in self.store.list() if r.id in self.image_cards]
+        ids = [r.id for r in order]
+        if record.id not in ids:
+            return None
+        index = ids.index(record.id) + delta
+        if index >= len(order) and len(self.store) > len(self.image_cards):
+            self._show_more()
+            order = [r for r in self.store.list() if r.id in self.image_cards]
+        return order[index] if 0 <= index < len(order) else None
+
     def _show_more(self) -> None:
         self.shown_limit = len(self.image_cards) + PAGE_SIZE
         self._guarded("images", "more", self._sync_images)
