@@ -1,8 +1,8 @@
 """The offline provider: Pillow edits and procedural drawings, run off the event loop.
 
-Owns ``LocalProvider``: parses the prompt up front, then decodes, works and encodes in a worker
-thread, forwarding throttled progress to the sink on the loop thread and stopping the thread
-when the job is cancelled. Must not import nicegui or anything under ``imgedit.ui``.
+Owns ``LocalProvider``: parses the prompt up front, then decodes, works and encodes in the image
+pool (``imgedit.cpu``), forwarding throttled progress to the sink on the loop thread and stopping
+the work when the job is cancelled. Must not import nicegui or anything under ``imgedit.ui``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from imgedit import cpu
 from imgedit.errors import InvalidRequest
 from imgedit.imaging import open_image
 from imgedit.models import JobKind, Quality
@@ -175,19 +176,25 @@ class LocalProvider:
 
 
 async def _run_in_thread(work: Callable[[ProgressFn, StopFn], T], sink: ProgressSink) -> T:
-    """Run ``work(report, should_stop)`` in a worker thread; on cancellation stop it, wait, re-raise."""
+    """Run ``work(report, should_stop)`` in the image pool; on cancellation stop it, wait, re-raise.
+
+    A call still queued behind other image work is simply dropped; one already running is told
+    to stop and waited for, so no CPU is burned and nothing is produced after the cancel.
+    """
     stopped = threading.Event()
     relay = _Relay(asyncio.get_running_loop(), sink, stopped)
-    task = asyncio.ensure_future(asyncio.to_thread(work, relay, stopped.is_set))
+    call = cpu.submit(work, relay, stopped.is_set)
+    done = asyncio.wrap_future(call)
     try:
-        return await asyncio.shield(task)
+        return await asyncio.shield(done)
     except asyncio.CancelledError:
         stopped.set()
-        # Wait for the thread to notice, so no CPU is burned and nothing is produced after cancel;
-        # asyncio.wait does not cancel ``task`` if we are cancelled again meanwhile.
-        while not task.done():
+        if call.cancel():  # it never started
+            raise
+        # asyncio.wait does not cancel ``done`` if we are cancelled again meanwhile.
+        while not done.done():
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait({task})
-        if not task.cancelled():
-            task.exception()  # retrieved so it is not logged as "never retrieved"; cancelled wins
+                await asyncio.wait({done})
+        if not done.cancelled():
+            done.exception()  # retrieved so it is not logged as "never retrieved"; cancelled wins
         raise

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 from PIL import Image, UnidentifiedImageError
 
+from imgedit import cpu
 from imgedit.errors import (
     InvalidRequest,
     ProviderError,
@@ -224,7 +225,7 @@ class OpenAIProvider:
         image = request.image
         upload = _upload_type(image)
         if upload is None:
-            image = await asyncio.to_thread(_to_png, image)
+            image = await cpu.run(_to_png, image)
             upload = ("image.png", "image/png")
         if len(image) > MAX_UPLOAD_BYTES:
             raise InvalidRequest(

@@ -20,7 +20,7 @@ from fastapi import HTTPException
 from fastapi.responses import FileResponse, Response
 from nicegui import app
 
-from imgedit import imaging
+from imgedit import cpu, imaging
 from imgedit.errors import NotFound
 from imgedit.imaging import media_type, sniff_format
 from imgedit.models import ImageRecord, JobId, is_valid_id
@@ -136,7 +136,7 @@ def register_routes(services: Services) -> None:
             return FileResponse(thumb, media_type="image/webp", headers=IMMUTABLE, stat_result=found)
         # Only the thumbnail is lost: draw it again (not cached, so a restored file wins later).
         try:
-            data = await asyncio.to_thread(lambda: imaging.thumbnail(path.read_bytes()))
+            data = await cpu.run(imaging.thumbnail, await asyncio.to_thread(path.read_bytes))
         except FileNotFoundError:
             raise gone(record) from None
         return Response(data, media_type="image/webp", headers=NOT_STORED)
