@@ -83,6 +83,10 @@ MIGRATIONS: tuple[str, ...] = (
         created_at REAL NOT NULL
     );
     """,
+    # 4: favourites (a star on a gallery card)
+    """
+    ALTER TABLE images ADD COLUMN favourite INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 

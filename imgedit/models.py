@@ -80,6 +80,8 @@ class ImageRecord:
     quality: Quality | None = None
     job_id: JobId | None = None
     """The job that made it (edits and generations): one image per job, whatever happens."""
+    favourite: bool = False
+    """Starred by someone in the gallery; the Favourites filter shows these."""
 
     @property
     def extension(self) -> str:

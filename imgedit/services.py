@@ -47,7 +47,9 @@ class Services:
 
     def start(self) -> None:
         """Bring back the jobs the last run left queued or running (needs the running loop):
-        resumed in their queue order, or, with ``--no-resume``, shown as INTERRUPTED."""
+        resumed in their queue order, or, with ``--no-resume``, shown as INTERRUPTED. The
+        gallery's files are checked in the background meanwhile."""
+        self.store.check_in_background()
         if self.journal.setting(PAUSED_SETTING) == "1":
             self.registry.pause()
         rows = self.journal.unfinished()
@@ -73,6 +75,7 @@ class Services:
         log.info("%d job(s) left unfinished by the last run are shown as interrupted", len(rows))
 
     async def close(self) -> None:
+        await self.store.stop_checking()
         await self.registry.shutdown()
         await self.journal.flush()
         self.journal.close()

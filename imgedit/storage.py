@@ -6,39 +6,70 @@ Writes run in worker threads and are durable before they are visible: ``*.tmp``,
 fsync the folder, for the image and then its thumbnail, and only then the row commits. So after
 a power loss a row always has its files; files without a row are swept at the next ``open``.
 A disk that refuses a write (full, read-only) becomes ``StorageFailed`` with nothing left behind.
-Reads of the index are plain dict lookups on the event loop. Must not import nicegui.
+Reads of the index are plain lookups on the event loop: a dict by id and a list kept newest
+first, so a page of a 10,000-image gallery (``page``) costs what the page costs. Every change
+bumps ``version`` and goes into a short log (``changes_since``), so a view applies what changed
+without looking at the whole gallery. ``open`` loads the rows in one query and touches no file;
+``check_files`` (run in the background once the server is up) hides rows whose file has gone
+and sweeps files no row claims. Must not import nicegui.
 
 Usage::
 
     store = ImageStore(Path('data')); store.open()
     record = await store.add(png_bytes, origin=ImageOrigin.UPLOAD, name='cat.png')
     store.list()  # newest first
+    store.page(ImageFilter(text="cat"), after=None, limit=60)
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import builtins
 import contextlib
+import dataclasses
 import errno
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from imgedit import imaging
+from imgedit import cpu, imaging
 from imgedit.database import Database
 from imgedit.errors import NotFound, StorageFailed
 from imgedit.models import ImageId, ImageOrigin, ImageRecord, JobId, Quality, is_valid_id, new_image_id
+from imgedit.search import ImageFilter, haystack
 
 log = logging.getLogger(__name__)
 
-_COLUMNS = "id, created_at, origin, width, height, format, name, prompt, parent_id, provider, quality, job_id"
+_COLUMNS = (
+    "id, created_at, origin, width, height, format, name, prompt, parent_id, provider, quality, job_id, favourite"
+)
+CHANGE_LOG = 4096
+"""Changes kept for ``changes_since``; a view further behind than this rebuilds instead."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change to the gallery: added (no ``before``), removed (no ``after``) or altered."""
+
+    version: int
+    before: ImageRecord | None
+    after: ImageRecord | None
+
+
+def order_key(record: ImageRecord) -> tuple[float, str]:
+    """The gallery's order, newest first; ties (same clock tick) broken by id, stably."""
+    return (-record.created_at, record.id)
 
 Fsync = Callable[[int], None]
 """Flushes a file descriptor to the disk: ``os.fsync``, or a test's recorder."""
+T = TypeVar("T")
 Opener = Callable[[str, int], int]
 """Opens a path with flags and returns a descriptor, as ``open(..., opener=...)`` expects."""
 
@@ -54,37 +85,76 @@ class ImageStore:
         self.thumbs_dir = data_dir / "thumbs"
         self.db = Database(data_dir / "imgedit.sqlite3")
         self._records: dict[ImageId, ImageRecord] = {}
+        self._order: list[ImageRecord] = []
+        """The shown images, newest first (``order_key``)."""
+        self._text: dict[ImageId, str] = {}
+        """Each shown image's ``haystack``, so a search does not case-fold 10,000 prompts again."""
         self._by_job: dict[JobId, ImageRecord] = {}
         self._undoing: set[asyncio.Future[None]] = set()
+        self._loaded: list[ImageRecord] = []
+        """The rows ``open`` read, for ``check_files`` to look for on disk."""
+        self._opened_wall = 0.0
+        self._changes: deque[Change] = deque(maxlen=CHANGE_LOG)
+        self._checking: asyncio.Task[None] | None = None
         self.version = 0
-        """Bumped on every add and delete, so views can tell cheaply whether to look again."""
+        """Bumped on every change, so views can tell cheaply whether to look again."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Create the folders and database, load the index, sweep leftovers of a crash.
+        """Create the folders and database and load the index: one query, no file touched.
 
-        Each folder is listed once: a row whose image file is gone stays out of the gallery (the
-        row is kept, in case the file comes back); a file of ours without a row (a ``*.tmp``, or
-        a write the row never followed) is removed.
+        Start-up time does not grow with the gallery's files; ``check_files`` looks at them.
         """
         self.images_dir.mkdir(parents=True, exist_ok=True)
         self.thumbs_dir.mkdir(parents=True, exist_ok=True)
         self.db.open()
-        records = [
-            _from_row(row) for row in self.db.query(f"SELECT {_COLUMNS} FROM images ORDER BY created_at")
-        ]
-        images, thumbs = _file_names(self.images_dir), _file_names(self.thumbs_dir)
+        self._opened_wall = time.time()
+        records = [_from_row(row) for row in self.db.query(f"SELECT {_COLUMNS} FROM images")]
+        records.sort(key=order_key)
+        self._loaded = records
+        self._order = list(records)
         for record in records:
-            if self.path_of(record).name in images:
-                self._records[record.id] = record
-                if record.job_id is not None:
-                    self._by_job[record.job_id] = record
-            else:
-                log.warning("image %s has no file any more; leaving it out of the gallery", record.id)
-        _sweep(self.images_dir, images - {self.path_of(r).name for r in records})
-        _sweep(self.thumbs_dir, thumbs - {self.thumb_path_of(r).name for r in records})
+            self._records[record.id] = record
+            if record.job_id is not None:
+                self._by_job[record.job_id] = record
         self.version += 1
+
+    def check_in_background(self) -> None:
+        """Start ``check_files`` on the running loop (the server answers meanwhile)."""
+        self._checking = asyncio.get_running_loop().create_task(self._check_logged())
+
+    async def stop_checking(self) -> None:
+        if self._checking is not None and not self._checking.done():
+            self._checking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checking
+
+    async def _check_logged(self) -> None:
+        try:
+            await self.check_files()
+        except Exception:
+            log.exception("could not check the gallery's files; every image stays shown")
+
+    async def check_files(self) -> None:
+        """Look for the files of the rows ``open`` loaded (each folder listed once, in a worker
+        thread): a row whose image file is gone drops out of the gallery (the row is kept, in
+        case the file comes back); a file of ours that no row claims (a ``*.tmp``, or a write
+        the row never followed, from before this start) is removed."""
+        loaded, self._loaded = self._loaded, []
+        names = await asyncio.to_thread(lambda: (_file_names(self.images_dir), _file_names(self.thumbs_dir)))
+        images, thumbs = names
+        for record in loaded:
+            if self.path_of(record).name not in images:
+                self.forget_missing(record.id)
+        rows = await asyncio.to_thread(self.db.query, "SELECT id, format FROM images")
+        claimed = {ImageId(row["id"]) for row in rows} | set(self._records)
+        image_names = {f"{r.id}.{r.extension}" for r in loaded} | {self.path_of(r).name for r in self._order}
+        image_names |= {f"{row['id']}.{_extension(row['format'])}" for row in rows}
+        thumb_names = {f"{image_id}.webp" for image_id in claimed}
+        before = self._opened_wall
+        await asyncio.to_thread(_sweep, self.images_dir, images - image_names, before)
+        await asyncio.to_thread(_sweep, self.thumbs_dir, thumbs - thumb_names, before)
 
     def close(self) -> None:
         self.db.close()
@@ -93,7 +163,47 @@ class ImageStore:
 
     def list(self) -> list[ImageRecord]:
         """Every image, newest first."""
-        return sorted(self._records.values(), key=lambda r: r.created_at, reverse=True)
+        return list(self._order)
+
+    def page(self, flt: ImageFilter, *, after: ImageRecord | None, limit: int) -> builtins.list[ImageRecord]:
+        """Up to ``limit`` images that match, newest first, starting below ``after`` (None: the top)."""
+        start = 0 if after is None else bisect.bisect_right(self._order, order_key(after), key=order_key)
+        found: list[ImageRecord] = []
+        everything = not flt.active
+        text = self._text
+        for record in self._order[start:] if start else self._order:
+            if everything or flt.matches(record, text.get(record.id)):
+                found.append(record)
+                if len(found) >= limit:
+                    break
+        return found
+
+    def count(self, flt: ImageFilter) -> int:
+        """How many images match (every image when nothing is filtered)."""
+        if not flt.active:
+            return len(self._order)
+        text = self._text
+        return sum(1 for r in self._order if flt.matches(r, text.get(r.id)))
+
+    def providers(self) -> builtins.list[str]:
+        """The providers that made the gallery's images, by name, for the provider filter."""
+        return sorted({r.provider for r in self._order if r.provider})
+
+    def changes_since(self, version: int) -> builtins.list[Change] | None:
+        """What changed after ``version``, oldest first; None when that is further back than the
+        log remembers (the caller rebuilds its view)."""
+        if version == self.version:
+            return []
+        found: list[Change] = []
+        for change in reversed(self._changes):
+            if change.version <= version:
+                break
+            found.append(change)
+        else:
+            if not found or found[-1].version != version + 1:
+                return None
+        found.reverse()
+        return found
 
     def __len__(self) -> int:
         return len(self._records)
@@ -129,9 +239,45 @@ class ImageStore:
     def forget_missing(self, image_id: ImageId) -> None:
         """Hide an image whose file has gone (deleted behind the app's back): its card drops out
         everywhere; the row stays, so the image comes back if the file does."""
-        if self._records.pop(image_id, None) is not None:
+        record = self._records.get(image_id)
+        if record is not None:
             log.warning("image %s has no file any more; leaving it out of the gallery", image_id)
-            self.version += 1
+            self._hide(record)
+
+    # -- the in-memory index -------------------------------------------------------------------
+
+    def _show(self, record: ImageRecord) -> None:
+        self._records[record.id] = record
+        bisect.insort(self._order, record, key=order_key)
+        self._text[record.id] = haystack(record)
+        if record.job_id is not None:
+            self._by_job[record.job_id] = record
+        self._changed(None, record)
+
+    def _hide(self, record: ImageRecord) -> None:
+        if self._records.pop(record.id, None) is None:
+            return
+        index = bisect.bisect_left(self._order, order_key(record), key=order_key)
+        if index < len(self._order) and self._order[index].id == record.id:
+            del self._order[index]
+        self._text.pop(record.id, None)
+        self._changed(record, None)
+
+    def _replace(self, before: ImageRecord, after: ImageRecord) -> None:
+        """Swap a record for an altered copy (same id and time, so the same place)."""
+        if self._records.get(before.id) is None:
+            return
+        self._records[after.id] = after
+        index = bisect.bisect_left(self._order, order_key(before), key=order_key)
+        if index < len(self._order) and self._order[index].id == before.id:
+            self._order[index] = after
+        if after.job_id is not None:
+            self._by_job[after.job_id] = after
+        self._changed(before, after)
+
+    def _changed(self, before: ImageRecord | None, after: ImageRecord | None) -> None:
+        self.version += 1
+        self._changes.append(Change(self.version, before, after))
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -183,10 +329,7 @@ class ImageStore:
             undo.add_done_callback(self._undoing.discard)
             await asyncio.shield(undo)
             raise
-        self._records[record.id] = record
-        if record.job_id is not None:
-            self._by_job[record.job_id] = record
-        self.version += 1
+        self._show(record)
         return record, note
 
     def add_sync(
@@ -194,10 +337,7 @@ class ImageStore:
     ) -> ImageRecord:
         """``add`` for start-up code that runs before the event loop serves anyone."""
         record, _note = self._write(new_image_id(), data, _Details(origin=origin, name=name, prompt=prompt))
-        self._records[record.id] = record
-        if record.job_id is not None:
-            self._by_job[record.job_id] = record
-        self.version += 1
+        self._show(record)
         return record
 
     async def _undo(self, write: asyncio.Future[tuple[ImageRecord, str]], image_id: ImageId) -> None:
@@ -216,23 +356,53 @@ class ImageStore:
         The card drops out at once; if the disk refuses, it comes back and ``StorageFailed`` says why.
         """
         record = self.get(image_id)
-        del self._records[record.id]
-        self.version += 1
+        self._hide(record)
         try:
             with _storage_errors(f"Could not delete “{record.title}”"):
                 await asyncio.to_thread(self._erase, record.id)
         except StorageFailed:
-            self._records[record.id] = record
-            if record.job_id is not None:
-                self._by_job[record.job_id] = record
-            self.version += 1
+            self._show(record)
             raise
         return record
+
+    async def delete_many(self, image_ids: Collection[str]) -> tuple[builtins.list[ImageRecord], str | None]:
+        """Remove several images at once (their cards drop out at once, their rows go in one
+        transaction). Returns what was deleted and, if the disk refused some, why; those come back.
+        Ids no longer in the gallery are skipped."""
+        records = [self._records[ImageId(i)] for i in dict.fromkeys(image_ids) if i in self._records]
+        for record in records:
+            self._hide(record)
+        erased, problem = await asyncio.to_thread(self._erase_many, [r.id for r in records])
+        deleted = [r for r in records if r.id in erased]
+        for record in records:
+            if record.id not in erased:
+                self._show(record)
+        return deleted, problem
+
+    async def set_favourite(self, image_id: str, favourite: bool) -> ImageRecord:
+        """Star or unstar an image; every view sees it at once. The disk's refusal puts it back
+        and raises ``StorageFailed``."""
+        record = self.get(image_id)
+        if record.favourite == favourite:
+            return record
+        changed = dataclasses.replace(record, favourite=favourite)
+        self._replace(record, changed)
+        try:
+            with _storage_errors(f"Could not save the star of “{record.title}”"):
+                await asyncio.to_thread(
+                    self.db.execute, "UPDATE images SET favourite = ? WHERE id = ?", (int(favourite), record.id)
+                )
+        except BaseException:
+            current = self._records.get(record.id)
+            if current is not None:
+                self._replace(current, dataclasses.replace(current, favourite=record.favourite))
+            raise
+        return changed
 
     # -- worker-thread parts -------------------------------------------------------------------
 
     def _write(self, image_id: ImageId, data: bytes, details: _Details) -> tuple[ImageRecord, str]:
-        normalized = imaging.normalize(data, details.name or "the image")
+        normalized = _on_cpu(imaging.normalize, data, details.name or "the image")
         record = ImageRecord(
             id=image_id,
             created_at=time.time(),
@@ -251,7 +421,7 @@ class ImageStore:
         try:
             with _storage_errors(failure):
                 self._write_file(self.path_of(record), normalized.data)
-            thumb = imaging.thumbnail(normalized.data)  # Pillow's own OSErrors are not the disk's
+            thumb = _on_cpu(imaging.thumbnail, normalized.data)  # Pillow's OSErrors are not the disk's
             with _storage_errors(failure):
                 self._write_file(self.thumb_path_of(record), thumb)
                 self._insert(record)
@@ -266,7 +436,7 @@ class ImageStore:
             # A row of the same job whose file had gone (so ``add`` did not find it) makes way.
             self.db.execute("DELETE FROM images WHERE job_id = ?", (record.job_id,))
         self.db.execute(
-            f"INSERT INTO images ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO images ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.id,
                 record.created_at,
@@ -280,6 +450,7 @@ class ImageStore:
                 record.provider,
                 record.quality.value if record.quality else None,
                 record.job_id,
+                int(record.favourite),
             ),
         )
 
@@ -319,10 +490,32 @@ class ImageStore:
                     log.warning("could not remove %s: %s", path, exc)
 
     def _erase(self, image_id: ImageId) -> None:
+        self._unlink(image_id)
+        self.db.execute("DELETE FROM images WHERE id = ?", (image_id,))
+
+    def _unlink(self, image_id: ImageId) -> None:
         for folder in (self.images_dir, self.thumbs_dir):
             for path in folder.glob(f"{image_id}.*"):
                 path.unlink(missing_ok=True)
-        self.db.execute("DELETE FROM images WHERE id = ?", (image_id,))
+
+    def _erase_many(self, image_ids: builtins.list[ImageId]) -> tuple[set[ImageId], str | None]:
+        erased: list[ImageId] = []
+        problem: str | None = None
+        for image_id in image_ids:
+            try:
+                with _storage_errors(f"Could not delete {len(image_ids) - len(erased)} of the images"):
+                    self._unlink(image_id)
+            except StorageFailed as exc:
+                problem = str(exc)
+                break
+            erased.append(image_id)
+        try:
+            with _storage_errors("Could not delete the images"):
+                self.db.execute_many(("DELETE FROM images WHERE id = ?", (i,)) for i in erased)
+        except StorageFailed as exc:
+            # Files gone, rows kept: the rows stay hidden (no file) and the next start forgets nothing.
+            return set(), str(exc)
+        return set(erased), problem
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -381,6 +574,7 @@ def _os_reason(exc: OSError) -> str:
 
 # SQLite's primary result codes (the low byte of ``sqlite_errorcode``) that mean the disk said no.
 _SQLITE_REASONS = {
+    5: "another program is holding the database; try again.",
     13: "the disk is full.",
     8: _NOT_WRITABLE,
     14: _NOT_WRITABLE,
@@ -398,13 +592,31 @@ def _file_names(folder: Path) -> set[str]:
         return {entry.name for entry in entries if entry.is_file()}
 
 
-def _sweep(folder: Path, names: set[str]) -> None:
-    """Remove files this store made but no row claims; anything else in the folder is not ours."""
+def _sweep(folder: Path, names: set[str], before: float) -> None:
+    """Remove files this store made but no row claims, left from before ``before`` (a write in
+    progress has its file before its row); anything else in the folder is not ours."""
     for name in names:
         if name.endswith(".tmp") or is_valid_id(name.partition(".")[0]):
-            log.info("removing %s: no image row refers to it", folder / name)
-            with contextlib.suppress(FileNotFoundError):
-                (folder / name).unlink()
+            path = folder / name
+            try:
+                if path.stat().st_mtime >= before:
+                    continue
+                log.info("removing %s: no image row refers to it", path)
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.warning("could not remove %s: %s", path, exc)
+
+
+def _extension(image_format: str) -> str:
+    return {"JPEG": "jpg"}.get(image_format, image_format.lower())
+
+
+def _on_cpu(function: Callable[..., T], *args: object) -> T:
+    """Run Pillow work from a storage worker thread in the image pool (``imgedit.cpu``), so disk
+    writes and image work never queue behind each other in one pool."""
+    return cpu.executor().submit(function, *args).result()
 
 
 def _from_row(row: sqlite3.Row) -> ImageRecord:
@@ -423,4 +635,5 @@ def _from_row(row: sqlite3.Row) -> ImageRecord:
         provider=get("provider"),
         quality=Quality(quality) if quality else None,
         job_id=JobId(get("job_id")) if get("job_id") else None,
+        favourite=bool(get("favourite")),
     )

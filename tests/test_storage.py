@@ -62,9 +62,11 @@ async def wait_until(condition: Callable[[], bool], within: float = 10.0) -> Non
         await asyncio.sleep(0.001)
 
 
-def reopen(tmp_path: Path) -> ImageStore:
+async def reopen(tmp_path: Path) -> ImageStore:
+    """A restart: open, then the check of the files that runs once the server is up."""
     again = ImageStore(tmp_path)
     again.open()
+    await again.check_files()
     return again
 
 
@@ -168,7 +170,7 @@ async def test_the_gallery_survives_a_restart(store: ImageStore, tmp_path: Path)
     ]
     store.close()
 
-    again = reopen(tmp_path)
+    again = await reopen(tmp_path)
     try:
         assert again.list() == list(reversed(added))
         for record in added:
@@ -188,7 +190,7 @@ async def test_an_image_whose_file_was_deleted_is_left_out_after_a_restart(
     store.close()
     store.path_of(lost).unlink()
 
-    again = reopen(tmp_path)
+    again = await reopen(tmp_path)
     try:
         assert [r.id for r in again.list()] == [kept.id]
         with pytest.raises(NotFound):
@@ -203,7 +205,7 @@ async def test_stray_temporary_files_are_swept_on_open(store: ImageStore, tmp_pa
     (tmp_path / "images" / f"{'1' * 32}.png.tmp").write_bytes(b"half a picture")
     (tmp_path / "thumbs" / f"{'1' * 32}.webp.tmp").write_bytes(b"half a thumb")
 
-    again = reopen(tmp_path)
+    again = await reopen(tmp_path)
     try:
         assert files(tmp_path / "images") == [f"{record.id}.png"]
         assert files(tmp_path / "thumbs") == [f"{record.id}.webp"]
@@ -338,7 +340,7 @@ async def test_delete_removes_the_files_and_the_row(store: ImageStore, tmp_path:
         store.get(gone.id)
 
     store.close()
-    again = reopen(tmp_path)
+    again = await reopen(tmp_path)
     try:
         assert [r.id for r in again.list()] == [kept.id]
     finally:
@@ -401,7 +403,7 @@ async def test_cancelling_an_add_halfway_through_writing_leaves_nothing_behind(
     assert store.version == version
 
     store.close()
-    again = reopen(tmp_path)
+    again = await reopen(tmp_path)
     try:
         assert again.list() == before
     finally:
@@ -466,7 +468,7 @@ async def test_files_without_a_row_are_removed_on_open(store: ImageStore, tmp_pa
     (tmp_path / "thumbs" / f"{record.id}.png").write_bytes(b"a thumb under a name no row has")
     (tmp_path / "images" / "README.txt").write_text("not ours: left alone")
 
-    again = reopen(tmp_path)
+    again = await reopen(tmp_path)
     try:
         assert files(tmp_path / "images") == sorted([f"{record.id}.png", "README.txt"])
         assert files(tmp_path / "thumbs") == [f"{record.id}.webp"]
@@ -483,7 +485,7 @@ async def test_a_row_whose_file_is_missing_stays_hidden_until_the_file_is_back(
     parked = tmp_path / "parked.png"
     store.path_of(record).rename(parked)
 
-    again = reopen(tmp_path)
+    again = await reopen(tmp_path)
     try:
         assert again.list() == []
         assert [r["id"] for r in rows(tmp_path)] == [record.id]  # the row is kept
@@ -492,7 +494,7 @@ async def test_a_row_whose_file_is_missing_stays_hidden_until_the_file_is_back(
         again.close()
 
     parked.rename(store.path_of(record))
-    third = reopen(tmp_path)
+    third = await reopen(tmp_path)
     try:
         assert [r.id for r in third.list()] == [record.id]
     finally:
