@@ -67,8 +67,24 @@ const before = new Set(document.querySelectorAll('.imgedit-loading-card'));
 const start = [...document.querySelectorAll('.q-dialog button')]
   .find((b) => b.textContent.trim() === 'Start Edit');
 if (!start) return 'no Start Edit button';
-const result = { click: null, laidOut: null, frame: null, how: null };
+const result = { click: null, emitted: null, arrived: null, laidOut: null, frame: null, how: null };
 window.__p5 = result;
+// Milestones on the way, same clock: the click's event leaving through the socket, and the
+// first update message that carries a loading card arriving (before NiceGUI applies it).
+const socket = window.socket;
+const emit = socket.emit;
+socket.emit = function (name, ...rest) {
+  if (name === 'event' && result.emitted === null) result.emitted = performance.now();
+  return emit.call(this, name, ...rest);
+};
+const arrival = (name, message) => {
+  if (name !== 'update' || result.arrived !== null || result.emitted === null) return;
+  const now = performance.now();
+  const carries = Object.values(message).some(
+    (e) => e && Array.isArray(e.class) && e.class.includes('imgedit-loading-card'));
+  if (carries) result.arrived = now;
+};
+socket.prependAny(arrival);
 const shown = () => {
   for (const card of document.querySelectorAll('.imgedit-loading-card')) {
     if (before.has(card)) continue;
@@ -84,6 +100,8 @@ const found = (how) => {
   result.laidOut = performance.now();
   result.how = how;
   observer.disconnect();
+  socket.emit = emit;
+  socket.offAny(arrival);
   requestAnimationFrame(() => { result.frame = performance.now(); });
 };
 const observer = new MutationObserver(() => { if (shown()) found('mutation'); });
@@ -156,6 +174,12 @@ def quiet_gallery(driver: webdriver.Chrome, cards: int) -> None:
 
 
 def one_click(driver: webdriver.Chrome, prompt: str) -> dict[str, Any]:
+    prepare(driver, prompt)
+    return measure(driver, prompt)
+
+
+def prepare(driver: webdriver.Chrome, prompt: str) -> None:
+    """The first image's dialog, Edit, the prompt typed: the Start Edit click is next."""
     click(driver, By.CSS_SELECTOR, ".imgedit-images-box .imgedit-image-card:nth-child(1)")
     click(driver, By.XPATH, "//button[.//span[normalize-space()='Edit']]")
     field = wait(driver).until(
@@ -167,6 +191,9 @@ def one_click(driver: webdriver.Chrome, prompt: str) -> dict[str, Any]:
     field.send_keys(prompt)
     wait(driver).until(lambda d: field.get_attribute("value") == prompt)
     wait(driver).until(still)  # the dialog has finished opening
+
+
+def measure(driver: webdriver.Chrome, prompt: str) -> dict[str, Any]:
     outcome = driver.execute_script(MEASURE_JS, prompt)
     if outcome != "clicked":
         raise SystemExit(f"FAIL: {outcome}")
@@ -190,6 +217,7 @@ def main() -> None:
         raise SystemExit(f"needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)")
     laid_out: list[float] = []
     framed: list[float] = []
+    shares: tuple[list[float], list[float], list[float]] = ([], [], [])
     with tempfile.TemporaryDirectory(prefix="imgedit-p5-") as folder:
         app = AppProcess(Path(folder))
         driver = None
@@ -203,23 +231,33 @@ def main() -> None:
                     "return imgs.length >= 6 && imgs.every((i) => i.complete && i.naturalWidth > 0)"
                 )
             )
-            cards = int(driver.execute_script("return document.querySelectorAll('.imgedit-image-card').length"))
+            cards = int(
+                driver.execute_script("return document.querySelectorAll('.imgedit-image-card').length")
+            )
             quiet_gallery(driver, cards)
             for run in range(args.warmup + args.runs):
                 prompt = f"sepia and rotate {run + 1}"
                 measured = one_click(driver, prompt)
                 to_dom = measured["laidOut"] - measured["click"]
                 to_frame = measured["frame"] - measured["click"]
+                parts = (
+                    measured["emitted"] - measured["click"],
+                    measured["arrived"] - measured["emitted"],
+                    measured["laidOut"] - measured["arrived"],
+                )
                 counted = run >= args.warmup
                 label = f"run {run - args.warmup + 1}" if counted else "warm-up"
                 print(
-                    f"{label:>8}: laid out {to_dom:6.1f} ms, painted frame {to_frame:6.1f} ms"
-                    f" (seen by {measured['how']})",
+                    f"{label:>8}: laid out {to_dom:6.1f} ms, painted frame {to_frame:6.1f} ms (seen by"
+                    f" {measured['how']}); click->sent {parts[0]:.1f}, sent->update in {parts[1]:.1f},"
+                    f" update in->laid out {parts[2]:.1f} ms",
                     flush=True,
                 )
                 if counted:
                     laid_out.append(to_dom)
                     framed.append(to_frame)
+                    for share, value in zip(shares, parts, strict=True):
+                        share.append(value)
                 cards += 1
                 quiet_gallery(driver, cards)  # the job is done and its image shown: a quiet start
         finally:
@@ -229,7 +267,14 @@ def main() -> None:
         if "Traceback" in app.log:
             print("WARNING: the server logged a traceback:\n" + app.log, file=sys.stderr)
     print(f"P5 click Start Edit -> loading card, {args.runs} runs (after {args.warmup} warm-up):")
-    for name, values in (("laid out (in DOM, visible)", laid_out), ("first frame after it", framed)):
+    rows = [
+        ("laid out (in DOM, visible)", laid_out),
+        ("first frame after it", framed),
+        ("  click -> event sent", shares[0]),
+        ("  sent -> card's update in", shares[1]),
+        ("  update in -> laid out", shares[2]),
+    ]
+    for name, values in rows:
         print(
             f"  {name:<27} median {statistics.median(values):6.1f} ms, "
             f"p90 {nearest_rank(values, 0.9):6.1f} ms, max {max(values):6.1f} ms"
