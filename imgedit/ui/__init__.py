@@ -10,7 +10,7 @@ from pathlib import Path
 from nicegui import app, helpers, ui
 
 from imgedit.services import Services
-from imgedit.ui import signin, theme, urls
+from imgedit.ui import archive, signin, theme, urls
 from imgedit.ui.gallery import GalleryPage
 from imgedit.ui.history import HistoryView
 from imgedit.ui.hosts import HostCheck, HostPolicy
@@ -31,6 +31,7 @@ def register(app_services: Services) -> None:
     simulated = ("test",) if helpers.is_user_simulation() else ()
     policy = HostPolicy.for_server(host=settings.host, allowed_hosts=(*settings.allowed_hosts, *simulated))
     register_routes(app_services)
+    archive.register_route(app_services)  # /media/zip/<token>: a selection as one zip
     signin.install(app_services)  # with a password: the gate, /login and /login/done
     app.add_middleware(HostCheck, policy=policy)  # added last, so it wraps everything added before
     app.add_static_files("/static", STATIC_DIR)
