@@ -309,14 +309,14 @@ def shown_ids(user: User) -> list[str]:
     assert user.client is not None
     box = next(e for e in user.client.elements.values() if "imgedit-images-box" in e.classes)
     return [
-        next(m.removeprefix("image-") for m in card._markers if m.startswith("image-") and m != "image-card")
+        next(m.removeprefix("card-") for m in card._markers if m.startswith("card-"))
         for card in box.default_slot.children
     ]
 
 
 async def test_a_big_gallery_shows_one_page_first_then_more_on_request(user: User) -> None:
     from imgedit.models import ImageOrigin
-    from imgedit.ui.gallery import PAGE_SIZE
+    from imgedit.ui.image_grid import PAGE_SIZE
 
     await user.open("/")
     services = app_services()

@@ -23,6 +23,7 @@ from imgedit.services import Services
 from imgedit.ui import format as fmt
 from imgedit.ui import history, signin, theme, urls
 from imgedit.ui.dialogs import ImageDialog, JobDialog, lineage_text
+from imgedit.ui.image_grid import ImageGrid
 from imgedit.ui.job_card import LoadingCard
 from imgedit.ui.tray import JobsTray
 
@@ -45,11 +46,6 @@ UPLOAD_HEADER = """
 """A fixed template (no user text): the upload zone's header."""
 
 
-PAGE_SIZE = 60
-"""Image cards a tab shows at first, and adds per Show more: the first paint stays small
-whatever the size of the gallery."""
-
-
 class GalleryPage:
     """One browser tab's gallery."""
 
@@ -57,12 +53,8 @@ class GalleryPage:
         self.services = services
         self.store = services.store
         self.registry = services.registry
-        self.image_cards: dict[ImageId, ui.element] = {}
-        self.shown_limit = PAGE_SIZE
-        """How many of the newest images this tab shows; Show more adds a page."""
         self.job_cards: dict[JobId, LoadingCard] = {}
         self._hidden_jobs: set[JobId] = set()
-        self._store_version = -1
         self._registry_version = -1
         self._broken: set[tuple[str, str]] = set()
         self._opened_at = time.time()
@@ -71,6 +63,15 @@ class GalleryPage:
         self._counts_sent: tuple[int, int] | None = None
         self._news: list[str] = []
         self.tray = JobsTray(services, on_cancel=self._cancel, on_hide=self._hide_jobs)
+        self.images = ImageGrid(
+            services,
+            open_image=lambda record: self.image_dialog.open(record),
+            title=self._title,
+            lineage=lambda record: lineage_text(record, services),
+            say=self._say,
+            changed=self._show_emptiness,
+            download=self._download_images,
+        )
 
     def build(self) -> None:
         # The browser advances timers from server timestamps; this tells it the server's clock.
@@ -124,15 +125,14 @@ class GalleryPage:
             self.live.props.update(role="status")
             self.live.props["aria-live"] = "polite"
             self.live.props["aria-atomic"] = "true"
+            self.images.build_tools()
             with ui.element("div").classes("imgedit-gallery").mark("gallery") as self.grid:
                 self.jobs_box = ui.element("div").classes("imgedit-box")
-                self.images_box = ui.element("div").classes("imgedit-box imgedit-images-box")
+                self.images.build_box()
                 self.empty = ui.label("No images yet. Drop some above, or make a New image.").classes(
                     "imgedit-empty"
                 )
-            self.more = ui.button("Show more", on_click=self._show_more).classes("imgedit-more")
-            self.more.props.update({"outline": True, "no-caps": True, "color": "ie-quiet"})
-            self.more.mark("show-more")
+            self.images.build_footer()
         self.tick()
         ui.timer(TICK_SECONDS, self.tick)
 
@@ -145,9 +145,8 @@ class GalleryPage:
         could not be built or updated is logged and skipped, the others stay live, and the next
         tick tries it again.
         """
-        store_version = self.store.version
-        if store_version != self._store_version and self._sync_images():
-            self._store_version = store_version
+        if self.images.behind:
+            self.images.sync()
         registry_version = self.registry.version
         if registry_version != self._registry_version and self._sync_jobs():
             self._registry_version = registry_version
@@ -191,63 +190,19 @@ class GalleryPage:
         self._broken.discard((what, key))
         return True
 
-    def _sync_images(self) -> bool:
-        """Show the newest ``shown_limit`` images, newest first, touching only cards that change.
+    def _show_emptiness(self) -> None:
+        if hasattr(self, "empty"):
+            self.empty.set_visibility(len(self.store) == 0 and not self.job_cards)
 
-        A card once shown stays until its image is deleted (a new image on top does not push
-        the last one out; the limit grows instead), and a deleted card's place is filled from
-        the next older image."""
-        records = self.store.list()
-        current = {r.id for r in records}
-        for image_id in [i for i in self.image_cards if i not in current]:
-            self.images_box.remove(self.image_cards.pop(image_id))
-        oldest_shown = min((r.created_at for r in records if r.id in self.image_cards), default=None)
-        arrived = {r.id for r in records if oldest_shown is not None and r.created_at > oldest_shown}
-        shown_ids = {r.id for r in records[: self.shown_limit]} | set(self.image_cards) | arrived
-        ordered = [r for r in records if r.id in shown_ids]
-        self.shown_limit = max(self.shown_limit, len(ordered))
-        arriving = bool(self.image_cards)
-        ok = True
-        # In the final order, so every card goes in at its index with all before it in place.
-        for index, record in enumerate(ordered):
-            if record.id not in self.image_cards:
-                add = functools.partial(self._add_image_card, record, arriving, index)
-                ok &= self._guarded("image", record.id, add)
-        hidden = len(records) - len(self.image_cards)
-        self.more.set_visibility(hidden > 0)
-        self.more.set_text(f"Show more ({hidden} older)")
-        self.empty.set_visibility(not records and not self.job_cards)
-        return ok
+    @property
+    def image_cards(self) -> dict[ImageId, ui.element]:
+        """The image cards this tab shows, by image (the focusable card element)."""
+        return {image_id: shown.card for image_id, shown in self.images.cards.items()}
 
     def step(self, record: ImageRecord, delta: int) -> ImageRecord | None:
         """The image ``delta`` places after ``record`` in this tab's order (+1: the next older,
-        -1: the next newer), as the viewer's arrows go; None past either end. Going past the
-        last card shown loads the next page first."""
-        order = [r for r in self.store.list() if r.id in self.image_cards]
-        ids = [r.id for r in order]
-        if record.id not in ids:
-            return None
-        index = ids.index(record.id) + delta
-        if index >= len(order) and len(self.store) > len(self.image_cards):
-            self._show_more()
-            order = [r for r in self.store.list() if r.id in self.image_cards]
-        return order[index] if 0 <= index < len(order) else None
-
-    def _show_more(self) -> None:
-        self.shown_limit = len(self.image_cards) + PAGE_SIZE
-        self._guarded("images", "more", self._sync_images)
-
-    def _add_image_card(self, record: ImageRecord, arriving: bool, index: int) -> None:
-        with self.images_box:
-            card = ui.element("div")
-        try:
-            with card:
-                self._fill_image_card(card, record, arriving=arriving)
-        except Exception:
-            self.images_box.remove(card)  # no half-built card stays behind
-            raise
-        card.move(self.images_box, target_index=index)
-        self.image_cards[record.id] = card
+        -1: the next newer), as the viewer's arrows go; None past either end."""
+        return self.images.step(record, delta)
 
     def _sync_jobs(self) -> bool:
         snapshots = {s.id: s for s in self.registry.snapshots()}
@@ -288,7 +243,7 @@ class GalleryPage:
         if (running, queued) != self._counts_sent:
             self._counts_sent = (running, queued)
             self._browser("setCounts", {"running": running, "queued": queued})
-        self.empty.set_visibility(not self.image_cards and not self.job_cards)
+        self._show_emptiness()
         return ok
 
     def _announce_unseen(self, snapshots: Iterable[JobSnapshot]) -> None:
@@ -504,33 +459,6 @@ class GalleryPage:
 
     # -- images ----------------------------------------------------------------------------
 
-    def _fill_image_card(self, card: ui.element, record: ImageRecord, *, arriving: bool) -> None:
-        card.classes("imgedit-card imgedit-image-card").mark("image-card", f"image-{record.id}")
-        if arriving:
-            card.classes("imgedit-new")
-        card.on("click", functools.partial(self.image_dialog.open, record))
-        title = self._title(record)
-        # Reachable and operable by keyboard: Tab to it, Enter or Space opens its actions; arrow
-        # keys move between cards (static/imgedit.js).
-        card.props.update(tabindex="0", role="button")
-        card.props["aria-label"] = f"{title}: open Edit, View, Download and Delete"
-        card.on(
-            "keydown",
-            functools.partial(self.image_dialog.open, record),
-            js_handler="(e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); emit(); } }",
-        )
-        meta = f"{fmt.ORIGIN_LABELS[record.origin]} · {record.width}×{record.height}"
-        with ui.element("div").classes("imgedit-media"):
-            thumb = ui.element("img").classes("imgedit-thumb")
-            # User text goes in as a value, never through a props string (which is parsed).
-            thumb.props.update(src=urls.thumb(record.id), alt=title, loading="lazy")
-        with ui.element("div").classes("imgedit-card-body"):
-            ui.label(title).classes("imgedit-title").props["title"] = title
-            lineage = lineage_text(record, self.services)
-            if lineage:
-                ui.label(lineage).classes("imgedit-lineage")
-            ui.label(meta).classes("imgedit-meta")
-
     async def _on_upload(self, event: events.MultiUploadEventArguments) -> None:
         """Every file gets its own outcome: added (with any note), or refused with the reason."""
         added: list[str] = []
@@ -582,6 +510,11 @@ class GalleryPage:
             add="imgedit-upload-refused" if refused else "",
             remove="" if refused else "imgedit-upload-refused",
         )
+
+    async def _download_images(self, image_ids: list[ImageId]) -> None:
+        from imgedit.ui import archive  # the zip download (imgedit/ui/archive.py)
+
+        await archive.download(self.services, image_ids)
 
     async def _delete(self, record: ImageRecord) -> None:
         try:
