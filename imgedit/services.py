@@ -38,7 +38,9 @@ class Services:
     registry: JobRegistry
     providers: ProviderRegistry
     studio: Studio
-    http: httpx.AsyncClient
+    http: httpx.AsyncClient | None
+    """The HTTP client the remote providers share; None when only the local engine runs (making
+    one loads the system's CA certificates, a quarter of a second of start-up)."""
     journal: JobJournal
     session_secret: str
     """Signs the browser session cookie (IMGEDIT_STORAGE_SECRET, else kept in the data dir)."""
@@ -79,7 +81,8 @@ class Services:
         await self.registry.shutdown()
         await self.journal.flush()
         self.journal.close()
-        await self.http.aclose()
+        if self.http is not None:
+            await self.http.aclose()
         self.store.close()
 
 
@@ -93,7 +96,8 @@ def build_services(settings: Settings) -> Services:
     if settings.samples and len(store) == 0:
         seed_samples(store)
     durations = DurationModel(DEFAULT_PRIORS)
-    http = httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
+    remote = settings.openai_enabled or bool(settings.sdwebui_urls)
+    http = httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False) if remote else None
     providers = ProviderRegistry(build_providers(settings, http))
     journal = JobJournal(store.db)
     durations.load(journal.durations())  # what earlier runs learned, from the first job on
@@ -134,13 +138,14 @@ HTTP_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=120.0, pool=30.0)
 """Reads are long on purpose: a high-quality image can take minutes before its first byte."""
 
 
-def build_providers(settings: Settings, http: httpx.AsyncClient) -> list[Provider]:
-    """The configured providers, the one offered first in the dialog first; local is always there."""
+def build_providers(settings: Settings, http: httpx.AsyncClient | None) -> list[Provider]:
+    """The configured providers, the one offered first in the dialog first; local is always there.
+    ``http`` is needed (not None) when a remote provider is configured."""
     providers: list[Provider] = []
     if settings.openai_enabled:
         try:
             openai = OpenAIProvider(
-                client=http,
+                client=_needed(http),
                 api_key=settings.openai_api_key,
                 base_url=settings.openai_base_url,
                 model=settings.openai_model,
@@ -151,11 +156,17 @@ def build_providers(settings: Settings, http: httpx.AsyncClient) -> list[Provide
             raise SystemExit(f"imgedit: OPENAI_API_KEY cannot be used: {exc}") from None
         providers.append(openai)
     if settings.sdwebui_urls:
-        providers.append(SdWebUiProvider(client=http, urls=settings.sdwebui_urls, auth=settings.sdwebui_auth))
+        providers.append(SdWebUiProvider(client=_needed(http), urls=settings.sdwebui_urls, auth=settings.sdwebui_auth))
     providers.append(LocalProvider())
     for provider in providers:
         log.info("provider ready: %s", provider.label)
     return providers
+
+
+def _needed(http: httpx.AsyncClient | None) -> httpx.AsyncClient:
+    if http is None:
+        raise ValueError("a remote provider is configured: it needs the HTTP client")
+    return http
 
 
 def seed_samples(store: ImageStore) -> None:
