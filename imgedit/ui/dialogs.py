@@ -4,9 +4,10 @@ edit / new-image form, the full-size viewer and the delete confirmation."""
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Awaitable, Callable
 
-from nicegui import app, ui
+from nicegui import app, events, ui
 
 from imgedit import native
 from imgedit.errors import ImgEditError
@@ -183,8 +184,41 @@ def engine_note(provider: Provider) -> str:
     return f"Runs on {provider.label}" + (f": {', '.join(shows)}." if shows else ".")
 
 
+Step = Callable[[ImageRecord, int], "ImageRecord | None"]
+"""``step(record, delta)``: the image ``delta`` places on in the page's order (+1 the next older,
+-1 the next newer), or None past either end."""
+Position = Callable[[ImageRecord], "tuple[int, int] | None"]
+"""``position(record)``: (its place counted from 1, how many there are), where the page knows it."""
+
+NEWER, OLDER = -1, 1
+
+KEYS_JS = "(e) => { const delta = window.imgeditViewer ? imgeditViewer.key(e) : 0; if (delta) emit(delta); }"
+"""A dialog's keydown: static/viewer.js zooms on + / - / 0 itself and answers -1 / +1 for
+ArrowLeft / ArrowRight (never while typing in a field, never with a modifier); only those reach
+the server."""
+
+
+STAGE_EVENTS = ("wheel", "pointerdown", "pointermove", "pointerup", "pointercancel", "dblclick")
+"""What the viewer's stage hands to static/viewer.js (zoom around the cursor, drag, pinch)."""
+
+
+def _viewer_js(function: str) -> str:
+    """A browser-only handler: the event goes to ``imgeditViewer.<function>`` (static/viewer.js)."""
+    return f"(e) => window.imgeditViewer && imgeditViewer.{function}(e)"
+
+
 class ImageDialog:
-    """Click on a gallery image: a larger view with Edit, View, Download and Delete."""
+    """Click on a gallery image: a larger view with Edit, View, Download and Delete.
+
+    Previous / Next (buttons, and ArrowLeft / ArrowRight) walk the page's order in place, here and
+    in the full-size viewer, which also zooms and pans (``static/viewer.js``, in the browser
+    alone). Without ``step`` there is no order to walk and the arrows are not shown.
+
+    Usage::
+
+        dialog = ImageDialog(services, on_edit=..., on_delete=..., step=page.step)
+        dialog.open(record)
+    """
 
     def __init__(
         self,
@@ -192,14 +226,26 @@ class ImageDialog:
         *,
         on_edit: Callable[[ImageRecord], None],
         on_delete: Callable[[ImageRecord], Awaitable[None]],
+        step: Step | None = None,
+        position: Position | None = None,
     ) -> None:
         self.services = services
         self.image: ImageRecord | None = None
+        self._opened_with: ImageRecord | None = None
+        self._handing_over = False
+        """Closed by Edit or Delete: where focus goes next is not this dialog's business."""
         self._on_edit, self._on_delete = on_edit, on_delete
-        with ui.dialog() as self.dialog, ui.card().classes("imgedit-dialog q-pa-lg gap-3"):
+        self._step, self._position = step, position
+        self._arrows: list[tuple[ui.button, int]] = []
+        self._prefetch: list[tuple[ui.element, int, Callable[[str], str]]] = []
+        with (
+            ui.dialog() as self.dialog,
+            ui.card().classes("imgedit-dialog imgedit-image-dialog q-pa-lg gap-3").mark("image-dialog"),
+        ):
             self.title = ui.label().classes("text-h6 ellipsis w-full").mark("image-title")
             name_dialog(self.dialog, self.title)
             self.picture = ui.element("img").classes("imgedit-dialog-image").props('alt=""')
+            self.counter = ui.label().classes("imgedit-counter").mark("image-position")
             self.details = ui.label().classes("imgedit-hint")
             self.lineage = ui.label().classes("imgedit-lineage")
             # The chain of edits this image came from, parent first; rebuilt on each open.
@@ -218,14 +264,48 @@ class ImageDialog:
                 ui.button("Edit", icon="auto_fix_high", on_click=self._edit).props(
                     "unelevated no-caps color=deep-purple-5"
                 ).mark("edit")
-        with ui.dialog().props("maximized") as self.viewer, ui.card().classes("imgedit-viewer items-center"):
-            with ui.row().classes("w-full justify-between items-center"):
-                self.viewer_title = ui.label().classes("text-subtitle1 text-white")
-                name_dialog(self.viewer, self.viewer_title)
+            # After the actions in the page (Tab reaches View and Download first), drawn on the
+            # picture's sides (a CSS grid cell they share with it).
+            self._add_arrows("image")
+            self._add_prefetchers(urls.thumb)
+            self.announcer = _live_region()
+        self.dialog.on("keydown", self._on_key, js_handler=KEYS_JS)
+        self.dialog.on_value_change(self._on_dialog_toggled)
+
+        with (
+            ui.dialog().props("maximized").classes("imgedit-viewer-dialog") as self.viewer,
+            ui.card().classes("imgedit-viewer").mark("viewer"),
+        ):
+            with ui.element("div").classes("imgedit-viewer-bar"):
+                with ui.element("div").classes("imgedit-viewer-heading"):
+                    self.viewer_title = ui.label().classes("imgedit-viewer-title")
+                    name_dialog(self.viewer, self.viewer_title)
+                    self.viewer_counter = ui.label().classes("imgedit-viewer-counter").mark("viewer-position")
+                with ui.element("div").classes("imgedit-zoom-controls"):
+                    self._zoom_button("zoom_out", "Zoom out", "out", "Zoom out (−)")
+                    # static/viewer.js writes the level here ("Fit", "200 %"); read out as it changes.
+                    level = ui.label("Fit").classes("imgedit-zoom-level").mark("zoom-level")
+                    level.props.update(role="status")
+                    level.props["aria-live"] = "polite"
+                    self._zoom_button("zoom_in", "Zoom in", "in", "Zoom in (+)")
+                    fit = ui.button("Fit").props("flat no-caps dense color=white").mark("zoom-fit")
+                    fit.props["title"] = "Fit to the window (0)"
+                    fit.on("click", js_handler=_viewer_js("fit"))
                 close = ui.button(icon="close", on_click=self.viewer.close).props("flat round color=white")
                 close.props["aria-label"] = "Close the full-size view"
+                close.props["title"] = "Close (Esc)"
                 close.mark("viewer-close")
-            self.viewer_image = ui.element("img").props('alt="full size"')
+            with ui.element("div").classes("imgedit-viewer-stage").mark("viewer-stage") as stage:
+                self.viewer_image = ui.element("img").props('alt="full size"')
+                self.viewer_image.props["draggable"] = "false"
+                self.viewer_image.on("load", js_handler=_viewer_js("loaded"))
+                for event in STAGE_EVENTS:
+                    stage.on(event, js_handler=_viewer_js(event))
+                self._add_arrows("viewer")
+                self._add_prefetchers(urls.image)
+            self.viewer_announcer = _live_region()
+        self.viewer.on("keydown", self._on_key, js_handler=KEYS_JS)
+
         with ui.dialog() as self.confirm, ui.card().classes("imgedit-dialog q-pa-lg gap-3"):
             self.confirm_text = ui.label().classes("text-body1")
             name_dialog(self.confirm, self.confirm_text)
@@ -238,15 +318,105 @@ class ImageDialog:
                     "confirm-delete"
                 )
 
+    # -- building blocks -------------------------------------------------------------------------
+
+    def _add_arrows(self, where: str) -> None:
+        for delta, icon, name, side in (
+            (NEWER, "chevron_left", "Previous image (newer)", "newer"),
+            (OLDER, "chevron_right", "Next image (older)", "older"),
+        ):
+            arrow = ui.button(icon=icon, on_click=functools.partial(self.go, delta))
+            arrow.props("flat color=white").classes(f"imgedit-arrow imgedit-arrow-{side}")
+            arrow.props["aria-label"] = name
+            arrow.props["title"] = f"{name} · {'←' if delta == NEWER else '→'}"
+            arrow.mark(f"{where}-{side}")
+            arrow.set_visibility(self._step is not None)
+            self._arrows.append((arrow, delta))
+
+    def _add_prefetchers(self, url: Callable[[str], str]) -> None:
+        """Hidden pictures of both neighbours: the browser has them by the time an arrow is pressed
+        (they load only while their dialog is open: thumbnails here, full size in the viewer)."""
+        for delta in (NEWER, OLDER):
+            hidden = ui.element("img").classes("imgedit-prefetch")
+            hidden.props["alt"] = ""
+            hidden.props["aria-hidden"] = "true"
+            self._prefetch.append((hidden, delta, url))
+
+    def _zoom_button(self, icon: str, name: str, command: str, tip: str) -> None:
+        button = ui.button(icon=icon).props("flat round dense color=white")
+        button.props["aria-label"] = name
+        button.props["title"] = tip
+        button.mark(f"zoom-{command}")
+        button.on("click", js_handler=f"(e) => window.imgeditViewer && imgeditViewer.zoom(e, '{command}')")
+
+    # -- showing an image ------------------------------------------------------------------------
+
     def open(self, image: ImageRecord) -> None:
+        if not self.dialog.value:
+            self._opened_with, self._handing_over = image, False
+        self._show(image)
+        self.dialog.open()
+
+    def _show(self, image: ImageRecord) -> None:
+        """Fill both views with ``image`` in place: nothing closes or opens again."""
         self.image = image
-        self.title.set_text(image_title(image, self.services))
+        title = image_title(image, self.services)
+        self.title.set_text(title)
         self.picture.props["src"] = urls.thumb(image.id)
         origin = fmt.ORIGIN_LABELS[image.origin]
         self.details.set_text(f"{origin} · {image.width}×{image.height} · {image.format}")
         self.lineage.set_text(lineage_text(image, self.services))
         self._fill_chain(image)
-        self.dialog.open()
+        place = self._place(image)
+        for label in (self.counter, self.viewer_counter):
+            label.set_text(place)
+            label.set_visibility(bool(place))
+        self.viewer_title.set_text(title)
+        self.viewer_image.props["src"] = urls.image(image.id)
+        self._find_neighbours(image)
+
+    def _find_neighbours(self, image: ImageRecord) -> None:
+        """An arrow with nothing beyond it is disabled; the pictures beyond the others load now."""
+        step = self._step
+        neighbours = {delta: step(image, delta) if step else None for delta in (NEWER, OLDER)}
+        for arrow, delta in self._arrows:
+            arrow.set_enabled(neighbours[delta] is not None)
+        for hidden, delta, url in self._prefetch:
+            neighbour = neighbours[delta]
+            if neighbour is None:
+                hidden.props.pop("src", None)
+            else:
+                hidden.props["src"] = url(neighbour.id)
+
+    def _place(self, image: ImageRecord) -> str:
+        where = self._position(image) if self._position is not None else None
+        return f"{where[0]} of {where[1]}" if where else ""
+
+    def go(self, delta: int) -> None:
+        """Show the next older (+1) or newer (-1) image in place; at an end, nothing moves."""
+        if self.image is None or self._step is None:
+            return
+        target = self._step(self.image, delta)
+        if target is None:
+            self._find_neighbours(self.image)  # the end may have moved since it was shown
+            return
+        self._show(target)
+        # Focus stays on the arrow (or the dialog); the new title is read out instead.
+        said = ". ".join(p for p in (self.title.text, self._place(target)) if p)
+        announcer = self.viewer_announcer if self.viewer.value else self.announcer
+        announcer.set_text(said if said != announcer.text else said + "\u00a0")
+
+    def _on_key(self, event: events.GenericEventArguments) -> None:
+        if event.args in (NEWER, OLDER):
+            self.go(int(event.args))
+
+    def _on_dialog_toggled(self, event: events.ValueChangeEventArguments) -> None:
+        """Closed on another image than it opened on: keyboard focus goes to that image's card,
+        scrolled into view (Quasar hands it back to the card it came from)."""
+        image, opened = self.image, self._opened_with
+        if event.value or self._handing_over or image is None or opened is None or image.id == opened.id:
+            return
+        ui.run_javascript(f"window.imgeditViewer && imgeditViewer.focusCard({json.dumps(image.id)})")
 
     def _fill_chain(self, image: ImageRecord) -> None:
         self.chain.clear()
@@ -295,15 +465,13 @@ class ImageDialog:
 
     def _edit(self) -> None:
         if self.image is not None:
+            self._handing_over = True
             self.dialog.close()
             self._on_edit(self.image)
 
     def _view(self) -> None:
-        if self.image is None:
-            return
-        self.viewer_title.set_text(image_title(self.image, self.services))
-        self.viewer_image.props["src"] = urls.image(self.image.id)
-        self.viewer.open()
+        if self.image is not None:
+            self.viewer.open()  # filled by _show: the title and picture of the image shown
 
     async def _download(self) -> None:
         image = self.image
@@ -336,9 +504,19 @@ class ImageDialog:
 
     async def _delete(self) -> None:
         self.confirm.close()
+        self._handing_over = True
         self.dialog.close()
         if self.image is not None:
             await self._on_delete(self.image)
+
+
+def _live_region() -> ui.label:
+    """Unseen, read politely: the title of the image an arrow moved to (focus stays on the arrow)."""
+    region = ui.label().classes("imgedit-sr-only")
+    region.props.update(role="status")
+    region.props["aria-live"] = "polite"
+    region.props["aria-atomic"] = "true"
+    return region
 
 
 def lineage_text(image: ImageRecord, services: Services) -> str:

@@ -49,6 +49,7 @@ def head_html(prefix: str = "") -> str:
         f'{_EARLY_SCRIPT}<link rel="stylesheet" href="{prefix}/static/imgedit.css">'
         f'<script src="{prefix}/static/imgedit.js" defer></script>'
         f'<script src="{prefix}/static/notify.js" defer></script>'
+        f'<script src="{prefix}/static/viewer.js" defer></script>'
         f'<script src="{prefix}/static/gallery.js" defer></script>'
     )
 
