@@ -123,6 +123,23 @@ if (typeof window !== 'undefined') {
     window.imgeditTick = tick;
     setInterval(tick, 500);
 
+    // The server's small per-tick changes (imgedit/ui/patch.py): [[element id, key, value], ...],
+    // key '@text' for the element's text, a null value removes a prop. They are written into the
+    // element store NiceGUI's own updates replace (mounted_app, from nicegui.js), so Vue redraws
+    // exactly as after a full update; then the cards are advanced from their new data at once.
+    window.imgeditPatch = (ops) => {
+      const store = typeof mounted_app !== 'undefined' && mounted_app ? mounted_app.elements : null;
+      if (!store) return;
+      for (const [id, key, value] of ops) {
+        const element = store[id];
+        if (!element) continue; // gone meanwhile (its card was dropped)
+        if (key === '@text') element.text = value;
+        else if (value === null) delete element.props[key];
+        else element.props[key] = value;
+      }
+      mounted_app.$nextTick(tick);
+    };
+
     // One delegated listener for every image card, present and future (cards come and go).
     document.addEventListener('keydown', (event) => {
       const card = event.target instanceof Element ? event.target.closest('.imgedit-image-card') : null;

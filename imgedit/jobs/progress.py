@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from imgedit.eta import remaining_seconds, shown_progress
 from imgedit.jobs.model import JobRecord, JobStage
@@ -28,9 +27,8 @@ PROCESSING_END = 0.95
 """Where PROCESSING sits on the whole job's bar: reported provider progress fills this span."""
 
 
-@dataclass(frozen=True, slots=True)
-class Shown:
-    """What a card shows of a job at one moment."""
+class Shown(NamedTuple):
+    """What a card shows of a job at one moment (a tuple: made for every job on every tick)."""
 
     progress: float
     source: Literal["reported", "estimated"]
@@ -132,24 +130,41 @@ def _fits(provider: str, busy: dict[str, int], capacity_of: Callable[[str], int 
 
 def shown(record: JobRecord, now: float, wait: float | None = None) -> Shown:
     """The card's numbers for ``record`` at ``now``; ``wait`` is a queued job's expected wait
-    (None: not known, e.g. it waits for a busy provider server)."""
-    spent = elapsed(record, now)
-    reported = overall(record.reported)
-    source: Literal["reported", "estimated"] = "reported" if reported is not None else "estimated"
-    if record.stage.is_finished:
-        progress = 1.0 if record.stage is JobStage.COMPLETED else record.floor
-        expected = spent if record.stage is JobStage.COMPLETED else record.expected
-        return Shown(progress, source, None, expected, spent)
-    if record.stage is JobStage.QUEUED:
-        eta = None if wait is None else wait + record.expected
-        return Shown(0.0, source, eta, record.expected, spent)
-    total = projected(record)
+    (None: not known, e.g. it waits for a busy provider server).
+
+    Runs for every job of every tab on each tick where anything changed: kept to plain
+    arithmetic and identity checks (``elapsed``, ``overall`` and ``projected`` inlined)."""
+    stage = record.stage
+    started = record.started_mono
+    if started is None:
+        spent = 0.0
+    else:
+        end = record.finished_mono
+        spent = max(0.0, (now if end is None else end) - started)
+    fraction = record.reported
+    source: Literal["reported", "estimated"] = "estimated" if fraction is None else "reported"
+    if stage in _FINISHED:
+        if stage is _COMPLETED:
+            return Shown(1.0, source, None, spent, spent)
+        return Shown(record.floor, source, None, record.expected, spent)
+    if stage is _QUEUED:
+        return Shown(0.0, source, None if wait is None else wait + record.expected, record.expected, spent)
+    if record.provider_eta is None or started is None:
+        total = record.expected
+    else:
+        total = max(record.provider_eta_at - started, 0.0) + record.provider_eta
+    milestone = record.milestone
     progress = shown_progress(
         spent,
         total,
-        reported=reported,
-        milestone=overall(record.milestone),
+        reported=None if fraction is None else PROCESSING_START + _SPAN * fraction,
+        milestone=None if milestone is None else PROCESSING_START + _SPAN * milestone,
         floor=record.floor,
-        finalizing=record.stage is JobStage.FINALIZING,
+        finalizing=stage is _FINALIZING,
     )
     return Shown(progress, source, max(total - spent, 0.0), total, spent)
+
+
+_SPAN = PROCESSING_END - PROCESSING_START
+_QUEUED, _FINALIZING, _COMPLETED = JobStage.QUEUED, JobStage.FINALIZING, JobStage.COMPLETED
+_FINISHED = (JobStage.COMPLETED, JobStage.FAILED, JobStage.CANCELLED, JobStage.INTERRUPTED)

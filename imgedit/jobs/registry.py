@@ -33,6 +33,8 @@ from imgedit.models import JobId, JobKind, new_job_id
 
 log = logging.getLogger("imgedit.jobs")
 PAUSED_SETTING = "queue_paused"
+_RUNNING = (JobStage.INITIALIZING, JobStage.PROCESSING, JobStage.FINALIZING)
+_NO_POSITIONS: dict[JobId, int] = {}
 KEEP_FINISHED = 200
 """Finished jobs kept for clients that have not seen the outcome yet; older ones are forgotten."""
 
@@ -360,11 +362,18 @@ class JobRegistry:
         )
 
     def snapshots(self) -> list[JobSnapshot]:
-        """All known jobs, oldest first, with queue waits included in the ETAs. Linear in jobs."""
+        """All known jobs, oldest first, with queue waits included in the ETAs. Linear in jobs.
+
+        Every tab calls this on each tick where the version moved, so it stays lean: the queue
+        simulation runs only when something is queued."""
         now = self._clock()
+        snapshot = self._snapshot
+        if not self._scheduler.queued:
+            # Queued-stage jobs here were handed a slot and start now (no position: wait 0).
+            return [snapshot(r, now, None, _NO_POSITIONS) for r in self._jobs.values()]
         waits, positions = self._queue_waits(now), self._scheduler.positions()
         blocked = self._scheduler.waiting_for_provider()
-        return [self._snapshot(r, now, waits.get(r.id), positions, blocked) for r in self._jobs.values()]
+        return [snapshot(r, now, waits.get(r.id), positions, blocked) for r in self._jobs.values()]
 
     def preview(self, job_id: JobId) -> bytes | None:
         return self._record(job_id).preview
@@ -540,22 +549,27 @@ class JobRegistry:
         positions: dict[JobId, int] | None = None,
         blocked: set[JobId] | None = None,
     ) -> JobSnapshot:
-        waiting_for_provider = record.id in (blocked or ())
-        held = record.stage is JobStage.QUEUED and self._scheduler.paused and record.id in (positions or {})
-        if record.stage is JobStage.QUEUED:
+        stage = record.stage
+        waiting_for_provider = held = False
+        position = None
+        if stage is JobStage.QUEUED:
+            waiting_for_provider = blocked is not None and record.id in blocked
+            position = None if positions is None else positions.get(record.id)
+            held = position is not None and self._scheduler.paused
             if held:
                 wait = None  # the queue is paused: it starts when someone resumes it, not at a time
             elif waiting_for_provider:
                 wait = None  # a busy server (maybe another user's job): no invented wait
-            elif positions is not None and record.id not in positions:
+            elif position is None:
                 wait = 0.0  # handed a slot, starting now
         view = progress.shown(record, now, wait)
-        if record.stage.is_running:
+        if stage in _RUNNING:
             record.floor = view.progress
+        milestone = record.milestone
         return JobSnapshot(
             id=record.id,
             spec=record.spec,
-            stage=record.stage,
+            stage=stage,
             progress=view.progress,
             progress_source=view.source,
             elapsed_s=view.elapsed_s,
@@ -568,10 +582,10 @@ class JobRegistry:
             started_at=record.started_wall,
             finished_at=record.finished_wall,
             # A job handed a slot but not yet started is still QUEUED, though no longer in the queue.
-            queue_position=(positions or {}).get(record.id),
+            queue_position=position,
             attempt=record.attempt,
             preview_version=record.preview_version,
-            milestone=progress.overall(record.milestone),
+            milestone=None if milestone is None else progress.overall(milestone),
             waiting_for_provider=waiting_for_provider,
             paused=held,
         )

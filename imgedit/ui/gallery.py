@@ -25,6 +25,7 @@ from imgedit.ui import history, signin, theme, urls
 from imgedit.ui.dialogs import ImageDialog, JobDialog, lineage_text
 from imgedit.ui.image_grid import ImageGrid
 from imgedit.ui.job_card import LoadingCard
+from imgedit.ui.patch import Patch
 from imgedit.ui.tray import JobsTray
 
 TICK_SECONDS = 1.0
@@ -62,7 +63,9 @@ class GalleryPage:
         self._announced: set[JobId] = set()
         self._counts_sent: tuple[int, int] | None = None
         self._news: list[str] = []
-        self.tray = JobsTray(services, on_cancel=self._cancel, on_hide=self._hide_jobs)
+        self.patch = Patch(ui.context.client)
+        """This tab's small per-tick changes to cards and tray, sent as one message (``_sync_jobs``)."""
+        self.tray = JobsTray(services, patch=self.patch, on_cancel=self._cancel, on_hide=self._hide_jobs)
         self.images = ImageGrid(
             services,
             open_image=lambda record: self.image_dialog.open(record),
@@ -243,6 +246,7 @@ class GalleryPage:
         if (running, queued) != self._counts_sent:
             self._counts_sent = (running, queued)
             self._browser("setCounts", {"running": running, "queued": queued})
+        self.patch.flush()
         self._show_emptiness()
         return ok
 
@@ -282,6 +286,7 @@ class GalleryPage:
                     snapshot,
                     source_thumb=thumb,
                     source_title=self._source_title(snapshot),
+                    patch=self.patch,
                     on_cancel=self._cancel,
                     on_retry=self._retry,
                     on_dismiss=self._dismiss,

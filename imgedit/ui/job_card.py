@@ -20,6 +20,7 @@ from imgedit.jobs import JobSnapshot, JobStage
 from imgedit.models import JobId
 from imgedit.ui import format as fmt
 from imgedit.ui import urls
+from imgedit.ui.patch import UNSENT, LiveLabel, Patch
 
 JobAction = Callable[[JobId], None]
 ERROR_CLAMP_CHARS = 120
@@ -59,7 +60,7 @@ def _deadline_moved(old: object, new: object, *, queued: bool, now: float) -> bo
 
 
 class LoadingCard:
-    """One job's card. ``update(snapshot)`` sends only the parts that changed."""
+    """One job's card. ``update(snapshot)`` changes only what changed, through the tab's ``Patch``."""
 
     def __init__(
         self,
@@ -67,6 +68,7 @@ class LoadingCard:
         *,
         source_thumb: str | None,
         source_title: str | None = None,
+        patch: Patch,
         on_cancel: JobAction,
         on_retry: JobAction,
         on_dismiss: JobAction,
@@ -74,8 +76,13 @@ class LoadingCard:
         self.job_id = snapshot.id
         self.stage = snapshot.stage
         self._on_cancel, self._on_retry, self._on_dismiss = on_cancel, on_retry, on_dismiss
-        self._sent: dict[str, object] = {}
+        self._patch = patch
+        self._shown: tuple[object, ...] | None = None
+        self._timing: tuple[object, ...] | None = None
+        self._message: str | None = None
+        self._preview: int | None = None
         self._actions_for: str | None = None
+        self._spinning: bool | None = None
         self.title = fmt.job_title(snapshot.spec.prompt, source_title)
         """How the card and the live region name this job (the source's title for an edit)."""
         self.announced_quarter = 0
@@ -105,7 +112,7 @@ class LoadingCard:
             with ui.element("div").classes("imgedit-card-body"):
                 with ui.element("div").classes("imgedit-stage-row"):
                     self.stage_icon = ui.icon(fmt.STAGE_ICONS[snapshot.stage])
-                    self.stage_label = ui.label(fmt.stage_label(snapshot)).classes("imgedit-stage")
+                    self.stage_label = LiveLabel(fmt.stage_label(snapshot)).classes("imgedit-stage")
                     ui.space()
                     # A label, not a link: it names the kind of job and does nothing on click.
                     ui.label(fmt.kind_label(snapshot.spec.kind)).classes("imgedit-kind-chip").mark(
@@ -121,7 +128,7 @@ class LoadingCard:
                     ui.label(f"by {snapshot.spec.started_by}").classes("imgedit-started-by").mark(
                         "started-by"
                     )
-                self.message = ui.label(snapshot.message).classes("imgedit-message")
+                self.message = LiveLabel(snapshot.message).classes("imgedit-message")
                 self.message.props["id"] = f"imgedit-message-{snapshot.id}"
                 self.error_toggle = (
                     ui.button("Show full error", on_click=self.toggle_error)
@@ -144,49 +151,81 @@ class LoadingCard:
                     _span("imgedit-eta", fmt.card_eta_text(snapshot))
                 ui.label(f"“{snapshot.spec.prompt}”").classes("imgedit-prompt").tooltip(snapshot.spec.prompt)
                 self.actions = ui.element("div").classes("imgedit-actions")
+        self._patch = UNSENT  # while it is built: its first update carries every value
         self.update(snapshot)
+        self._patch = patch
 
     def update(self, snapshot: JobSnapshot) -> None:
-        """Bring the card to ``snapshot``; unchanged parts send nothing."""
-        self.stage = snapshot.stage
+        """Bring the card to ``snapshot``. Only what changed is written, through the tab's
+        ``Patch``; a card whose shown values did not change costs a few compares and sends
+        nothing (the browser advances bar, percent, elapsed time and ETA by itself)."""
+        stage = snapshot.stage
+        self.stage = stage
+        patch = self._patch
+        shown = (
+            stage,
+            snapshot.queue_position,
+            snapshot.waiting_for_provider,
+            snapshot.paused,
+            snapshot.attempt,
+        )
+        timing = (
+            snapshot.started_at,
+            snapshot.expected_s,
+            snapshot.eta_s is None,
+            snapshot.progress if snapshot.progress_source == "reported" else None,
+            snapshot.milestone,
+        )
+        if shown != self._shown:
+            self._shown = shown
+            self._timing = timing
+            self._write_attributes(snapshot)
+            icon = fmt.STAGE_ICONS[stage]
+            patch.text(self.stage_label, fmt.stage_label(snapshot))
+            patch.prop(self.stage_icon, "name", icon)
+            patch.prop(self.badge_icon, "name", icon)
+            spinning = stage.is_running
+            if spinning != self._spinning:
+                self._spinning = spinning
+                self.badge_icon.classes(
+                    add="imgedit-spin" if spinning else "", remove="" if spinning else "imgedit-spin"
+                )
+            self._build_actions(stage)
+        elif timing != self._timing or stage is JobStage.QUEUED:
+            # A queued card's wait is re-simulated on every tick (the jobs ahead move on).
+            self._timing = timing
+            self._write_attributes(snapshot)
+        text = snapshot.error or snapshot.message
+        if text != self._message:
+            self._message = text
+            self._set_message(text)
+        # A finished job's preview is gone from the server; only a live job shows one.
+        preview = snapshot.preview_version if not stage.is_finished else 0
+        if preview != self._preview:
+            self._preview = preview
+            patch.prop(self.preview, "src", urls.preview(snapshot.id, preview) if preview else None)
+            self.preview.set_visibility(bool(preview))
+
+    def _write_attributes(self, snapshot: JobSnapshot) -> None:
         now = time.time()
         attributes = card_attributes(snapshot, now=now)
         props = self.root.props
-        changed = any(
-            props.get(key) != value for key, value in attributes.items() if key != "data-deadline"
-        ) or _deadline_moved(
-            props.get("data-deadline"),
-            attributes["data-deadline"],
-            queued=not snapshot.stage.is_running,
-            now=now,
+        deadline = attributes.pop("data-deadline")
+        changed = any(props.get(key) != value for key, value in attributes.items()) or _deadline_moved(
+            props.get("data-deadline"), deadline, queued=not snapshot.stage.is_running, now=now
         )
         if changed:
+            attributes["data-deadline"] = deadline
             # The floor rides along with other changes; alone it would resend every card on every tick.
             attributes["data-floor"] = round(snapshot.progress, 3)
-            for key, value in attributes.items():
-                if value is None:
-                    props.pop(key, None)
-                else:
-                    props[key] = value
-        self._set("stage", fmt.stage_label(snapshot), self.stage_label.set_text)
-        self._set("icon", fmt.STAGE_ICONS[snapshot.stage], self._set_icon)
-        self._set("message", snapshot.error or snapshot.message, self._set_message)
-        # A finished job's preview is gone from the server; only a live job shows one.
-        live_preview = snapshot.preview_version if not snapshot.is_finished else 0
-        self._set("preview", live_preview, lambda v: self._show_preview(snapshot.id, v))
-        self._build_actions(snapshot.stage)
+            self._patch.props(self.root, attributes)  # type: ignore[arg-type]
 
-    def _set(self, key: str, value: object, apply: Callable[[object], object]) -> None:
-        if self._sent.get(key) != value:
-            self._sent[key] = value
-            apply(value)
-
-    def _set_message(self, text: object) -> None:
-        self.message.set_text(str(text))
+    def _set_message(self, text: str) -> None:
+        self._patch.text(self.message, text)
         # A long error is clamped on the card; hovering shows all of it, and so does the toggle
         # (for touch and keyboard).
-        self.message.props["title"] = str(text)
-        long_error = self.stage is JobStage.FAILED and len(str(text)) > ERROR_CLAMP_CHARS
+        self._patch.prop(self.message, "title", text)
+        long_error = self.stage is JobStage.FAILED and len(text) > ERROR_CLAMP_CHARS
         self.error_toggle.set_visibility(long_error)
         if self._error_open and not long_error:
             self.toggle_error()  # a retried job starts closed again
@@ -197,21 +236,6 @@ class LoadingCard:
         self.root.props["data-error-open"] = "true" if self._error_open else "false"
         self.error_toggle.props["aria-expanded"] = "true" if self._error_open else "false"
         self.error_toggle.set_text("Show less" if self._error_open else "Show full error")
-
-    def _set_icon(self, name: object) -> None:
-        for icon in (self.stage_icon, self.badge_icon):
-            icon.props["name"] = name
-        spinning = self.stage.is_running
-        self.badge_icon.classes(
-            add="imgedit-spin" if spinning else "", remove="" if spinning else "imgedit-spin"
-        )
-
-    def _show_preview(self, job_id: JobId, version: object) -> None:
-        if version:
-            self.preview.props["src"] = urls.preview(job_id, version)
-        else:
-            self.preview.props.pop("src", None)
-        self.preview.set_visibility(bool(version))
 
     def _build_actions(self, stage: JobStage) -> None:
         wanted = "failed" if stage.is_finished else "running"

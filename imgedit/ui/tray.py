@@ -24,6 +24,7 @@ from imgedit.models import JobId
 from imgedit.services import Services
 from imgedit.ui import format as fmt
 from imgedit.ui import urls
+from imgedit.ui.patch import UNSENT, LiveLabel, Patch
 
 MAX_SLOTS_CHOICE = 16
 """The concurrency control offers 1..16 (more if the server was started with more)."""
@@ -61,6 +62,14 @@ def _running_text(snapshot: JobSnapshot) -> str:
     return " · ".join(parts)
 
 
+def _running_order(snapshot: JobSnapshot) -> tuple[float, float]:
+    return (snapshot.started_at or float("inf"), snapshot.created_at)
+
+
+def _queue_order(snapshot: JobSnapshot) -> int:
+    return snapshot.queue_position or 0
+
+
 def _icon_button(icon: str, label: str, on_click: Callable[[], None], marker: str) -> ui.button:
     button = ui.button(icon=icon, on_click=on_click).props("flat round dense color=ie-quiet").mark(marker)
     button.props["aria-label"] = label  # a value, never parsed: the label may quote a prompt
@@ -69,10 +78,11 @@ def _icon_button(icon: str, label: str, on_click: Callable[[], None], marker: st
 
 
 class TrayRow:
-    """One job in the tray; ``update`` sends only what changed."""
+    """One job in the tray; ``update`` sends only what changed (its status through the ``Patch``)."""
 
     def __init__(self, tray: JobsTray, snapshot: JobSnapshot, thumb: str | None) -> None:
         self.job_id = snapshot.id
+        self._shown: tuple[object, ...] | None = None
         prompt = fmt.shorten(snapshot.spec.prompt, 40)
         with (
             ui.element("div")
@@ -91,7 +101,7 @@ class TrayRow:
                 what = fmt.kind_label(snapshot.spec.kind)
                 title = ui.label(f"{what}: “{snapshot.spec.prompt}”").classes("imgedit-tray-prompt")
                 title.props["title"] = snapshot.spec.prompt
-                self.status = ui.label().classes("imgedit-tray-status").mark(f"tray-status-{snapshot.id}")
+                self.status = LiveLabel().classes("imgedit-tray-status").mark(f"tray-status-{snapshot.id}")
             with ui.element("div").classes("imgedit-tray-actions"):
                 self.front = _icon_button(
                     "vertical_align_top",
@@ -119,15 +129,19 @@ class TrayRow:
                 )
                 self.cancel.props["color"] = "ie-danger"
 
-    def update(self, snapshot: JobSnapshot, *, paused: bool, queued_count: int) -> None:
+    def update(self, snapshot: JobSnapshot, *, paused: bool, queued_count: int, patch: Patch) -> None:
         queued = snapshot.stage is JobStage.QUEUED
+        patch.text(self.status, _wait_text(snapshot, paused=paused) if queued else _running_text(snapshot))
+        position = snapshot.queue_position
+        movable = queued and position is not None
+        shown = (queued, movable, position, queued_count)
+        if shown == self._shown:
+            return
+        self._shown = shown
         self.root.classes(
             add="imgedit-tray-running" if not queued else "",
             remove="" if not queued else "imgedit-tray-running",
         )
-        self.status.set_text(_wait_text(snapshot, paused=paused) if queued else _running_text(snapshot))
-        position = snapshot.queue_position
-        movable = queued and position is not None
         for button in (self.front, self.up, self.down):
             button.set_visibility(movable)
         if movable:
@@ -144,6 +158,7 @@ class JobsTray:
         self,
         services: Services,
         *,
+        patch: Patch,
         on_cancel: Callable[[JobId], None],
         on_hide: Callable[[Iterable[JobId]], None],
     ) -> None:
@@ -151,8 +166,9 @@ class JobsTray:
         self.store = services.store
         self._on_cancel = on_cancel
         self._on_hide = on_hide
+        self._patch = patch
         self.rows: dict[JobId, TrayRow] = {}
-        self._order: list[JobId] = []
+        self._paused_shown: bool | None = None
 
     # -- building ----------------------------------------------------------------------------
 
@@ -227,51 +243,61 @@ class JobsTray:
         ):
             self.badge_icon = ui.icon("pending_actions")
             self.badge_icon.props["aria-hidden"] = "true"
-            self.summary = ui.label().classes("imgedit-summary").mark("summary")
+            self.summary = LiveLabel().classes("imgedit-summary").mark("summary")
         self.badge.props["aria-haspopup"] = "dialog"
 
     # -- the tick ------------------------------------------------------------------------------
 
     def sync(self, snapshots: list[JobSnapshot]) -> None:
-        """Bring badge, controls and rows to the registry's state; unchanged parts send nothing."""
+        """Bring badge, controls and rows to the registry's state; unchanged parts send nothing,
+        changed texts go through the tab's ``Patch``."""
+        patch = self._patch
         paused = self.registry.paused
-        live = [s for s in snapshots if not s.stage.is_finished]
-        running = sorted(
-            (s for s in live if s.stage is not JobStage.QUEUED or s.queue_position is None),
-            key=lambda s: (s.started_at or float("inf"), s.created_at),
-        )
-        queued = sorted(
-            (s for s in live if s.stage is JobStage.QUEUED and s.queue_position is not None),
-            key=lambda s: s.queue_position or 0,
-        )
-        running_now = sum(1 for s in live if s.stage.is_running)
-        self.summary.set_text(summary_text(running_now, len(queued), paused=paused))
-        self.badge_icon.props["name"] = "pause_circle" if paused else "pending_actions"
-        self.badge.classes(
-            add="imgedit-tray-paused" if paused else "", remove="" if paused else "imgedit-tray-paused"
-        )
-        self.badge.props["aria-label"] = (
-            f"Jobs: {summary_text(running_now, len(queued), paused=paused)}. Open the jobs tray"
-        )
-        self.pause_button.set_text("Resume queue" if paused else "Pause queue")
-        self.pause_button.props["icon"] = "play_arrow" if paused else "pause"
+        running: list[JobSnapshot] = []
+        queued: list[JobSnapshot] = []
+        for s in snapshots:
+            if s.stage.is_finished:
+                continue
+            if s.stage is JobStage.QUEUED and s.queue_position is not None:
+                queued.append(s)
+            else:
+                running.append(s)
+        running.sort(key=_running_order)
+        queued.sort(key=_queue_order)
+        running_now = sum(1 for s in running if s.stage.is_running)
+        summary = summary_text(running_now, len(queued), paused=paused)
+        patch.text(self.summary, summary)
+        patch.prop(self.badge, "aria-label", f"Jobs: {summary}. Open the jobs tray")
+        patch.prop(self.badge_icon, "name", "pause_circle" if paused else "pending_actions")
+        patch.prop(self.pause_button, "icon", "play_arrow" if paused else "pause")
+        if paused != self._paused_shown:
+            self._paused_shown = paused
+            self.badge.classes(
+                add="imgedit-tray-paused" if paused else "", remove="" if paused else "imgedit-tray-paused"
+            )
+            self.pause_button.set_text("Resume queue" if paused else "Pause queue")
         self.cancel_all.set_enabled(bool(queued))
         self.slots.set_value(self.registry.max_concurrent)
 
-        wanted = {s.id for s in live}
+        wanted = {s.id for s in running} | {s.id for s in queued}
         for job_id in [j for j in self.rows if j not in wanted]:
             self.rows.pop(job_id).root.delete()
         for box, group in ((self.running_box, running), (self.queued_box, queued)):
-            for index, snapshot in enumerate(group):
+            for snapshot in group:
                 row = self.rows.get(snapshot.id)
                 if row is None:
                     with box:
                         row = TrayRow(self, snapshot, self._thumb(snapshot))
+                    row.update(snapshot, paused=paused, queued_count=len(queued), patch=UNSENT)
                     self.rows[snapshot.id] = row
-                children = box.default_slot.children
-                if row.root not in children or children.index(row.root) != index:
-                    row.root.move(box, target_index=index)
-                row.update(snapshot, paused=paused, queued_count=len(queued))
+                else:
+                    row.update(snapshot, paused=paused, queued_count=len(queued), patch=patch)
+            order = [self.rows[s.id].root for s in group]
+            if box.default_slot.children != order:
+                for index, root in enumerate(order):
+                    children = box.default_slot.children
+                    if index >= len(children) or children[index] is not root:
+                        root.move(box, target_index=index)
         self.no_running.set_visibility(not running)
         self.no_queued.set_visibility(not queued)
 

@@ -1,0 +1,118 @@
+"""Small element changes sent to the browser as one compact message per tick.
+
+NiceGUI sends a changed element whole (tag, classes, style, every prop, its children's ids and
+its event listeners), and each write to its observable props or bindable text costs tens of
+microseconds of bookkeeping. The 1-second tick changes a few values on up to hundreds of cards
+and tray rows, so it writes them through a ``Patch`` instead:
+
+- the element's state on the server is set directly, so a later full update, a reload, and the
+  simulated user of the tests all see the true value;
+- the browser gets ``[[element id, key, value], ...]`` in one ``run_javascript`` message, which
+  ``imgeditPatch`` in ``static/imgedit.js`` writes into the element store NiceGUI's own updates
+  go to: Vue redraws exactly as after a full update, only the bytes and the work are smaller.
+
+Rules that keep the browser true:
+- a key written through a patch (a prop, or an element's text) is changed through the patch
+  only, never also through NiceGUI (``el.props[key] = ...``, ``set_text``). Otherwise an older
+  patch could arrive after a newer full update (both wait in the outbox while a tab is offline);
+- values are plain JSON scalars (str, int, float, bool) or None (removes a prop);
+- an element being created needs no patch: ``write_prop`` / ``write_text`` set its state, and
+  its first (whole) update carries it, since NiceGUI serialises an element when it sends it.
+
+Nothing here parses text into props: user text travels as a JSON value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nicegui import Client, ui
+from nicegui.json import dumps
+
+TEXT = "@text"
+"""The key of an element's text in a patch (no prop can be named so)."""
+Scalar = str | int | float | bool | None
+
+
+class Patch:
+    """The element changes one tick makes in one tab, sent at ``flush``.
+
+    ``Patch(None)`` only writes: for elements being built, whose first (whole) update carries
+    every value anyway."""
+
+    def __init__(self, client: Client | None) -> None:
+        self._client = client
+        self._ops: list[tuple[int, str, Any]] = []
+
+    def prop(self, element: ui.element, key: str, value: Scalar) -> None:
+        """Set (or, with None, remove) a prop; nothing is sent if it already has this value."""
+        props = element.props
+        if value is None:
+            if key not in props:
+                return
+            dict.__delitem__(props, key)  # the plain dict: no observer, no full update
+        elif key in props and props[key] == value and type(props[key]) is type(value):
+            return
+        else:
+            dict.__setitem__(props, key, value)
+        if self._client is not None:
+            self._ops.append((element.id, key, value))
+
+    def props(self, element: ui.element, values: dict[str, Scalar]) -> None:
+        """``prop`` for each of ``values``."""
+        props = element.props
+        ops = self._ops if self._client is not None else None
+        for key, value in values.items():
+            if value is None:
+                if key not in props:
+                    continue
+                dict.__delitem__(props, key)
+            elif key in props and props[key] == value and type(props[key]) is type(value):
+                continue
+            else:
+                dict.__setitem__(props, key, value)
+            if ops is not None:
+                ops.append((element.id, key, value))
+
+    def text(self, element: ui.element, text: str) -> None:
+        """Set the text of a ``LiveLabel`` or of a plain element; nothing is sent if unchanged."""
+        if element._text == text:
+            return
+        element._text = text  # what NiceGUI sends and the simulated user reads (LiveLabel.text)
+        if self._client is not None:
+            self._ops.append((element.id, TEXT, text))
+
+    @property
+    def pending(self) -> int:
+        """Changes waiting for ``flush``."""
+        return len(self._ops)
+
+    def flush(self) -> None:
+        """Send what this tick changed, as one message (nothing if nothing changed)."""
+        client, ops = self._client, self._ops
+        self._ops = []
+        if not ops or client is None or client.is_deleted:
+            return
+        code = f"window.imgeditPatch && imgeditPatch({dumps(ops)})"
+        # What ``client.run_javascript`` does when not awaited, minus a background task per tick.
+        client.outbox.enqueue_message("run_javascript", {"code": code}, client.id)
+
+
+UNSENT = Patch(None)
+"""Writes only: for elements being built."""
+
+
+class LiveLabel(ui.label):
+    """A label whose text the tick changes through a ``Patch`` (see the module's rules). Its
+    text is a plain attribute, not a bindable property: it cannot be bound, and a patch writes
+    it with one assignment instead of NiceGUI's binding bookkeeping. ``set_text`` still sends a
+    full update, as for any label."""
+
+    @property  # type: ignore[override]
+    def text(self) -> str:
+        return self._text or ""
+
+    @text.setter
+    def text(self, text: str) -> None:
+        self._text = text
+        self.update()
