@@ -73,7 +73,16 @@ def start_app(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, float]:
         time.sleep(0.02)  # polling a child process
 
 
-def first_cards_ms(url: str) -> tuple[float, int] | None:
+BYTES_BEFORE = """
+const until = arguments[0];
+const entries = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')];
+return entries.filter((e) => e.responseEnd <= until)
+  .reduce((sum, e) => sum + (e.transferSize || e.encodedBodySize || 0), 0);
+"""
+"""Bytes the browser fetched (headers and compressed bodies) that finished by ``until`` (ms)."""
+
+
+def first_cards_ms(url: str) -> tuple[float, int, int] | None:
     if not Path("/usr/bin/chromium").exists():
         return None
     from tests.test_browser import chrome, wait
@@ -89,7 +98,8 @@ def first_cards_ms(url: str) -> tuple[float, int] | None:
         )
         shown = driver.execute_script("return performance.now()")  # ms since navigation start
         cards = driver.execute_script("return document.querySelectorAll('.imgedit-image-card').length")
-        return float(shown), int(cards)
+        fetched = driver.execute_script(BYTES_BEFORE, shown)
+        return float(shown), int(cards), int(fetched)
     finally:
         driver.quit()
 
@@ -124,6 +134,7 @@ def main() -> None:
     print(f"P4 GET / bytes:             {statistics.median(sizes) / 1024:.0f} KB")
     if browser:
         print(f"P4 first card drawn:        {statistics.median(b[0] for b in browser):.0f} ms after navigation")
+        print(f"P4 bytes before first card: {statistics.median(b[2] for b in browser) / 1024:.0f} KB")
         print(f"   cards in the page:       {browser[0][1]}")
 
 

@@ -31,9 +31,10 @@ from imgedit.ui import urls
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 60
-"""Image cards a tab shows at first, and adds per page: the first paint stays small whatever
-the size of the gallery."""
+PAGE_SIZE = 48
+"""Image cards a tab shows at first, and adds per page: a large screen's worth (8 columns of 6
+rows) and then some as the user scrolls; the first paint stays small whatever the size of the
+gallery."""
 
 SEARCH_MAX = 200
 ORIGIN_CHOICES: dict[str, str] = {
@@ -58,9 +59,7 @@ class _Card:
     wrap: ui.element
     card: ui.element
     select: ui.element
-    select_icon: ui.icon
     star: ui.element
-    star_icon: ui.icon
     record: ImageRecord
 
 
@@ -302,47 +301,59 @@ class ImageGrid:
         self.cards[record.id] = card
 
     def _build_card(self, wrap: ui.element, record: ImageRecord, arriving: bool) -> _Card:
-        wrap.mark(f"card-{record.id}")
+        """A card in as few elements and prop changes as it takes: a page of them is what the
+        first paint of a 10,000-image gallery costs. Icons of the two corner controls are
+        drawn by CSS from their state (static/imgedit.css)."""
+        image_id = record.id
+        wrap.mark(f"card-{image_id}")
         title = self._title(record)
-        card = ui.element("div").classes("imgedit-card imgedit-image-card").mark("image-card", f"image-{record.id}")
-        if arriving:
-            card.classes("imgedit-new")
+        card = ui.element("div").classes(
+            "imgedit-card imgedit-image-card imgedit-new" if arriving else "imgedit-card imgedit-image-card"
+        )
+        card.mark("image-card", f"image-{image_id}")
         # Reachable and operable by keyboard: Tab to it, Enter or Space opens its actions (or, while
         # something is selected, selects it); arrow keys move between cards (static/imgedit.js).
-        card.props.update(tabindex="0", role="button")
-        card.props["aria-label"] = f"{title}: open Edit, View, Download and Delete"
-        card.on("click", functools.partial(self._on_card, record.id), js_handler="(e) => emit({shift: e.shiftKey})")
-        card.on("keydown", functools.partial(self._on_card, record.id), js_handler=_KEY_HANDLER)
-        with card:
-            with ui.element("div").classes("imgedit-media"):
-                thumb = ui.element("img").classes("imgedit-thumb")
-                # User text goes in as a value, never through a props string (which is parsed).
-                thumb.props.update(src=urls.thumb(record.id), alt=title, loading="lazy")
-            with ui.element("div").classes("imgedit-card-body"):
-                ui.label(title).classes("imgedit-title").props["title"] = title
-                lineage = self._lineage(record)
-                if lineage:
-                    ui.label(lineage).classes("imgedit-lineage")
-                meta = f"{fmt.ORIGIN_LABELS[record.origin]} · {record.width}×{record.height}"
-                ui.label(meta).classes("imgedit-meta")
-        select = ui.element("div").classes("imgedit-select").mark("select", f"select-{record.id}")
-        select.props.update(role="checkbox", tabindex="0")
-        select.props["aria-label"] = f"Select {title}"
-        select.props["aria-checked"] = "false"
-        select.on("click", functools.partial(self._on_select, record.id), js_handler=_CLICK_HANDLER)
-        select.on("keydown", functools.partial(self._on_select, record.id), js_handler=_KEY_HANDLER)
-        with select:
-            select_icon = ui.icon("check_box_outline_blank")
-        star = ui.element("div").classes("imgedit-star").mark("star", f"star-{record.id}")
-        star.props.update(role="button", tabindex="0")
-        star.props["aria-label"] = f"Favourite: {title}"
-        star.on("click", functools.partial(self._on_star, record.id), js_handler=_CLICK_HANDLER)
-        star.on("keydown", functools.partial(self._on_star, record.id), js_handler=_KEY_HANDLER)
-        with star:
-            star_icon = ui.icon("star_border")
-        shown = _Card(wrap, card, select, select_icon, star, star_icon, record)
-        self._draw_star(shown)
-        return shown
+        # User text goes in as values, never through a props string (which is parsed).
+        card.props.update(
+            {"tabindex": "0", "role": "button", "aria-label": f"{title}: open Edit, View, Download and Delete"}
+        )
+        on_card = functools.partial(self._on_card, image_id)
+        card.on("click", on_card, js_handler="(e) => emit({shift: e.shiftKey})")
+        card.on("keydown", on_card, js_handler=_KEY_HANDLER)
+        with card:  # flat: the thumbnail keeps its 4:3 box itself, the texts pad themselves
+            ui.element("img").classes("imgedit-thumb imgedit-card-thumb").props.update(
+                {"src": urls.thumb(image_id), "alt": title, "loading": "lazy"}
+            )
+            ui.label(title).classes("imgedit-title imgedit-card-line").props["title"] = title
+            lineage = self._lineage(record)
+            if lineage:
+                ui.label(lineage).classes("imgedit-lineage imgedit-card-line")
+            ui.label(f"{fmt.ORIGIN_LABELS[record.origin]} · {record.width}×{record.height}").classes(
+                "imgedit-meta imgedit-card-line imgedit-card-last"
+            )
+        select = ui.element("div").classes("imgedit-select")
+        select.mark("select", f"select-{image_id}")
+        select.props.update(
+            {"role": "checkbox", "tabindex": "0", "aria-label": f"Select {title}", "aria-checked": "false"}
+        )
+        on_select = functools.partial(self._on_select, image_id)
+        select.on("click", on_select, js_handler=_CLICK_HANDLER)
+        select.on("keydown", on_select, js_handler=_KEY_HANDLER)
+        on = record.favourite
+        star = ui.element("div").classes("imgedit-star imgedit-starred" if on else "imgedit-star")
+        star.mark("star", f"star-{image_id}")
+        star.props.update(
+            {
+                "role": "button",
+                "tabindex": "0",
+                "aria-label": f"Favourite: {title}",
+                "aria-pressed": "true" if on else "false",
+            }
+        )
+        on_star = functools.partial(self._on_star, image_id)
+        star.on("click", on_star, js_handler=_CLICK_HANDLER)
+        star.on("keydown", on_star, js_handler=_KEY_HANDLER)
+        return _Card(wrap, card, select, star, record)
 
     def _refresh_card(self, shown: _Card, record: ImageRecord) -> None:
         shown.record = record
@@ -352,9 +363,6 @@ class ImageGrid:
         on = shown.record.favourite
         shown.star.props["aria-pressed"] = "true" if on else "false"
         shown.star.classes(add="imgedit-starred" if on else "", remove="" if on else "imgedit-starred")
-        shown.star.update()
-        shown.star_icon.name = "star" if on else "star_border"
-        shown.star_icon.update()
 
     def _remove(self, image_id: ImageId) -> None:
         shown = self.cards.pop(image_id)
@@ -455,9 +463,6 @@ class ImageGrid:
             on = image_id in self.selected
             if (shown.select.props.get("aria-checked") == "true") != on:
                 shown.select.props["aria-checked"] = "true" if on else "false"
-                shown.select.update()
-                shown.select_icon.name = "check_box" if on else "check_box_outline_blank"
-                shown.select_icon.update()
                 shown.wrap.classes(add="imgedit-selected" if on else "", remove="" if on else "imgedit-selected")
         count = len(self.selected)
         self.box.classes(add="imgedit-selecting" if count else "", remove="" if count else "imgedit-selecting")
