@@ -195,3 +195,23 @@ def test_history(app: App, driver: webdriver.Chrome, running_job: None, scheme: 
     wait(driver).until(lambda d: "oil painting at dusk" in d.find_element(By.TAG_NAME, "body").text)
     settle(driver)
     assert_no_blocking_violations(driver, f"/history ({scheme})")
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_gallery_with_a_selection_and_a_favourite(app: App, driver: webdriver.Chrome, scheme: Scheme) -> None:
+    """The search and filter bar, the cards' checkboxes and stars, and the selection bar."""
+    open_gallery(driver, app.url, scheme)
+    wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".imgedit-images-box .imgedit-select"))
+    driver.find_elements(By.CSS_SELECTOR, ".imgedit-images-box .imgedit-select")[0].click()
+    driver.find_elements(By.CSS_SELECTOR, ".imgedit-images-box .imgedit-star")[1].click()
+    wait(driver).until(lambda d: d.find_element(By.CSS_SELECTOR, ".imgedit-selection-bar").is_displayed())
+    wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".imgedit-star.imgedit-starred"))
+    settle(driver)
+    try:
+        assert_no_blocking_violations(driver, f"the gallery with a selection and a star ({scheme})")
+        bar = driver.find_element(By.CSS_SELECTOR, ".imgedit-selection-count")
+        ratio = drawn_contrast(driver, bar)
+        assert ratio is not None and ratio >= 4.5, ratio
+    finally:
+        driver.find_elements(By.CSS_SELECTOR, ".imgedit-images-box .imgedit-star")[1].click()  # unstar
+        driver.find_element(By.CSS_SELECTOR, "[aria-label='Clear the selection']").click()
