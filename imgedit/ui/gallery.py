@@ -31,6 +31,8 @@ from imgedit.ui.tray import JobsTray
 TICK_SECONDS = 1.0
 MB = 1024 * 1024
 FAILURE_TOAST_SECONDS = 20.0
+MANY_NEWS = 3
+"""More jobs than this reaching the same point in one tick are told as a count."""
 SAME_DROP_SECONDS = 60.0
 """Files the browser refused this recently belong to the drop whose upload just finished."""
 
@@ -63,6 +65,7 @@ class GalleryPage:
         self._announced: set[JobId] = set()
         self._counts_sent: tuple[int, int] | None = None
         self._news: list[str] = []
+        self._job_news_heads: dict[str, list[str]] = {}
         self.patch = Patch(ui.context.client)
         """This tab's small per-tick changes to cards and tray, sent as one message (``_sync_jobs``)."""
         self.tray = JobsTray(services, patch=self.patch, on_cancel=self._cancel, on_hide=self._hide_jobs)
@@ -171,15 +174,28 @@ class GalleryPage:
         self.live.set_text(text)  # text, never HTML: prompts and titles are the user's
 
     def _job_news(self, card: LoadingCard, before: JobStage, snapshot: JobSnapshot) -> None:
-        """Started, and progress at quarters only (never every tick): told once each per card."""
-        if snapshot.stage.is_running and not before.is_running:
-            self._say(f"Started: {card.title}.")
-        if snapshot.stage.is_running:
-            quarter = min(snapshot.percent // 25, 3)
-            if quarter > card.announced_quarter:
-                card.announced_quarter = quarter
-                words = {1: "a quarter done", 2: "half way", 3: "three quarters done"}[quarter]
-                self._say(f"{words.capitalize()}: {card.title}.")
+        """Started, and progress at quarters only (never every tick): told once each per card,
+        gathered per tick by ``_tell_job_news``."""
+        if not snapshot.stage.is_running:
+            return
+        if not before.is_running:
+            self._job_news_heads.setdefault("Started", []).append(card.title)
+        quarter = min(snapshot.percent // 25, 3)
+        if quarter > card.announced_quarter:
+            card.announced_quarter = quarter
+            head = ("A quarter done", "Half way", "Three quarters done")[quarter - 1]
+            self._job_news_heads.setdefault(head, []).append(card.title)
+
+    def _tell_job_news(self) -> None:
+        """One sentence per job; when many jobs reached the same point in one tick, one sentence
+        for all of them ("Half way: 37 jobs."), not a list a screen reader would read for minutes."""
+        for head, titles in self._job_news_heads.items():
+            if len(titles) > MANY_NEWS:
+                self._say(f"{head}: {len(titles)} jobs.")
+            else:
+                for title in titles:
+                    self._say(f"{head}: {title}.")
+        self._job_news_heads.clear()
 
     def _guarded(self, what: str, key: str, action: Callable[[], object]) -> bool:
         """Run one card's part of a sync; False (logged once per card) if it raised."""
@@ -246,6 +262,7 @@ class GalleryPage:
         if (running, queued) != self._counts_sent:
             self._counts_sent = (running, queued)
             self._browser("setCounts", {"running": running, "queued": queued})
+        self._tell_job_news()
         self.patch.flush()
         self._show_emptiness()
         return ok

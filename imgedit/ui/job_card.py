@@ -5,7 +5,10 @@ The server sets only what it knows better than the browser: stage, message, repo
 and the projected running time and finish (as ``data-*`` attributes, ``card_attributes``). These
 change only when the job reports something, never with the mere passing of time, so
 ``static/imgedit.js`` advances the bar, percentage, elapsed time and ETA alone every half second
-and a card whose values did not change on the server costs nothing on the 1-second tick.
+and a card whose values did not change on the server costs nothing on the 1-second tick. What
+does change (those attributes, the stage label and icons, the message, the preview) is written
+through the tab's ``Patch`` (``imgedit/ui/patch.py``): a few values in one message per tick, not
+the card's elements resent whole.
 """
 
 from __future__ import annotations

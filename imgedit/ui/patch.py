@@ -16,8 +16,8 @@ Rules that keep the browser true:
   only, never also through NiceGUI (``el.props[key] = ...``, ``set_text``). Otherwise an older
   patch could arrive after a newer full update (both wait in the outbox while a tab is offline);
 - values are plain JSON scalars (str, int, float, bool) or None (removes a prop);
-- an element being created needs no patch: ``write_prop`` / ``write_text`` set its state, and
-  its first (whole) update carries it, since NiceGUI serialises an element when it sends it.
+- an element being built is written through ``UNSENT``: its first (whole) update carries the
+  values, since NiceGUI serialises an element when it sends it, not when it is queued.
 
 Nothing here parses text into props: user text travels as a JSON value.
 """

@@ -83,6 +83,7 @@ class TrayRow:
     def __init__(self, tray: JobsTray, snapshot: JobSnapshot, thumb: str | None) -> None:
         self.job_id = snapshot.id
         self._shown: tuple[object, ...] | None = None
+        self._status_for: tuple[object, ...] | None = None
         prompt = fmt.shorten(snapshot.spec.prompt, 40)
         with (
             ui.element("div")
@@ -129,9 +130,19 @@ class TrayRow:
                 )
                 self.cancel.props["color"] = "ie-danger"
 
-    def update(self, snapshot: JobSnapshot, *, paused: bool, queued_count: int, patch: Patch) -> None:
+    def update(
+        self, snapshot: JobSnapshot, *, paused: bool, queued_count: int, patch: Patch, live: bool
+    ) -> None:
+        """``live``: the drawer is open. Closed, the status is rewritten only when what it says
+        changes (stage, position, pause, waiting), not for each new percent or wait; opening
+        the drawer brings every row up to date first."""
         queued = snapshot.stage is JobStage.QUEUED
-        patch.text(self.status, _wait_text(snapshot, paused=paused) if queued else _running_text(snapshot))
+        status_for = (snapshot.stage, snapshot.queue_position, paused, snapshot.waiting_for_provider)
+        if live or status_for != self._status_for:
+            self._status_for = status_for
+            patch.text(
+                self.status, _wait_text(snapshot, paused=paused) if queued else _running_text(snapshot)
+            )
         position = snapshot.queue_position
         movable = queued and position is not None
         shown = (queued, movable, position, queued_count)
@@ -177,6 +188,7 @@ class JobsTray:
         self.drawer = (
             ui.right_drawer(value=False, fixed=True, bordered=True).classes("imgedit-tray").mark("tray")
         )
+        self.drawer.on_value_change(self._on_drawer)
         self.drawer.props["overlay"] = True
         self.drawer.props["width"] = 420
         self.drawer.props["aria-label"] = "Jobs tray"
@@ -253,6 +265,7 @@ class JobsTray:
         changed texts go through the tab's ``Patch``."""
         patch = self._patch
         paused = self.registry.paused
+        live = bool(self.drawer.value)
         running: list[JobSnapshot] = []
         queued: list[JobSnapshot] = []
         for s in snapshots:
@@ -288,10 +301,10 @@ class JobsTray:
                 if row is None:
                     with box:
                         row = TrayRow(self, snapshot, self._thumb(snapshot))
-                    row.update(snapshot, paused=paused, queued_count=len(queued), patch=UNSENT)
+                    row.update(snapshot, paused=paused, queued_count=len(queued), patch=UNSENT, live=True)
                     self.rows[snapshot.id] = row
                 else:
-                    row.update(snapshot, paused=paused, queued_count=len(queued), patch=patch)
+                    row.update(snapshot, paused=paused, queued_count=len(queued), patch=patch, live=live)
             order = [self.rows[s.id].root for s in group]
             if box.default_slot.children != order:
                 for index, root in enumerate(order):
@@ -306,6 +319,13 @@ class JobsTray:
         return urls.thumb(source) if source and source in self.store else None
 
     # -- actions -------------------------------------------------------------------------------
+
+    def _on_drawer(self) -> None:
+        """Opened (by the badge, or by the browser): every row's percent and wait brought up to
+        date at once, not at the next tick."""
+        if self.drawer.value:
+            self.sync(self.registry.snapshots())
+            self._patch.flush()
 
     def open(self) -> None:
         self.drawer.set_value(True)
