@@ -1,7 +1,8 @@
 """Image work runs in the cpu pool (``imgedit.cpu``), apart from the default executor that disk and
 database calls use: a real local job's Pillow work is seen on a cpu-pool thread; with that pool
 busy, an ``asyncio.to_thread`` disk call still completes; a local edit cancelled while it waits
-for the pool never runs. Orderings are asserted with events, never with time."""
+for the pool never runs. Orderings are asserted with events, never with time. And the store's
+image work in one decode (``imaging.normalize_with_thumbnail``) gives what the two calls give."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image, ImageFilter
+from PIL import Image, ImageChops, ImageFilter, ImageStat
 
-from imgedit import cpu
+from imgedit import cpu, imaging
 from imgedit.config import Settings
 from imgedit.jobs import JobStage
 from imgedit.models import ImageOrigin, JobKind, Quality
@@ -172,3 +173,37 @@ async def test_a_local_edit_cancelled_while_queued_never_runs_and_does_not_wait(
     # The pool has worked through its queue since; the cancelled edit was dropped from it.
     await asyncio.wrap_future(cpu.submit(lambda: None))
     assert pillow_threads == []
+
+
+def _rotated_jpeg() -> bytes:
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90° clockwise
+    photo(300, 200).save(buffer, "JPEG", exif=exif)
+    return buffer.getvalue()
+
+
+def _gif() -> bytes:
+    buffer = io.BytesIO()
+    photo(300, 200).convert("P").save(buffer, "GIF")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [png_bytes(photo(900, 600)), _rotated_jpeg(), _gif()],
+    ids=["png kept", "jpeg turned", "gif converted"],
+)
+def test_one_decode_gives_what_normalize_and_thumbnail_give(data: bytes) -> None:
+    normalized, thumb = imaging.normalize_with_thumbnail(data, "photo")
+
+    assert normalized == imaging.normalize(data, "photo")
+    separate = Image.open(io.BytesIO(imaging.thumbnail(normalized.data)))
+    together = Image.open(io.BytesIO(thumb))
+    assert together.format == "WEBP"
+    assert together.size == separate.size
+    assert max(together.size) == min(imaging.THUMB_SIDE, max(normalized.width, normalized.height))
+    # The same picture: the two thumbnails differ by resampling noise at most.
+    difference = ImageChops.difference(together.convert("RGB"), separate.convert("RGB"))
+    assert max(high for _low, high in difference.getextrema()) < 48
+    assert ImageStat.Stat(difference).mean[0] < 3
