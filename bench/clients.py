@@ -338,7 +338,8 @@ def main() -> None:
         )
         print(
             f"  CPU seconds: engine alone {cpu_engine:.1f}, engine + storage {cpu_stored:.1f}, "
-            f"app {app.cpu:.1f} (of which the event loop's thread {app.loop_cpu:.1f})"
+            f"app {app.cpu:.1f} (of which the event loop's thread {app.loop_cpu:.1f}); "
+            f"CPU overhead {app.cpu / cpu_engine - 1:+.1%} (steadier than walls on a shared machine)"
         )
         if lag:
             print(
