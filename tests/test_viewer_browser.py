@@ -18,6 +18,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
 from selenium.webdriver.common.keys import Keys
 
+from tests.a11y import emulate_color_scheme
 from tests.app_process import running_app
 from tests.test_a11y_browser import assert_no_blocking_violations
 from tests.test_browser import ARTIFACTS, By, chrome, click, wait
@@ -267,3 +268,56 @@ def test_arrows_zoom_pan_and_escape(app_url: str, driver: webdriver.Chrome) -> N
         ),
         message="focus on the card of the image shown last",
     )
+
+
+def touch(driver: webdriver.Chrome, kind: str, points: list[tuple[float, float]]) -> None:
+    """Fingers on the screen, through Chromium's own input pipeline (touch and pointer events)."""
+    driver.execute_cdp_cmd(
+        "Input.dispatchTouchEvent",
+        {"type": kind, "touchPoints": [{"x": x, "y": y, "id": i} for i, (x, y) in enumerate(points)]},
+    )
+
+
+def test_pinch_zooms_and_a_swipe_moves_on(app_url: str, driver: webdriver.Chrome) -> None:
+    """On a touch screen, in the dark scheme (the first test saw the light one)."""
+    driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
+    emulate_color_scheme(driver, "dark")
+    try:
+        driver.get(app_url)
+        wait(driver).until(lambda d: len(card_ids(d)) >= 6 or None)
+        ids = card_ids(driver)
+        first_card = driver.find_element(By.CSS_SELECTOR, ".imgedit-gallery .imgedit-image-card")
+        driver.execute_script("arguments[0].focus()", first_card)
+        press(driver, Keys.ENTER)
+        wait(driver).until(lambda d: src_id(d, DIALOG_PICTURE) == ids[0])
+        wait(driver, 5).until(lambda d: focus_in(d, ".q-dialog"))
+        wait(driver, 5).until(settled)
+        assert_no_blocking_violations(driver, "the image dialog, dark")
+        driver.save_screenshot(str(ARTIFACTS / "viewer-dialog-dark.png"))
+        press(driver, Keys.TAB, Keys.ENTER)  # View
+        wait(driver).until(lambda d: viewer_loaded(d, ids[0]))
+        wait(driver, 5).until(settled)
+        cx, cy = driver.execute_script(
+            f"const r = document.querySelector('{STAGE}').getBoundingClientRect();"
+            "return [r.left + r.width / 2, r.top + r.height / 2];"
+        )
+
+        # Two fingers spread apart: the picture grows.
+        touch(driver, "touchStart", [(cx - 50, cy), (cx + 50, cy)])
+        for spread in range(1, 6):
+            touch(driver, "touchMove", [(cx - 50 - 20 * spread, cy), (cx + 50 + 20 * spread, cy)])
+        touch(driver, "touchEnd", [])
+        wait(driver, 5).until(lambda d: transform(d)[0] > 1.5, message="a pinch zooms in")
+        assert re.fullmatch(r"\d+ %", zoom_level(driver))
+
+        # At Fit, one finger swiping left brings the next (older) picture.
+        press(driver, "0")
+        wait(driver, 5).until(lambda d: transform(d) == (1, 0, 0))
+        touch(driver, "touchStart", [(cx + 100, cy)])
+        for step in range(1, 6):
+            touch(driver, "touchMove", [(cx + 100 - 40 * step, cy + 2)])
+        touch(driver, "touchEnd", [])
+        wait(driver, 10).until(lambda d: viewer_loaded(d, ids[1]), message="a swipe left: the next older")
+    finally:
+        driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": False})
+        emulate_color_scheme(driver, "light")
