@@ -15,7 +15,9 @@ or PNG with ``--format png``).
   storage  only ``store.add`` of the engine's results (normalize, thumbnail, files, row)
 
 ``--pool default`` puts image work back into the loop's default executor, which disk and database
-calls share (the state before the cpu pool), for a before figure.
+calls share (the state before the cpu pool), for a before figure. ``--pool process`` (with
+``--part engine`` only) runs the engine's work in a process pool of as many processes as the cpu
+pool has threads, without progress or cancellation: what processes would buy the loop.
 
 ``--diagnose MS`` runs the loop in asyncio's debug mode and logs each callback that held it longer
 than MS (debug mode costs time itself; use it to find culprits, not for the figures).
@@ -29,6 +31,7 @@ import argparse
 import asyncio
 import io
 import logging
+import multiprocessing
 import os
 import random
 import statistics
@@ -37,7 +40,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +53,17 @@ from imgedit import cpu  # noqa: E402
 from imgedit.config import Settings  # noqa: E402
 from imgedit.jobs import JobStage  # noqa: E402
 from imgedit.models import ImageOrigin, JobKind, Quality  # noqa: E402
+from imgedit.providers import local  # noqa: E402
 from imgedit.providers.base import ProviderRequest  # noqa: E402
+from imgedit.providers.local_parse import parse_prompt  # noqa: E402
 from imgedit.services import Services, build_services  # noqa: E402
 
 PROBE_INTERVAL = 0.010
+POOLS = {
+    "cpu": "cpu pool (threads)",
+    "default": "default executor (threads)",
+    "process": "process pool (processes)",
+}
 CONTROL = """
 import asyncio, sys, threading, time
 lags = []
@@ -133,6 +143,12 @@ def use_default_pool() -> None:
     cpu._pool = shared
 
 
+def edit_in_process(source: bytes, quality: Quality) -> bytes:
+    """The local engine's edit work in a worker process (no progress, no stop)."""
+    png, _notes = local._edit_work(source, parse_prompt(PROMPT), quality, lambda _f, _m: None, lambda: False)
+    return png
+
+
 def make_services(folder: str, jobs: int) -> Services:
     return build_services(Settings(data_dir=Path(folder), samples=False, show=False, max_concurrent=jobs))
 
@@ -180,6 +196,15 @@ async def one_run(
                 outcomes = Counter(f.stage for f in finals)
                 if outcomes != {JobStage.COMPLETED: args.jobs}:
                     raise SystemExit(f"FAIL: {dict(outcomes)}: {[f.error for f in finals if f.error]}")
+            elif args.part == "engine" and args.pool == "process":
+                loop = asyncio.get_running_loop()
+                with ProcessPoolExecutor(
+                    cpu.WORKERS, mp_context=multiprocessing.get_context("forkserver")
+                ) as pool:
+                    calls = (
+                        loop.run_in_executor(pool, edit_in_process, source, quality) for _ in range(args.jobs)
+                    )
+                    await asyncio.gather(*calls)
             elif args.part == "engine":
                 await asyncio.gather(*(provider.edit(request, NullSink()) for _ in range(args.jobs)))
             else:
@@ -218,6 +243,8 @@ def report(
 
 
 async def run(args: argparse.Namespace) -> None:
+    if args.pool == "process" and args.part != "engine":
+        raise SystemExit("--pool process measures the engine part alone: add --part engine")
     if args.pool == "default":
         use_default_pool()
     if args.diagnose:  # asyncio logs every callback that holds the loop longer than this
@@ -226,11 +253,12 @@ async def run(args: argparse.Namespace) -> None:
         loop.set_debug(True)
         loop.slow_callback_duration = args.diagnose / 1000
     source = encoded(photo(args.width, args.height), args.format)
+    workers = cpu.WORKERS if args.pool == "process" else cpu.executor()._max_workers
     print(
         f"{args.jobs} local edits ({args.part}) of {args.width}x{args.height} {args.format.upper()} "
         f"({len(source) / 2**20:.1f} MB), quality {args.quality}, prompt “{PROMPT}”, "
-        f"image work in the {'cpu pool' if args.pool == 'cpu' else 'default executor'} "
-        f"({cpu.executor()._max_workers} threads), {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}",
+        f"image work in the {POOLS[args.pool]} ({workers}), {os.cpu_count()} cores, "
+        f"load {os.getloadavg()[0]:.2f}",
         flush=True,
     )
     rows = []
@@ -254,7 +282,7 @@ def main() -> None:
     parser.add_argument("--format", choices=("jpeg", "png"), default="jpeg")
     parser.add_argument("--quality", choices=[q.value for q in Quality], default=Quality.HIGH.value)
     parser.add_argument("--part", choices=("jobs", "engine", "storage"), default="jobs")
-    parser.add_argument("--pool", choices=("cpu", "default"), default="cpu")
+    parser.add_argument("--pool", choices=("cpu", "default", "process"), default="cpu")
     parser.add_argument(
         "--diagnose",
         type=float,
