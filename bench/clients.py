@@ -212,6 +212,17 @@ async def through_the_app(
             finished: dict[str, float] = {}
             services.registry.on_finish(lambda s: finished.setdefault(s.id, time.perf_counter()))
             before = {r.id for r in services.store.list()}
+            # The job id each click made, as the dialog's submit returns it: looked up from all
+            # snapshots instead, the bench would charge the app O(jobs) per click.
+            made_ids: list[str] = []
+            submit_generate = services.studio.submit_generate
+
+            def recording_submit(*args: Any, **kwargs: Any) -> str:
+                job_id = submit_generate(*args, **kwargs)
+                made_ids.append(job_id)
+                return str(job_id)
+
+            services.studio.submit_generate = recording_submit
             submitted: dict[str, tuple[int, float]] = {}  # job -> (client, click time)
             lags: list[float] = []
             stop = asyncio.Event()
@@ -232,8 +243,7 @@ async def through_the_app(
                     field.type(prompt)
                     clicked = time.perf_counter()
                     start.click()
-                    job = next(s.id for s in services.registry.snapshots() if s.spec.prompt == prompt)
-                    submitted[job] = (number, clicked)
+                    submitted[made_ids.pop()] = (number, clicked)
                     await asyncio.sleep(0)  # the clients interleave, as their clicks would
 
             if profiler is not None:
