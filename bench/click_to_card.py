@@ -7,6 +7,9 @@ loop are installed before the click, the click is dispatched from JavaScript (no
 round trip inside the measurement), and ``performance.now()`` is taken
 
 - at the click,
+- when the click's event leaves through NiceGUI's socket (``socket.emit`` wrapped),
+- when the first update message carrying a loading card arrives (``socket.prependAny``, before
+  NiceGUI applies it),
 - when the loading card for that job (a new ``.imgedit-loading-card`` showing this run's
   prompt) is in the DOM and laid out: ``checkVisibility()`` (no ``display: none`` on it or an
   ancestor) and a box of non-zero size, read in the observer callback (which forces layout);
