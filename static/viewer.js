@@ -97,7 +97,8 @@
     const st = state(stage);
     const shown = st.s / z.natural;
     const fitLevel = 1 / z.natural;
-    const candidates = LEVELS.filter((l) => (direction > 0 ? l > shown * 1.01 : l < shown / 1.01));
+    // A level within a tenth of the one shown is no step (Fit at 49 % goes to 67 %, not 50 %).
+    const candidates = LEVELS.filter((l) => (direction > 0 ? l > shown * 1.1 : l < shown / 1.1));
     let level = direction > 0 ? candidates[0] : candidates[candidates.length - 1];
     if (level === undefined) level = direction > 0 ? MOST : fitLevel;
     if (direction < 0 && level < fitLevel) level = fitLevel;

@@ -78,6 +78,10 @@ async def test_next_and_previous_walk_the_gallery_in_place(user: User) -> None:
     assert title_shown(user) == titles[0]
     assert not newer.enabled
 
+    press(user, "image-picture")  # a click on the picture views it full size
+    viewer = next(d for d in open_dialogs(user) if d is not dialog)
+    assert any(e.props.get("src") == f"/media/images/{order[0].id}" for e in viewer.descendants())
+
 
 async def test_the_oldest_image_disables_next(user: User) -> None:
     await user.open("/")

@@ -245,6 +245,7 @@ class ImageDialog:
             self.title = ui.label().classes("text-h6 ellipsis w-full").mark("image-title")
             name_dialog(self.dialog, self.title)
             self.picture = ui.element("img").classes("imgedit-dialog-image").props('alt=""')
+            self.picture.on("click", self._view).mark("image-picture")  # a mouse's way to View
             self.counter = ui.label().classes("imgedit-counter").mark("image-position")
             self.details = ui.label().classes("imgedit-hint")
             self.lineage = ui.label().classes("imgedit-lineage")
