@@ -402,7 +402,8 @@ class ImageStore:
     # -- worker-thread parts -------------------------------------------------------------------
 
     def _write(self, image_id: ImageId, data: bytes, details: _Details) -> tuple[ImageRecord, str]:
-        normalized = _on_cpu(imaging.normalize, data, details.name or "the image")
+        # The check, the normalised bytes and the thumbnail from one decode, in the image pool.
+        normalized, thumb = _on_cpu(imaging.normalize_with_thumbnail, data, details.name or "the image")
         record = ImageRecord(
             id=image_id,
             created_at=time.time(),
@@ -421,7 +422,6 @@ class ImageStore:
         try:
             with _storage_errors(failure):
                 self._write_file(self.path_of(record), normalized.data)
-            thumb = _on_cpu(imaging.thumbnail, normalized.data)  # Pillow's OSErrors are not the disk's
             with _storage_errors(failure):
                 self._write_file(self.thumb_path_of(record), thumb)
                 self._insert(record)
