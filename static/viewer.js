@@ -215,7 +215,7 @@
       if (Math.abs(dx) < SWIPE || Math.abs(dx) < 2 * Math.abs(dy)) return;
       // Swiping left brings the next (older) picture in from the right, as on a phone.
       const arrow = stage.querySelector(dx < 0 ? '.imgedit-arrow-older' : '.imgedit-arrow-newer');
-      if (arrow && !arrow.disabled && !arrow.classList.contains('disabled')) arrow.click();
+      if (arrow && arrow.getAttribute('aria-disabled') !== 'true') arrow.click();
     },
 
     pointercancel(event) {

@@ -270,6 +270,34 @@ def test_arrows_zoom_pan_and_escape(app_url: str, driver: webdriver.Chrome) -> N
     )
 
 
+def test_next_pressed_to_the_end_keeps_the_focus(app_url: str, driver: webdriver.Chrome) -> None:
+    """Enter on Next until the oldest image: the arrow stays focused (disabled for screen readers,
+    not taken out of the page), so the arrow keys go on working."""
+    driver.get(app_url)
+    wait(driver).until(lambda d: len(card_ids(d)) >= 6 or None)
+    ids = card_ids(driver)
+    cards = driver.find_elements(By.CSS_SELECTOR, ".imgedit-gallery .imgedit-image-card")
+    driver.execute_script("arguments[0].focus()", cards[-2])
+    press(driver, Keys.ENTER)
+    wait(driver).until(lambda d: src_id(d, DIALOG_PICTURE) == ids[-2])
+    wait(driver, 5).until(lambda d: focus_in(d, ".q-dialog"))
+    name = "return document.activeElement.getAttribute('aria-label')"
+    for _ in range(8):
+        press(driver, Keys.TAB)
+        if driver.execute_script(name) == "Next image (older)":
+            break
+    assert driver.execute_script(name) == "Next image (older)", "Tab reaches Next"
+    press(driver, Keys.ENTER)
+    wait(driver, 5).until(lambda d: src_id(d, DIALOG_PICTURE) == ids[-1], message="Enter on Next")
+    wait(driver, 5).until(lambda d: button_disabled(d, ".imgedit-image-dialog", "Next image (older)"))
+    assert driver.execute_script(name) == "Next image (older)", "focus stays on the arrow at the end"
+    press(driver, Keys.ENTER)  # nothing beyond: nothing moves
+    press(driver, Keys.ARROW_LEFT)
+    wait(driver, 5).until(lambda d: src_id(d, DIALOG_PICTURE) == ids[-2], message="ArrowLeft still works")
+    press(driver, Keys.ESCAPE)
+    wait(driver, 5).until(lambda d: not d.find_elements(By.CSS_SELECTOR, ".imgedit-image-dialog"))
+
+
 def touch(driver: webdriver.Chrome, kind: str, points: list[tuple[float, float]]) -> None:
     """Fingers on the screen, through Chromium's own input pipeline (touch and pointer events)."""
     driver.execute_cdp_cmd(

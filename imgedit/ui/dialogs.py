@@ -377,11 +377,20 @@ class ImageDialog:
         self._find_neighbours(image)
 
     def _find_neighbours(self, image: ImageRecord) -> None:
-        """An arrow with nothing beyond it is disabled; the pictures beyond the others load now."""
+        """An arrow with nothing beyond it is disabled; the pictures beyond the others load now.
+
+        Disabled with aria-disabled, not the disabled property: an arrow pressed to the end keeps
+        the keyboard focus (a button losing it would drop focus to the page, out of the dialog's
+        keys), and a press on it does nothing."""
         step = self._step
         neighbours = {delta: step(image, delta) if step else None for delta in (NEWER, OLDER)}
         for arrow, delta in self._arrows:
-            arrow.set_enabled(neighbours[delta] is not None)
+            if neighbours[delta] is None:
+                arrow.props["aria-disabled"] = "true"
+                arrow.classes(add="imgedit-arrow-end")
+            else:
+                arrow.props.pop("aria-disabled", None)
+                arrow.classes(remove="imgedit-arrow-end")
         for hidden, delta, url in self._prefetch:
             neighbour = neighbours[delta]
             if neighbour is None:
