@@ -5,8 +5,8 @@ Each run, one at a time on a quiet loop, times:
 
   engine   the local engine's own work called directly, in this thread: decode (JPEG draft),
            ``apply_operations`` and the PNG encode (``local._edit_work``, what the job's worker runs)
-  imaging  the store's image work on that PNG called directly: ``imaging.normalize`` + ``thumbnail``
-  one-decode  the same from one decode: ``imaging.normalize_with_thumbnail``
+  imaging  the store's image work on that PNG as two calls: ``imaging.normalize`` + ``thumbnail``
+  one-decode  the same from one decode, ``imaging.normalize_with_thumbnail`` (what the store calls)
   store    ``store.add`` of that PNG: the image work above plus the files (fsync) and the row
   job      a real edit job through the registry (``Studio.submit_edit``), from submit until its
            image is stored: read the source, the engine in the cpu pool, progress, stages and the
@@ -16,8 +16,7 @@ and prints the medians, the best runs (least disturbed on a shared machine) and 
 job ÷ engine (P3 as stated: everything the job does beyond the engine's operations counts as
 overhead, including the store's decode for validation, the thumbnail and the fsyncs), and
 job ÷ (engine + store) (what the job machinery itself adds: thread hand-offs, progress, stages,
-journal). "P3 if the store decoded once" takes the difference between imaging and one-decode off
-the job.
+journal).
 
     python bench/local_overhead.py [--runs 5] [--quality high] [--format jpeg|png]
 """
@@ -111,10 +110,6 @@ async def run(args: argparse.Namespace) -> None:
     print(
         f"best runs (least disturbed by other processes): job ÷ engine {best['job'] / best['engine']:.3f}, "
         f"job ÷ (engine + store) {best['job'] / (best['engine'] + best['store']):.3f}"
-    )
-    saved = median["imaging"] - median["one-decode"]
-    print(
-        f"P3 if the store decoded once: {(median['job'] - saved) / median['engine']:.3f} ({saved:.3f} s less)"
     )
 
 
