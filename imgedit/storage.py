@@ -37,7 +37,6 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from imgedit import cpu, imaging
 from imgedit.database import Database
@@ -69,7 +68,6 @@ def order_key(record: ImageRecord) -> tuple[float, str]:
 
 Fsync = Callable[[int], None]
 """Flushes a file descriptor to the disk: ``os.fsync``, or a test's recorder."""
-T = TypeVar("T")
 Opener = Callable[[str, int], int]
 """Opens a path with flags and returns a descriptor, as ``open(..., opener=...)`` expects."""
 
@@ -319,7 +317,10 @@ class ImageStore:
 
     async def _add(self, data: bytes, details: _Details) -> tuple[ImageRecord, str]:
         image_id = new_image_id()
-        write = asyncio.ensure_future(asyncio.to_thread(self._write, image_id, data, details))
+        # Pixels in the image pool (cancelling here leaves nothing behind), files in a disk thread:
+        # a disk thread never waits on image work, so disk calls never queue behind Pillow.
+        prepared = await cpu.run(imaging.normalize_with_thumbnail, data, details.name or "the image")
+        write = asyncio.ensure_future(asyncio.to_thread(self._write, image_id, prepared, details))
         try:
             record, note = await asyncio.shield(write)
         except asyncio.CancelledError:
@@ -336,7 +337,9 @@ class ImageStore:
         self, data: bytes, *, origin: ImageOrigin, name: str = "", prompt: str | None = None
     ) -> ImageRecord:
         """``add`` for start-up code that runs before the event loop serves anyone."""
-        record, _note = self._write(new_image_id(), data, _Details(origin=origin, name=name, prompt=prompt))
+        details = _Details(origin=origin, name=name, prompt=prompt)
+        prepared = imaging.normalize_with_thumbnail(data, name or "the image")
+        record, _note = self._write(new_image_id(), prepared, details)
         self._show(record)
         return record
 
@@ -401,9 +404,11 @@ class ImageStore:
 
     # -- worker-thread parts -------------------------------------------------------------------
 
-    def _write(self, image_id: ImageId, data: bytes, details: _Details) -> tuple[ImageRecord, str]:
-        # The check, the normalised bytes and the thumbnail from one decode, in the image pool.
-        normalized, thumb = _on_cpu(imaging.normalize_with_thumbnail, data, details.name or "the image")
+    def _write(
+        self, image_id: ImageId, prepared: tuple[imaging.NormalizedImage, bytes], details: _Details
+    ) -> tuple[ImageRecord, str]:
+        """Files then row, for an image already checked and thumbnailed (``normalize_with_thumbnail``)."""
+        normalized, thumb = prepared
         record = ImageRecord(
             id=image_id,
             created_at=time.time(),
@@ -611,12 +616,6 @@ def _sweep(folder: Path, names: set[str], before: float) -> None:
 
 def _extension(image_format: str) -> str:
     return {"JPEG": "jpg"}.get(image_format, image_format.lower())
-
-
-def _on_cpu(function: Callable[..., T], *args: object) -> T:
-    """Run Pillow work from a storage worker thread in the image pool (``imgedit.cpu``), so disk
-    writes and image work never queue behind each other in one pool."""
-    return cpu.executor().submit(function, *args).result()
 
 
 def _from_row(row: sqlite3.Row) -> ImageRecord:
