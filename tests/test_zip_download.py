@@ -19,13 +19,15 @@ import os
 import subprocess
 import zipfile
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
-from nicegui import app
+from nicegui import Client, app, ui
+from nicegui.functions.download import download as real_download
 from nicegui.testing import User
 from PIL import Image
 
@@ -82,8 +84,18 @@ def unzip_test(data: bytes, folder: Path) -> str:
     return result.stdout
 
 
+@dataclass(frozen=True)
+class Served:
+    url: str
+    server: uvicorn.Server
+
+    @property
+    def requests_in_flight(self) -> int:
+        return len(self.server.server_state.tasks)
+
+
 @contextlib.asynccontextmanager
-async def real_server() -> AsyncIterator[str]:
+async def real_server() -> AsyncIterator[Served]:
     """The running test app, also served over real sockets by uvicorn, on this event loop."""
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
@@ -92,7 +104,7 @@ async def real_server() -> AsyncIterator[str]:
     try:
         await eventually(lambda: server.started or task.done(), message="uvicorn to listen")
         assert server.started, task
-        yield f"http://127.0.0.1:{port}"
+        yield Served(f"http://127.0.0.1:{port}", server)
     finally:
         server.should_exit = True
         await task
@@ -202,7 +214,7 @@ async def test_the_zip_is_streamed_first_member_sent_before_the_later_files_are_
     assert len(big_bytes) > 1_000_000  # several chunks
     link = str((await choose(user, [big, middle, last])).request.url.path)
 
-    async with real_server() as base_url, httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+    async with real_server() as served, httpx.AsyncClient(base_url=served.url, timeout=30) as http:
         with fifo_in_place_of(store.path_of(middle)) as fifo:
             async with http.stream("GET", link) as response:
                 assert response.status_code == 200
@@ -225,22 +237,116 @@ async def test_the_zip_is_streamed_first_member_sent_before_the_later_files_are_
     assert last.id not in store  # and its card drops out, as on the media routes
 
 
-async def test_a_client_that_goes_away_mid_zip_leaves_the_server_well(user: User) -> None:
+async def test_a_client_that_hangs_up_mid_zip_ends_its_request_and_leaves_no_file_open(user: User) -> None:
     await user.open("/")
     store = app_services().store
-    records = [
-        await store.add(png(500, 500, noise=True), origin=ImageOrigin.UPLOAD, name=f"n{i}.png")
-        for i in range(3)
-    ]
-    link = str((await choose(user, records)).request.url.path)
+    first, middle, last = await add_images(store, ["first.png", "middle.png", "last.png"])
+    first_bytes, middle_bytes = store.path_of(first).read_bytes(), store.path_of(middle).read_bytes()
+    link = str((await choose(user, [first, middle, last])).request.url.path)
 
-    async with real_server() as base_url, httpx.AsyncClient(base_url=base_url, timeout=30) as http:
-        async with http.stream("GET", link) as response:
-            await anext(response.aiter_raw())  # then hang up
-        complete = await http.get(link)  # the next request is served whole
+    half = len(middle_bytes) // 2
+    async with real_server() as served, httpx.AsyncClient(base_url=served.url, timeout=30) as http:
+        with fifo_in_place_of(store.path_of(middle)) as fifo:
+            writer = None
+            try:
+                async with http.stream("GET", link) as response:
+                    received = b""
+                    chunks = response.aiter_raw()
+                    while first_bytes not in received:
+                        received += await anext(chunks)
+                    writer = await eventually_value(
+                        lambda: reader_waiting(fifo), "the server to open the pipe"
+                    )
+                    os.write(writer, middle_bytes[:half])
+                    while middle_bytes[:half] not in received:  # the server is reading the pipe
+                        received += await anext(chunks)
+                # Hung up while the server's worker thread waits for the rest of the middle
+                # file: the request ends all the same (the thread is not waited for) ...
+                await eventually(lambda: served.requests_in_flight == 0, message="the request to end")
+                with contextlib.suppress(BrokenPipeError):  # (the server may have let go already)
+                    os.write(writer, middle_bytes[half:])
+            finally:
+                if writer is not None:
+                    os.close(writer)
+            # ... and once the thread's read returns, the file is closed.
+            await eventually(lambda: not open_files_in(store.images_dir), message="the file to be let go")
+        store.path_of(middle).write_bytes(middle_bytes)
+        complete = await http.get(link)  # and the next request is served whole
 
     archive = opened(complete.content)
-    assert [archive.read(f"n{i}.png") for i in range(3)] == [store.path_of(r).read_bytes() for r in records]
+    assert archive.namelist() == ["first.png", "middle.png", "last.png"]
+    assert archive.read("middle.png") == middle_bytes
+
+
+def reader_waiting(fifo: Path) -> int | None:
+    """A write end of the pipe once someone has opened it for reading (else None)."""
+    try:
+        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:  # ENXIO: no reader yet
+        return None
+
+
+async def eventually_value(probe: Callable[[], int | None], message: str) -> int:
+    found: list[int] = []
+    await eventually(lambda: (value := probe()) is not None and not found.append(value), message=message)
+    return found[0]
+
+
+def open_files_in(folder: Path) -> list[Path]:
+    """Files under ``folder`` this process has open (Linux ``/proc``)."""
+    paths = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = Path(os.readlink(f"/proc/self/fd/{fd}"))
+            if target.parent == folder:
+                paths.append(target)
+    return paths
+
+
+@pytest.mark.browser
+async def test_headless_chromium_saves_the_zip_it_is_handed(user: User, tmp_path: Path) -> None:
+    from tests.test_browser import chrome  # skips where Chromium is missing
+
+    await user.open("/")
+    store = app_services().store
+    records = await add_images(store, ["harbour.png", "harbour.png", "forest.png"])
+    folder = tmp_path / "Downloads"
+    folder.mkdir()
+    saved = folder / "imgedit-3-images.zip"
+    async with real_server() as served:
+        driver = await asyncio.to_thread(chrome)
+        try:
+            behaviour = {"behavior": "allow", "downloadPath": str(folder)}
+            await asyncio.to_thread(driver.execute_cdp_cmd, "Browser.setDownloadBehavior", behaviour)
+            await asyncio.to_thread(driver.get, served.url + "/")
+            await eventually(lambda: browser_client(user) is not None, message="the browser's page")
+            page = browser_client(user)
+            assert page is not None
+            # The browser fetches it, not the simulated user (whose every attribute access
+            # puts its own ui.download back, so ``user`` is not touched until this is done).
+            simulated, ui.download = ui.download, real_download
+            try:
+                with page:
+                    await archive_module().download(app_services(), [r.id for r in records])
+            finally:
+                ui.download = simulated
+            await eventually(lambda: saved.exists() and not list(folder.glob("*.crdownload")), 30, "the zip")
+        finally:
+            await asyncio.to_thread(driver.quit)
+    assert [p.name for p in folder.iterdir()] == [saved.name]  # named by the server's Content-Disposition
+    archive = opened(saved.read_bytes())
+    assert archive.namelist() == ["harbour.png", "harbour (2).png", "forest.png"]
+    assert [archive.read(n) for n in archive.namelist()] == [store.path_of(r).read_bytes() for r in records]
+
+
+def browser_client(user: User) -> Client | None:
+    """The gallery page the browser opened (connected), not the simulated user's."""
+    pages = [
+        c
+        for c in Client.instances.values()
+        if c is not user.client and c.page.path == "/" and c.has_socket_connection
+    ]
+    return pages[0] if pages else None
 
 
 # -- a studio with a password ----------------------------------------------------------------------
@@ -271,9 +377,8 @@ async def test_behind_a_password_only_the_session_that_chose_can_fetch(
     assert response.status_code == 200 and opened(response.content).namelist() == ["one.png", "two.png"]
     link = str(response.request.url.path)
 
-    transport = httpx.ASGITransport(app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as stranger:
-        refused = await stranger.get(link)
+    async with real_server() as served, httpx.AsyncClient(base_url=served.url, timeout=30) as stranger:
+        refused = await stranger.get(link)  # no session cookie: the gate answers, not the route
     assert refused.status_code == 401 and refused.content == b"Sign in first.\n"
 
     bo = create_user()
@@ -333,7 +438,9 @@ def test_unique_names_stay_quick_for_thousands_of_one_title() -> None:
 # -- the native window's path: the zip written to a chosen file ----------------------------------
 
 
-async def test_the_native_save_writes_the_whole_zip_and_nothing_else(store: ImageStore, tmp_path: Path) -> None:
+async def test_the_native_save_writes_the_whole_zip_and_nothing_else(
+    store: ImageStore, tmp_path: Path
+) -> None:
     records = await add_images(store, ["one.png", "one.png", "gone.png"])
     store.path_of(records[2]).unlink()
     target_dir = tmp_path / "Downloads"

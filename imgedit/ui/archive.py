@@ -27,13 +27,14 @@ import asyncio
 import contextlib
 import os
 import secrets
+import threading
 import time
 import zipfile
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO
 
 from fastapi import HTTPException, Request
 from fastapi.responses import StreamingResponse
@@ -55,8 +56,6 @@ MAX_SELECTIONS = 32
 """Selections kept at once; each is 16 bytes an image, so 32 of 10,000 images are 5 MB."""
 CHUNK_BYTES = 256 * 1024
 HEADERS = {"Cache-Control": "private, no-store"}
-
-T = TypeVar("T")
 
 
 # -- the selections waiting to be fetched --------------------------------------------------------
@@ -200,51 +199,64 @@ class _Sink:
 
 
 class _ZipWriter:
-    """``zipfile`` on a ``_Sink``, one member at a time. Its steps run in worker threads, one
-    after another (each is awaited before the next starts), never two at once."""
+    """``zipfile`` on a ``_Sink``, one member at a time. Its steps run in worker threads and
+    take turns on a lock: a step still reading when its caller is cancelled ends before
+    ``abandon`` closes anything (asyncio's cancellation does not stop a thread, and anyio's,
+    which Starlette uses when a client hangs up, interrupts any wait for it)."""
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._sink = _Sink()
         self._zip = zipfile.ZipFile(self._sink, "w", zipfile.ZIP_STORED, allowZip64=True)
         self._source: IO[bytes] | None = None
         self._member: IO[bytes] | None = None
+        self._abandoned = False
 
     def open_source(self, path: Path) -> bool:
         """Open the next image's file; False if it is gone (or cannot be read)."""
-        try:
-            self._source = open(path, "rb", buffering=0)  # noqa: SIM115 - closed when its member ends
-        except OSError:
-            return False
-        return True
+        with self._lock:
+            if self._abandoned:  # a step that started after the stream was given up
+                return False
+            try:
+                self._source = open(path, "rb", buffering=0)  # noqa: SIM115 - closed when its member ends
+            except OSError:
+                return False
+            return True
 
     def start_member(self, info: zipfile.ZipInfo) -> None:
-        assert self._source is not None
-        info.file_size = os.fstat(self._source.fileno()).st_size  # decides Zip64 for files over 4 GiB
-        self._member = self._zip.open(info, "w")
+        with self._lock:
+            assert self._source is not None
+            info.file_size = os.fstat(self._source.fileno()).st_size  # decides Zip64 over 4 GiB
+            self._member = self._zip.open(info, "w")
 
     def copy_chunk(self) -> tuple[bytes, bool]:
         """The next bytes of the archive (the member's header first), and whether the member is whole."""
-        assert self._source is not None and self._member is not None
-        data = self._source.read(CHUNK_BYTES)
-        if data:
-            self._member.write(data)
-            return self._sink.take(), False
-        self._end_member()
-        return self._sink.take(), True
+        with self._lock:
+            assert self._source is not None and self._member is not None
+            data = self._source.read(CHUNK_BYTES)
+            if data:
+                self._member.write(data)
+                return self._sink.take(), False
+            self._end_member()
+            return self._sink.take(), True
 
     def finish(self) -> bytes:
         """The central directory that ends the archive."""
-        self._zip.close()
-        return self._sink.take()
+        with self._lock:
+            self._zip.close()
+            return self._sink.take()
 
     def abandon(self) -> None:
         """Release the open file of an archive that will not be finished (its reader went away).
         Closing the zip writes its directory into the sink, which is then dropped; unclosed, the
-        zip would complain from its finaliser."""
-        with contextlib.suppress(ValueError, RuntimeError, OSError):
-            self._end_member()
-            self._zip.close()
-        self._sink.parts.clear()
+        zip would complain from its finaliser. Waits for a step under way, so it runs in a thread."""
+        with self._lock:
+            self._abandoned = True
+            with contextlib.suppress(ValueError, RuntimeError, OSError):
+                self._end_member()
+            with contextlib.suppress(ValueError, RuntimeError, OSError):
+                self._zip.close()
+            self._sink.parts.clear()
 
     def _end_member(self) -> None:
         member, source = self._member, self._source
@@ -255,17 +267,6 @@ class _ZipWriter:
         finally:
             if source is not None:
                 source.close()
-
-
-async def _in_thread(function: Callable[..., T], *args: Any) -> T:
-    """``asyncio.to_thread``, except that a cancelled caller still waits for the thread to end:
-    the writer and its open file must not be touched while a step is under way."""
-    step = asyncio.ensure_future(asyncio.to_thread(function, *args))
-    try:
-        return await asyncio.shield(step)
-    except asyncio.CancelledError:
-        await asyncio.wait([step])
-        raise
 
 
 class ZipStream:
@@ -289,20 +290,22 @@ class ZipStream:
                 if record is None:
                     self.skipped += 1
                     continue
-                if not await _in_thread(writer.open_source, self._store.path_of(record)):
+                if not await asyncio.to_thread(writer.open_source, self._store.path_of(record)):
                     self._store.forget_missing(record.id)
                     self.skipped += 1
                     continue
-                writer.start_member(_zip_info(names.claim(member_name(record, self._store)), record))
+                info = _zip_info(names.claim(member_name(record, self._store)), record)
+                await asyncio.to_thread(writer.start_member, info)
                 whole = False
                 while not whole:
-                    data, whole = await _in_thread(writer.copy_chunk)
+                    data, whole = await asyncio.to_thread(writer.copy_chunk)
                     if data:
                         yield data
                 self.included += 1
-            yield await _in_thread(writer.finish)
+            yield await asyncio.to_thread(writer.finish)
         finally:
-            writer.abandon()
+            # Not awaited: a cancelled caller (client gone) may not wait, and need not.
+            asyncio.get_running_loop().run_in_executor(None, writer.abandon)
 
     def _record(self, image_id: ImageId) -> ImageRecord | None:
         try:
@@ -385,6 +388,7 @@ async def download(services: Services, image_ids: Iterable[str]) -> None:
     target = native.chosen_path(answer)
     if target is None:
         return
+    ui.notify(f"Saving {len(chosen)} {'image' if len(chosen) == 1 else 'images'} to {target.name}…")
     try:
         count = await save_zip(store, chosen, target)
     except OSError as exc:
