@@ -7,7 +7,7 @@
 // to these functions (NiceGUI js_handlers), so they come and go with the dialogs.
 //   key(e) -> -1 | 1 | 0     a dialog's keydown: ArrowLeft / ArrowRight give -1 / +1 for the
 //                            server (newer / older); + / - / 0 zoom here, in the viewer
-//   zoom(e, 'in' | 'out'), fit(e)   the viewer's buttons
+//   zoom(e, 'in' | 'out' | 'fit')   the viewer's buttons
 //   wheel, pointerdown, pointermove, pointerup, pointercancel, dblclick   the stage's gestures:
 //                            wheel or pinch zooms around the cursor, drag pans, double-click
 //                            toggles Fit / 100 %, a swipe (touch, at Fit) moves to the neighbour
@@ -139,13 +139,8 @@
     zoom(event, direction) {
       const viewer = event && event.currentTarget instanceof Element ? event.currentTarget.closest('.imgedit-viewer') : null;
       const stage = viewer && viewer.querySelector('.imgedit-viewer-stage');
-      if (stage) stepZoom(stage, direction === 'in' ? 1 : -1);
-    },
-
-    fit(event) {
-      const viewer = event && event.currentTarget instanceof Element ? event.currentTarget.closest('.imgedit-viewer') : null;
-      const stage = viewer && viewer.querySelector('.imgedit-viewer-stage');
-      if (stage) fit(stage);
+      if (stage && direction === 'fit') fit(stage);
+      else if (stage) stepZoom(stage, direction === 'in' ? 1 : -1);
     },
 
     wheel(event) {

@@ -219,7 +219,7 @@ def test_arrows_zoom_pan_and_escape(app_url: str, driver: webdriver.Chrome) -> N
     wait(driver, 5).until(lambda d: transform(d) == (1, 0, 0) and zoom_level(d) == "Fit", message="0 fits")
 
     # The named buttons: Fit, Zoom in, Zoom out.
-    click(driver, By.CSS_SELECTOR, f"{VIEWER} button[title^='Fit']")
+    click(driver, By.CSS_SELECTOR, f"{VIEWER} [aria-label='Fit']")
     wait(driver, 5).until(lambda d: transform(d) == (1, 0, 0), message="Fit")
     click(driver, By.CSS_SELECTOR, f"{VIEWER} [aria-label='Zoom in']")
     wait(driver, 5).until(lambda d: transform(d)[0] > 1, message="Zoom in")

@@ -289,9 +289,7 @@ class ImageDialog:
                     level.props.update(role="status")
                     level.props["aria-live"] = "polite"
                     self._zoom_button("zoom_in", "Zoom in", "in", "Zoom in (+)")
-                    fit = ui.button("Fit").props("flat no-caps dense color=white").mark("zoom-fit")
-                    fit.props["title"] = "Fit to the window (0)"
-                    fit.on("click", js_handler=_viewer_js("fit"))
+                    self._zoom_button("fit_screen", "Fit", "fit", "Fit to the window (0)")
                 close = ui.button(icon="close", on_click=self.viewer.close).props("flat round color=white")
                 close.props["aria-label"] = "Close the full-size view"
                 close.props["title"] = "Close (Esc)"
