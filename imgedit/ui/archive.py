@@ -8,7 +8,10 @@ The archive is ZIP_STORED (images are compressed already) and is never held whol
 ``zipfile`` writes into a sink that cannot seek, so each member's CRC and sizes follow its data
 (a data descriptor) and nothing has to be gone back to; each file is opened and read in chunks in
 a worker thread, and every chunk goes out before the next one is read. What stays in memory is a
-chunk and the central directory that ends the archive (~100 bytes an image), never the files.
+chunk and zipfile's record of each member for the central directory that ends the archive (peak
+RSS grew 2.9 MiB for a 376 MiB zip of 2,000 images: ``bench/zip_memory.py``), never the files.
+A disk error in the middle of a file ends the response unfinished, so the browser reports a
+failed download rather than saving a zip with a short member.
 
 Members are named as single downloads are (``routes.download_names``: letters, digits and "-",
 so never a path), made unique ignoring case: ``cat.png``, ``cat (2).png``. An image deleted
@@ -346,11 +349,11 @@ def register_route(services: Services) -> None:
     """Add ``/media/zip/<token>`` (once, from ``imgedit.ui.register``)."""
     global _selections
     selections = _selections = Selections()
-    store, signed_in = services.store, services.auth is not None
+    store, guarded = services.store, services.auth is not None
 
     @app.get("/media/zip/{token}", include_in_schema=False)
     async def zip_download(request: Request, token: str) -> StreamingResponse:
-        selection = selections.get(token, session=_request_session(request) if signed_in else None)
+        selection = selections.get(token, session=_request_session(request) if guarded else None)
         if selection is None:
             raise HTTPException(status_code=404, detail="That download has expired; choose the images again")
         count = sum(1 for image_id in selection.image_ids if image_id in store)
