@@ -36,6 +36,7 @@ from imgedit.storage import ImageStore
 from tests.conftest import app_services
 from tests.fakes import eventually
 from tests.loopback import free_port
+from tests.prefix_proxy import prefix_proxy
 
 PASSWORD = "correct horse battery"
 
@@ -301,6 +302,25 @@ def open_files_in(folder: Path) -> list[Path]:
             if target.parent == folder:
                 paths.append(target)
     return paths
+
+
+async def test_behind_a_path_prefix_the_same_link_serves_the_zip(user: User) -> None:
+    """Under ``--root-path`` the browser asks for ``<prefix>/media/zip/<token>`` (NiceGUI's
+    ``ui.download`` adds the prefix, as for single downloads) and the proxy strips it again."""
+    await user.open("/")
+    store = app_services().store
+    records = await add_images(store, ["one.png", "two.png"])
+    link = str((await choose(user, records)).request.url.path)
+    assert link.startswith("/media/zip/")  # bare: the prefix is the browser's to add
+
+    async with real_server() as served:
+        port = int(served.url.rsplit(":", 1)[1])
+        with prefix_proxy(port, "/imgedit") as prefixed:
+            async with httpx.AsyncClient(timeout=30) as http:
+                response = await http.get(prefixed + link)
+
+    assert response.status_code == 200
+    assert opened(response.content).namelist() == ["one.png", "two.png"]
 
 
 @pytest.mark.browser
