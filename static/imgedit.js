@@ -123,19 +123,23 @@ if (typeof window !== 'undefined') {
     window.imgeditTick = tick;
     setInterval(tick, 500);
 
-    // The server's small per-tick changes (imgedit/ui/patch.py): [[element id, key, value], ...],
-    // key '@text' for the element's text, a null value removes a prop. They are written into the
+    // The server's small per-tick changes (imgedit/ui/patch.py): [[element id, key, value, key,
+    // value, ...], ...], key '@text' for the element's text, a null value removes a prop. They are
+    // written into the
     // element store NiceGUI's own updates replace (mounted_app, from nicegui.js), so Vue redraws
     // exactly as after a full update; then the cards are advanced from their new data at once.
     window.imgeditPatch = (ops) => {
       const store = typeof mounted_app !== 'undefined' && mounted_app ? mounted_app.elements : null;
       if (!store) return;
-      for (const [id, key, value] of ops) {
+      for (const [id, ...changes] of ops) {
         const element = store[id];
         if (!element) continue; // gone meanwhile (its card was dropped)
-        if (key === '@text') element.text = value;
-        else if (value === null) delete element.props[key];
-        else element.props[key] = value;
+        for (let i = 0; i < changes.length; i += 2) {
+          const key = changes[i], value = changes[i + 1];
+          if (key === '@text') element.text = value;
+          else if (value === null) delete element.props[key];
+          else element.props[key] = value;
+        }
       }
       mounted_app.$nextTick(tick);
     };

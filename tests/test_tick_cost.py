@@ -86,12 +86,13 @@ def tick(user: User) -> None:
     timer.callback()  # type: ignore[misc]
 
 
-def patch_ops(scripts: list[str]) -> list[list[Any]]:
-    """The [element id, key, value] changes of the patch messages among ``scripts``."""
-    ops: list[list[Any]] = []
+def patch_ops(scripts: list[str]) -> list[tuple[int, str, Any]]:
+    """The (element id, key, value) changes of the patch messages among ``scripts``."""
+    ops: list[tuple[int, str, Any]] = []
     for code in scripts:
         if "imgeditPatch(" in code:
-            ops += json.loads(code.split("imgeditPatch(", 1)[1].removesuffix(")"))
+            for element_id, *changes in json.loads(code.split("imgeditPatch(", 1)[1].removesuffix(")")):
+                ops += [(element_id, changes[i], changes[i + 1]) for i in range(0, len(changes), 2)]
     return ops
 
 

@@ -197,6 +197,12 @@ class GalleryPage:
                     self._say(f"{head}: {title}.")
         self._job_news_heads.clear()
 
+    def _log_broken(self, what: str, key: str) -> None:
+        """Log (once per card, until it works again) that a card's sync raised; call in ``except``."""
+        if (what, key) not in self._broken:
+            self._broken.add((what, key))
+            log.exception("the %s card %s could not be shown; the rest of the gallery goes on", what, key)
+
     def _guarded(self, what: str, key: str, action: Callable[[], object]) -> bool:
         """Run one card's part of a sync; False (logged once per card) if it raised."""
         try:
@@ -235,7 +241,15 @@ class GalleryPage:
             else:
                 before = card.stage
                 newly_failed = snapshot.stage is JobStage.FAILED and before is not JobStage.FAILED
-                ok &= self._guarded("job", job_id, functools.partial(card.update, snapshot))
+                # ``_guarded`` inlined: this runs for every card on every tick that moved.
+                try:
+                    card.update(snapshot)
+                except Exception:
+                    ok = False
+                    self._log_broken("job", job_id)
+                else:
+                    if self._broken:
+                        self._broken.discard(("job", job_id))
                 if newly_failed:
                     self._announce(snapshot)
                 elif card.root.visible:

@@ -62,6 +62,11 @@ def _deadline_moved(old: object, new: object, *, queued: bool, now: float) -> bo
     return abs(old - new) / 1000 > slack
 
 
+_LABELS: dict[tuple[object, ...], str] = {}
+"""Stage labels by what they are made of (``LoadingCard.update``'s ``shown``): a hundred cards
+that move to the same stage in one tick format it once."""
+
+
 class LoadingCard:
     """One job's card. ``update(snapshot)`` changes only what changed, through the tab's ``Patch``."""
 
@@ -181,10 +186,20 @@ class LoadingCard:
         )
         if shown != self._shown:
             self._shown = shown
-            self._timing = timing
-            self._write_attributes(snapshot)
+            if timing == self._timing and stage.is_running:
+                # A running job moved to its next stage: only the stage is new (and the floor,
+                # which rides along with every change).
+                patch.props(self.root, {"data-stage": stage.value, "data-floor": round(snapshot.progress, 3)})
+            else:
+                self._timing = timing
+                self._write_attributes(snapshot)
             icon = fmt.STAGE_ICONS[stage]
-            patch.text(self.stage_label, fmt.stage_label(snapshot))
+            label = _LABELS.get(shown)
+            if label is None:
+                label = _LABELS[shown] = fmt.stage_label(snapshot)
+                if len(_LABELS) > 1000:
+                    _LABELS.clear()
+            patch.text(self.stage_label, label)
             patch.prop(self.stage_icon, "name", icon)
             patch.prop(self.badge_icon, "name", icon)
             spinning = stage.is_running
