@@ -197,10 +197,9 @@ class ImageStore:
             if change.version <= version:
                 break
             found.append(change)
-        else:
-            if not found or found[-1].version != version + 1:
-                return None
         found.reverse()
+        if not found or found[0].version != version + 1:
+            return None  # further back than the log, or a change that was not logged
         return found
 
     def __len__(self) -> int:

@@ -105,7 +105,7 @@ return found;
 
 def start_edit_in_browser(driver: webdriver.Chrome, card_index: int, prompt: str) -> None:
     """Open a card's Edit form, type the prompt, Start Edit; cards redrawn meanwhile are looked up again."""
-    click(driver, By.CSS_SELECTOR, f".imgedit-images-box .imgedit-image-card:nth-child({card_index + 1})")
+    click(driver, By.CSS_SELECTOR, f".imgedit-images-box .imgedit-card-wrap:nth-child({card_index + 1}) .imgedit-image-card")
     click_button(driver, "Edit")
     field = WebDriverWait(driver, 20, 0.1, ignored_exceptions=[StaleElementReferenceException]).until(
         lambda d: next(

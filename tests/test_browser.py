@@ -151,11 +151,11 @@ def test_start_edit_end_to_end(server: str, browser: webdriver.Chrome, tmp_path:
             " && c.getAnimations({subtree: true}).every((a) => a.playState !== 'running');"
         )
     )
-    click(browser, By.CSS_SELECTOR, ".imgedit-images-box .imgedit-image-card:nth-child(1)")
+    click(browser, By.CSS_SELECTOR, ".imgedit-images-box .imgedit-card-wrap:nth-child(1) .imgedit-image-card")
     click_button(browser, "Edit")
     prompt = wait(browser).until(
         lambda d: next(
-            (e for e in d.find_elements(By.CSS_SELECTOR, "input[aria-label]") if e.is_displayed()), None
+            (e for e in d.find_elements(By.CSS_SELECTOR, ".q-dialog input[aria-label]") if e.is_displayed()), None
         )
     )
     prompt.send_keys("blur 12 and emboss and sharpen and add a vignette and sepia")
@@ -198,11 +198,11 @@ def test_start_edit_end_to_end(server: str, browser: webdriver.Chrome, tmp_path:
 def start_edit_in_browser(
     browser: webdriver.Chrome, card_index: int, prompt: str, provider: str | None = None
 ) -> None:
-    click(browser, By.CSS_SELECTOR, f".imgedit-images-box .imgedit-image-card:nth-child({card_index + 1})")
+    click(browser, By.CSS_SELECTOR, f".imgedit-images-box .imgedit-card-wrap:nth-child({card_index + 1}) .imgedit-image-card")
     click_button(browser, "Edit")
     field = wait(browser).until(
         lambda d: next(
-            (e for e in d.find_elements(By.CSS_SELECTOR, "input[aria-label]") if e.is_displayed()), None
+            (e for e in d.find_elements(By.CSS_SELECTOR, ".q-dialog input[aria-label]") if e.is_displayed()), None
         )
     )
     field.send_keys(prompt)

@@ -10,7 +10,7 @@ from pathlib import Path
 from nicegui import app, helpers, ui
 
 from imgedit.services import Services
-from imgedit.ui import archive, signin, theme, urls
+from imgedit.ui import archive, signin, speedups, theme, urls
 from imgedit.ui.gallery import GalleryPage
 from imgedit.ui.history import HistoryView
 from imgedit.ui.hosts import HostCheck, HostPolicy
@@ -26,6 +26,7 @@ def register(app_services: Services) -> None:
     """Register routes, static files and pages for these services."""
     global services
     services = app_services
+    speedups.install()  # every page builds hundreds of elements: NiceGUI's per-element checks, cached
     settings = app_services.settings
     # NiceGUI's user fixture talks to the app in process as http://test; no network is involved.
     simulated = ("test",) if helpers.is_user_simulation() else ()

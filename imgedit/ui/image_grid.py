@@ -98,6 +98,8 @@ class ImageGrid:
         self._anchor: ImageId | None = None
         self._version = -1
         self._broken: set[str] = set()
+        self._failed: dict[ImageId, None] = {}
+        """Images whose card could not be built; tried again at each sync."""
         self._resetting = False
 
     # -- building ------------------------------------------------------------------------------
@@ -197,11 +199,12 @@ class ImageGrid:
 
     @property
     def behind(self) -> bool:
-        return self._version != self.store.version
+        """The store changed since the last sync, or a card is waiting to be tried again."""
+        return self._version != self.store.version or bool(self._failed)
 
     def sync(self) -> bool:
         """Apply what changed in the store since the last sync; False if a card failed (it is
-        logged and tried again next time)."""
+        logged once, the others go on, and it is tried again at the next sync)."""
         version = self.store.version
         changes = self.store.changes_since(self._version) if self._version >= 0 else None
         if changes is None:
@@ -210,9 +213,9 @@ class ImageGrid:
             ok = True
             for change in changes:
                 ok &= self._apply(change)
+            ok &= self._retry()
             ok &= self._fill()
-        if ok:
-            self._version = version
+        self._version = version
         self._update_footer()
         return ok
 
@@ -225,6 +228,7 @@ class ImageGrid:
         self._keys.clear()
         self.selected.clear()
         self._anchor = None
+        self._failed.clear()
         self.matching = self.store.count(self.filter)
         return self._fill()
 
@@ -241,11 +245,11 @@ class ImageGrid:
                 return self._guard(record.id, functools.partial(self._refresh_card, shown, after))
             self._remove(record.id)
             return True
-        if now and after is not None and self._keys and order_key(after) < self._keys[-1]:
+        if not now:
+            self._failed.pop(record.id, None)
+        elif after is not None and self._keys and order_key(after) < self._keys[-1]:
             # Newer than the oldest card shown: it belongs among them, at its place.
-            index = bisect.bisect_left(self._keys, order_key(after))
-            arriving = before is None
-            return self._guard(after.id, functools.partial(self._add, after, index, arriving))
+            return self._try_add(after, arriving=before is None)
         return True  # older than every card shown: a later page (or ``_fill``) brings it
 
     def _fill(self) -> bool:
@@ -256,8 +260,28 @@ class ImageGrid:
         last = self.cards[ImageId(self._keys[-1][1])].record if self._keys else None
         ok = True
         for record in self.store.page(self.filter, after=last, limit=need):
-            ok &= self._guard(record.id, functools.partial(self._add, record, len(self._keys), False))
+            ok &= self._try_add(record, arriving=False)
         return ok
+
+    def _retry(self) -> bool:
+        """Cards that could not be built before, if their image still belongs here."""
+        ok = True
+        for image_id in list(self._failed):
+            record = self.store.get(image_id) if image_id in self.store else None
+            if record is None or not self._matches(record):
+                del self._failed[image_id]
+            elif image_id not in self.cards:
+                ok &= self._try_add(record, arriving=False)
+        return ok
+
+    def _try_add(self, record: ImageRecord, *, arriving: bool) -> bool:
+        """Add a card at its place; one that fails is logged once and kept for ``_retry``."""
+        index = bisect.bisect_left(self._keys, order_key(record))
+        if self._guard(record.id, functools.partial(self._add, record, index, arriving)):
+            self._failed.pop(record.id, None)
+            return True
+        self._failed[record.id] = None
+        return False
 
     def _guard(self, key: str, action: Callable[[], object]) -> bool:
         try:
