@@ -227,16 +227,15 @@ class LoadingCard:
     def _write_attributes(self, snapshot: JobSnapshot) -> None:
         now = time.time()
         attributes = card_attributes(snapshot, now=now)
-        props = self.root.props
         deadline = attributes.pop("data-deadline")
-        changed = any(props.get(key) != value for key, value in attributes.items()) or _deadline_moved(
-            props.get("data-deadline"), deadline, queued=not snapshot.stage.is_running, now=now
-        )
-        if changed:
-            attributes["data-deadline"] = deadline
-            # The floor rides along with other changes; alone it would resend every card on every tick.
-            attributes["data-floor"] = round(snapshot.progress, 3)
-            self._patch.props(self.root, attributes)  # type: ignore[arg-type]
+        changed = self._patch.props(self.root, attributes)  # type: ignore[arg-type]
+        old = self.root.props.get("data-deadline")
+        if changed or _deadline_moved(old, deadline, queued=not snapshot.stage.is_running, now=now):
+            # The floor rides along with other changes; alone it would resend every card on every
+            # tick. So does the deadline, which alone is resent only once it moved enough.
+            self._patch.props(
+                self.root, {"data-deadline": deadline, "data-floor": round(snapshot.progress, 3)}
+            )  # type: ignore[dict-item]
 
     def _set_message(self, text: str) -> None:
         self._patch.text(self.message, text)

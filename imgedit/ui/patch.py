@@ -60,10 +60,11 @@ class Patch:
         if self._client is not None:
             self._note(element.id, key, value)
 
-    def props(self, element: ui.element, values: dict[str, Scalar]) -> None:
-        """``prop`` for each of ``values``."""
+    def props(self, element: ui.element, values: dict[str, Scalar]) -> bool:
+        """``prop`` for each of ``values``; whether any of them changed."""
         props = element.props
         ops: list[Any] | None = None
+        changed = False
         for key, value in values.items():
             if value is None:
                 if key not in props:
@@ -73,11 +74,13 @@ class Patch:
                 continue
             else:
                 dict.__setitem__(props, key, value)
+            changed = True
             if self._client is None:
                 continue
             if ops is None:
                 ops = self._ops.setdefault(element.id, [])
             ops += (key, value)
+        return changed
 
     def text(self, element: ui.element, text: str) -> None:
         """Set the text of a ``LiveLabel`` or of a plain element; nothing is sent if unchanged."""
