@@ -148,6 +148,8 @@ async def test_a_hundred_jobs_reporting_progress_cost_one_message_of_true_values
 
 async def test_a_stage_change_shows_on_every_card_and_in_the_tray(many_slots: None, user: User) -> None:
     contexts = await settled(user, 3)
+    user.find(marker="tray-badge").click()  # tray rows exist while the drawer is open
+    tick(user)
     for context in contexts:
         context.stage(JobStage.FINALIZING, "Saving")
     with sent(user) as (updates, scripts):

@@ -78,6 +78,7 @@ async def three_jobs_on_one_slot(alice: User, bob: User) -> GatedProvider:
         await start_edit(alice, image.id, prompt, provider_label=GATED)
     await eventually(gated.started.is_set, message="the first job to start")
     for user in (alice, bob):
+        await open_tray(user)  # rows are built only while the drawer is open
         await eventually(lambda u=user: running_prompts(u) == ["first"], message="first running in the tray")
         await eventually(
             lambda u=user: queued_prompts(u) == ["second", "third"], message="two queued in the tray"
@@ -170,7 +171,9 @@ async def test_cancel_all_queued_leaves_the_running_job(one_slot: None, create_u
         lambda: len(loading_cards(alice)) == 1, message="only the running card in alice's gallery"
     )
     await eventually(lambda: len(loading_cards(bob)) == 1, message="and in bob's")
-    assert marked(alice, "tray-cancel-queued")[0].enabled is False, "nothing left to cancel"
+    await eventually(  # alice's own tick (each tab has its own) disables it
+        lambda: marked(alice, "tray-cancel-queued")[0].enabled is False, message="nothing left to cancel"
+    )
     gated.gate.set()
     await eventually(lambda: summary(alice) == "No jobs", message="the running job to finish")
     assert gated.calls == 1
@@ -252,3 +255,17 @@ async def test_a_failure_toast_shows_the_source_thumbnail(user: User) -> None:
     (toast,) = marked(user, "failure-toast")
     assert toast.props["options"]["avatar"] == f"/media/thumbs/{source.id}"
     assert [a["label"] for a in toast.props["options"]["actions"]] == ["Retry", "Dismiss"]
+
+
+async def test_a_closed_tray_builds_no_rows_but_its_badge_stays_live(one_slot: None, create_user) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = create_user(), create_user()
+    await three_jobs_on_one_slot(alice, bob)  # opens both trays
+    carol = create_user()
+    await carol.open("/")
+    await eventually(lambda: summary(carol) == "1 running · 2 queued", message="carol's badge")
+    assert marked(carol, "tray-job") == [], "no row is built while the drawer is closed"
+    await open_tray(carol)
+    # Opening builds every row at once, in queue order, with its status (no tick needed).
+    assert running_prompts(carol) == ["first"]
+    assert queued_prompts(carol) == ["second", "third"]
+    assert status_of(carol, "third").startswith("#2 in the queue")

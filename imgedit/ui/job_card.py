@@ -90,13 +90,16 @@ class LoadingCard:
         self._message: str | None = None
         self._preview: int | None = None
         self._actions_for: str | None = None
-        self._spinning: bool | None = None
         self.title = fmt.job_title(snapshot.spec.prompt, source_title)
         """How the card and the live region name this job (the source's title for an edit)."""
         self.announced_quarter = 0
         """The last progress milestone (in quarters) the live region told; see the gallery."""
         self._error_open = False
         percent = f"{snapshot.percent}%"
+        # As few elements as it takes (a burst of jobs builds one card per job in every tab): the
+        # stage icons (badge and stage row) are drawn by CSS from the card's ``data-stage``, as is
+        # the badge's pulse while running (static/imgedit.css); "Show full error" is built only
+        # for a failure long enough to need it.
         with (
             ui.element("div")
             .classes("imgedit-card imgedit-loading-card")
@@ -104,24 +107,21 @@ class LoadingCard:
         ):
             with ui.element("div").classes("imgedit-media"):
                 if source_thumb:
-                    backdrop = ui.element("img").classes("imgedit-backdrop")
-                    backdrop.props["src"] = source_thumb
-                    backdrop.props["alt"] = ""
+                    ui.element("img").classes("imgedit-backdrop").props.update(
+                        {"src": source_thumb, "alt": ""}
+                    )
                 else:
                     hue = int(hashlib.sha256(snapshot.spec.prompt.encode()).hexdigest()[:4], 16) % 360
                     ui.element("div").classes("imgedit-backdrop-generate").style(f"--ie-hue: {hue}")
                 self.preview = ui.element("img").classes("imgedit-preview")
                 self.preview.props["alt"] = "live preview"
-                self.preview.set_visibility(False)
+                self.preview.visible = False
                 ui.element("div").classes("imgedit-shimmer")
                 with ui.element("div").classes("imgedit-badge"):
-                    self.badge_icon = ui.icon(fmt.STAGE_ICONS[snapshot.stage])
                     _span("imgedit-big-percent", percent)
-            with ui.element("div").classes("imgedit-card-body"):
+            with ui.element("div").classes("imgedit-card-body") as self.body:
                 with ui.element("div").classes("imgedit-stage-row"):
-                    self.stage_icon = ui.icon(fmt.STAGE_ICONS[snapshot.stage])
                     self.stage_label = LiveLabel(fmt.stage_label(snapshot)).classes("imgedit-stage")
-                    ui.space()
                     # A label, not a link: it names the kind of job and does nothing on click.
                     ui.label(fmt.kind_label(snapshot.spec.kind)).classes("imgedit-kind-chip").mark(
                         "kind-chip"
@@ -138,20 +138,19 @@ class LoadingCard:
                     )
                 self.message = LiveLabel(snapshot.message).classes("imgedit-message")
                 self.message.props["id"] = f"imgedit-message-{snapshot.id}"
-                self.error_toggle = (
-                    ui.button("Show full error", on_click=self.toggle_error)
-                    .props("flat dense no-caps size=sm color=ie-quiet")
-                    .classes("imgedit-error-toggle")
-                    .mark("show-error")
-                )
-                self.error_toggle.props["aria-expanded"] = "false"
-                self.error_toggle.props["aria-controls"] = f"imgedit-message-{snapshot.id}"
-                self.error_toggle.set_visibility(False)
+                self.error_toggle: ui.button | None = None
                 with ui.element("div").classes("imgedit-progress") as track:
-                    track.props.update(role="progressbar", **{"aria-valuemin": 0, "aria-valuemax": 100})
-                    track.props["aria-label"] = f"Progress of “{fmt.shorten(self.title, 80)}”"
-                    # The browser keeps it current (static/imgedit.js) between server updates.
-                    track.props["aria-valuenow"] = snapshot.percent
+                    # Values, never parsed: the label quotes a prompt. The browser keeps
+                    # aria-valuenow current (static/imgedit.js) between server updates.
+                    track.props.update(
+                        {
+                            "role": "progressbar",
+                            "aria-valuemin": 0,
+                            "aria-valuemax": 100,
+                            "aria-label": f"Progress of “{fmt.shorten(self.title, 80)}”",
+                            "aria-valuenow": snapshot.percent,
+                        }
+                    )
                     ui.element("div").classes("imgedit-progress-bar").style(f"width: {snapshot.percent}%")
                 with ui.element("div").classes("imgedit-times"):
                     _span("imgedit-percent", percent)
@@ -193,21 +192,12 @@ class LoadingCard:
             else:
                 self._timing = timing
                 self._write_attributes(snapshot)
-            icon = fmt.STAGE_ICONS[stage]
             label = _LABELS.get(shown)
             if label is None:
                 label = _LABELS[shown] = fmt.stage_label(snapshot)
                 if len(_LABELS) > 1000:
                     _LABELS.clear()
-            patch.text(self.stage_label, label)
-            patch.prop(self.stage_icon, "name", icon)
-            patch.prop(self.badge_icon, "name", icon)
-            spinning = stage.is_running
-            if spinning != self._spinning:
-                self._spinning = spinning
-                self.badge_icon.classes(
-                    add="imgedit-spin" if spinning else "", remove="" if spinning else "imgedit-spin"
-                )
+            patch.text(self.stage_label, label)  # the icons follow data-stage (CSS)
             self._build_actions(stage)
         elif timing != self._timing or stage is JobStage.QUEUED:
             # A queued card's wait is re-simulated on every tick (the jobs ahead move on).
@@ -222,7 +212,8 @@ class LoadingCard:
         if preview != self._preview:
             self._preview = preview
             patch.prop(self.preview, "src", urls.preview(snapshot.id, preview) if preview else None)
-            self.preview.set_visibility(bool(preview))
+            if self.preview.visible != bool(preview):
+                self.preview.set_visibility(bool(preview))
 
     def _write_attributes(self, snapshot: JobSnapshot) -> None:
         now = time.time()
@@ -243,12 +234,30 @@ class LoadingCard:
         # (for touch and keyboard).
         self._patch.prop(self.message, "title", text)
         long_error = self.stage is JobStage.FAILED and len(text) > ERROR_CLAMP_CHARS
-        self.error_toggle.set_visibility(long_error)
+        if long_error and self.error_toggle is None:
+            self._build_error_toggle()
+        if self.error_toggle is not None and self.error_toggle.visible != long_error:
+            self.error_toggle.set_visibility(long_error)
         if self._error_open and not long_error:
             self.toggle_error()  # a retried job starts closed again
 
+    def _build_error_toggle(self) -> None:
+        """The "Show full error" button, right under the message; built when an error needs it."""
+        with self.body:
+            toggle = (
+                ui.button("Show full error", on_click=self.toggle_error)
+                .props("flat dense no-caps size=sm color=ie-quiet")
+                .classes("imgedit-error-toggle")
+                .mark("show-error")
+            )
+        toggle.props.update({"aria-expanded": "false", "aria-controls": f"imgedit-message-{self.job_id}"})
+        toggle.move(self.body, target_index=self.body.default_slot.children.index(self.message) + 1)
+        self.error_toggle = toggle
+
     def toggle_error(self) -> None:
         """Open or close the failed card's full error in place."""
+        if self.error_toggle is None:
+            return
         self._error_open = not self._error_open
         self.root.props["data-error-open"] = "true" if self._error_open else "false"
         self.error_toggle.props["aria-expanded"] = "true" if self._error_open else "false"

@@ -7,7 +7,9 @@ all queued, the number of jobs at once, and the sound toggle (kept in the browse
 localStorage by ``static/notify.js``).
 
 Every tab has its own tray driven by the gallery's 1-second tick: ``sync(snapshots)`` runs only
-when the registry's version moved, keeps one row per job and touches only what changed. User
+when the registry's version moved, keeps one row per job and touches only what changed. Rows are
+built only while the drawer is open (opening it builds the missing ones at once); closed, the
+badge and controls stay live and rows already built are kept up to date, but no new one is made. User
 text (prompts) reaches elements as text or as prop values, never through a parsed props string.
 """
 
@@ -299,13 +301,15 @@ class JobsTray:
             for snapshot in group:
                 row = self.rows.get(snapshot.id)
                 if row is None:
+                    if not live:
+                        continue  # built when the drawer opens (``_on_drawer``): nobody sees it closed
                     with box:
                         row = TrayRow(self, snapshot, self._thumb(snapshot))
                     row.update(snapshot, paused=paused, queued_count=len(queued), patch=UNSENT, live=True)
                     self.rows[snapshot.id] = row
                 else:
                     row.update(snapshot, paused=paused, queued_count=len(queued), patch=patch, live=live)
-            order = [self.rows[s.id].root for s in group]
+            order = [self.rows[s.id].root for s in group if s.id in self.rows]
             if box.default_slot.children != order:
                 for index, root in enumerate(order):
                     children = box.default_slot.children
