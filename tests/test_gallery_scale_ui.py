@@ -49,6 +49,9 @@ async def test_ten_thousand_images_open_on_one_page_and_search_filters_and_selec
     assert len(marked(user, "image-card")) == PAGE_SIZE
     assert text_of(user, "gallery-count") == "10,000 images"
     await user.should_see(f"Show more ({10_000 - PAGE_SIZE:,} older)")
+    user.find(marker=f"image-{newest_first[2]}").click()
+    await eventually(lambda: text_of(user, "image-position") == "3 of 10,000", message="its place")
+    open_dialogs(user)[0].close()
 
     # Search: words in any case, all of them; the count says how many of how many.
     user.find(marker="search").type("BLUE make")

@@ -398,7 +398,7 @@ class ImageDialog:
 
     def _place(self, image: ImageRecord) -> str:
         where = self._position(image) if self._position is not None else None
-        return f"{where[0]} of {where[1]}" if where else ""
+        return f"{where[0]:,} of {where[1]:,}" if where else ""
 
     def go(self, delta: int) -> None:
         """Show the next older (+1) or newer (-1) image in place; at an end, nothing moves."""

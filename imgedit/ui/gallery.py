@@ -85,7 +85,8 @@ class GalleryPage:
         self.tray.build_drawer()  # a layout element: at the page's top level
         self.job_dialog = JobDialog(self.services, on_submitted=self._after_submit)
         self.image_dialog = ImageDialog(
-            self.services, on_edit=self.job_dialog.open_edit, on_delete=self._delete, step=self.step
+            self.services, on_edit=self.job_dialog.open_edit, on_delete=self._delete, step=self.step,
+            position=self.images.position
         )
         with ui.row().classes("imgedit-header imgedit-sticky"):
             ui.label("imgedit").classes("imgedit-logo")

@@ -422,6 +422,13 @@ class ImageGrid:
             return self.cards[ImageId(self._keys[target][1])].record
         return None
 
+    def position(self, record: ImageRecord) -> tuple[int, int] | None:
+        """Where ``record`` is among this tab's matches: (place from 1, how many match)."""
+        index = bisect.bisect_left(self._keys, order_key(record))
+        if index >= len(self._keys) or self._keys[index][1] != record.id:
+            return None
+        return index + 1, self.matching
+
     # -- card actions ---------------------------------------------------------------------------
 
     def _on_card(self, image_id: ImageId, event: events.GenericEventArguments) -> None:
