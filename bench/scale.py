@@ -6,7 +6,8 @@ once), then starts ``python main.py`` on it the way a user does and measures:
 - start-up: process start to the first HTTP 200 for ``/`` (P6);
 - the first page: server time and bytes of ``GET /`` (P4);
 - in headless Chromium: navigation start to the first image card drawn with its thumbnail,
-  and how many cards the page holds (P4).
+  the bytes fetched before it, and how many cards the page holds (P4); then the same for a
+  second visit in the same browser (NiceGUI's own scripts, styles and fonts cached).
 
     python bench/scale.py [--images 10000] [--data-dir /tmp/imgedit-scale] [--runs 3]
 
@@ -77,18 +78,20 @@ BYTES_BEFORE = """
 const until = arguments[0];
 const entries = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')];
 return entries.filter((e) => e.responseEnd <= until)
-  .reduce((sum, e) => sum + (e.transferSize || e.encodedBodySize || 0), 0);
+  .reduce((sum, e) => sum + (e.transferSize || 0), 0);  // 0 for what came from the cache
 """
 """Bytes the browser fetched (headers and compressed bodies) that finished by ``until`` (ms)."""
 
 
-def first_cards_ms(url: str) -> tuple[float, int, int] | None:
+def first_cards_ms(url: str) -> tuple[float, int, int, float, int] | None:
+    """First visit (empty cache) and a second visit in the same browser: time to the first card
+    drawn with its thumbnail, cards in the page, bytes fetched before it."""
     if not Path("/usr/bin/chromium").exists():
         return None
     from tests.test_browser import chrome, wait
 
-    driver = chrome()
-    try:
+    def visit() -> tuple[float, int, int]:
+        driver.get("about:blank")  # a new navigation, not a reload (which revalidates)
         driver.get(url + "/")
         wait(driver, 120).until(
             lambda d: d.execute_script(
@@ -100,6 +103,12 @@ def first_cards_ms(url: str) -> tuple[float, int, int] | None:
         cards = driver.execute_script("return document.querySelectorAll('.imgedit-image-card').length")
         fetched = driver.execute_script(BYTES_BEFORE, shown)
         return float(shown), int(cards), int(fetched)
+
+    driver = chrome()
+    try:
+        cold_ms, cards, cold_bytes = visit()
+        warm_ms, _cards, warm_bytes = visit()
+        return cold_ms, cards, cold_bytes, warm_ms, warm_bytes
     finally:
         driver.quit()
 
@@ -136,6 +145,8 @@ def main() -> None:
         print(f"P4 first card drawn:        {statistics.median(b[0] for b in browser):.0f} ms after navigation")
         print(f"P4 bytes before first card: {statistics.median(b[2] for b in browser) / 1024:.0f} KB")
         print(f"   cards in the page:       {browser[0][1]}")
+        print(f"P4 second visit (cached):   first card {statistics.median(b[3] for b in browser):.0f} ms, "
+              f"{statistics.median(b[4] for b in browser) / 1024:.0f} KB fetched before it")
 
 
 if __name__ == "__main__":
