@@ -40,7 +40,6 @@ sys.path.insert(0, str(ROOT))
 
 from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import (  # noqa: E402
-    ElementClickInterceptedException,
     StaleElementReferenceException,
 )
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -48,6 +47,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from tests.app_process import AppProcess  # noqa: E402
+from tests.test_browser import click  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -137,22 +137,6 @@ def wait(driver: webdriver.Chrome, timeout: float = 20) -> WebDriverWait[webdriv
     )
 
 
-def click(driver: webdriver.Chrome, by: str, selector: str) -> None:
-    """Click the first visible match once nothing covers it (outside the measurement)."""
-
-    def attempt(d: webdriver.Chrome) -> bool:
-        for element in d.find_elements(by, selector):
-            if element.is_displayed():
-                try:
-                    element.click()
-                except (ElementClickInterceptedException, StaleElementReferenceException):
-                    return False
-                return True
-        return False
-
-    wait(driver).until(attempt)
-
-
 def still(driver: webdriver.Chrome) -> bool:
     """No animation running (a card fading in, a dialog opening or closing)."""
     return bool(
@@ -183,7 +167,7 @@ def one_click(driver: webdriver.Chrome, prompt: str) -> dict[str, Any]:
 
 def prepare(driver: webdriver.Chrome, prompt: str) -> None:
     """The first image's dialog, Edit, the prompt typed: the Start Edit click is next."""
-    click(driver, By.CSS_SELECTOR, ".imgedit-images-box .imgedit-image-card:nth-child(1)")
+    click(driver, By.CSS_SELECTOR, ".imgedit-images-box .imgedit-card-wrap:nth-child(1) .imgedit-image-card")
     click(driver, By.XPATH, "//button[.//span[normalize-space()='Edit']]")
     field = wait(driver).until(
         lambda d: next(

@@ -305,17 +305,12 @@ class ImageDialog:
             self.viewer_announcer = _live_region()
         self.viewer.on("keydown", self._on_key, js_handler=KEYS_JS)
 
-        with ui.dialog() as self.confirm, ui.card().classes("imgedit-dialog q-pa-lg gap-3"):
-            self.confirm_text = ui.label().classes("text-body1")
-            name_dialog(self.confirm, self.confirm_text)
-            ui.label("The file is removed from the data folder. Images made from it stay.").classes(
-                "imgedit-hint"
-            )
-            with ui.row().classes("w-full justify-end gap-2"):
-                ui.button("Keep it", on_click=self.confirm.close).props("flat no-caps color=ie-quiet")
-                ui.button("Delete", on_click=self._delete).props("unelevated no-caps color=red-9").mark(
-                    "confirm-delete"
-                )
+        self.confirm, self.confirm_text = delete_confirmation(
+            hint="The file is removed from the data folder. Images made from it stay.",
+            keep="Keep it",
+            on_delete=self._delete,
+            marker="confirm-delete",
+        )
 
     # -- building blocks -------------------------------------------------------------------------
 
@@ -538,6 +533,21 @@ def lineage_text(image: ImageRecord, services: Services) -> str:
         else "a deleted image"
     )
     return f"Edit of {_quote(parent)}: “{image.prompt}”"
+
+
+def delete_confirmation(
+    *, hint: str, keep: str, on_delete: Callable[[], Awaitable[None]], marker: str
+) -> tuple[ui.dialog, ui.label]:
+    """A dialog that asks before deleting: its question (the returned label, set before opening;
+    it names the dialog), what deleting does, Keep and Delete (marked ``marker``)."""
+    with ui.dialog() as dialog, ui.card().classes("imgedit-dialog q-pa-lg gap-3"):
+        question = ui.label().classes("text-body1")
+        name_dialog(dialog, question)
+        ui.label(hint).classes("imgedit-hint")
+        with ui.row().classes("w-full justify-end gap-2"):
+            ui.button(keep, on_click=dialog.close).props("flat no-caps color=ie-quiet")
+            ui.button("Delete", on_click=on_delete).props("unelevated no-caps color=red-9").mark(marker)
+    return dialog, question
 
 
 def name_dialog(dialog: ui.dialog, title: ui.element) -> None:

@@ -28,6 +28,7 @@ from imgedit.services import Services
 from imgedit.storage import Change, order_key
 from imgedit.ui import format as fmt
 from imgedit.ui import urls
+from imgedit.ui.dialogs import delete_confirmation
 
 log = logging.getLogger(__name__)
 
@@ -183,17 +184,12 @@ class ImageGrid:
                 ui.tooltip("Clear the selection (Esc)")
         self.bar.mark("selection-bar")
         self.bar.set_visibility(False)
-        with ui.dialog() as self.confirm, ui.card().classes("imgedit-dialog q-pa-lg gap-3"):
-            self.confirm_text = ui.label().classes("text-body1")
-            self.confirm.props["aria-label"] = "Delete the selected images"
-            ui.label("The files are removed from the data folder. Images made from them stay.").classes(
-                "imgedit-hint"
-            )
-            with ui.row().classes("w-full justify-end gap-2"):
-                ui.button("Keep them", on_click=self.confirm.close).props("flat no-caps color=ie-quiet")
-                ui.button("Delete", on_click=self._delete_selected).props("unelevated no-caps color=red-9").mark(
-                    "confirm-delete-selected"
-                )
+        self.confirm, self.confirm_text = delete_confirmation(
+            hint="The files are removed from the data folder. Images made from them stay.",
+            keep="Keep them",
+            on_delete=self._delete_selected,
+            marker="confirm-delete-selected",
+        )
 
     # -- syncing with the store ------------------------------------------------------------------
 
