@@ -204,6 +204,8 @@ def test_the_tray_steers_the_queue_and_a_new_card_is_scrolled_into_view(
                 for r in d.find_elements(By.CSS_SELECTOR, "[aria-label='Queued jobs'] .imgedit-tray-prompt")
             ]
 
+        # Bob opens his tray (its rows are built while it is open) and sees the new order.
+        bob.find_element(By.CSS_SELECTOR, ".imgedit-tray-badge").click()
         wait(bob).until(lambda d: len(bob_queue(d)) == 2 and "rotate 90" in bob_queue(d)[0])
 
         click_button(alice, "Resume queue")
