@@ -135,24 +135,24 @@ class ImageStore:
             log.exception("could not check the gallery's files; every image stays shown")
 
     async def check_files(self) -> None:
-        """Look for the files of the rows ``open`` loaded (each folder listed once, in a worker
-        thread): a row whose image file is gone drops out of the gallery (the row is kept, in
-        case the file comes back); a file of ours that no row claims (a ``*.tmp``, or a write
+        """Look for the files of the rows ``open`` loaded (each folder listed once, all of it in a
+        worker thread): a row whose image file is gone drops out of the gallery (the row is kept,
+        in case the file comes back); a file of ours that no row claims (a ``*.tmp``, or a write
         the row never followed, from before this start) is removed."""
         loaded, self._loaded = self._loaded, []
-        names = await asyncio.to_thread(lambda: (_file_names(self.images_dir), _file_names(self.thumbs_dir)))
-        images, thumbs = names
-        for record in loaded:
-            if self.path_of(record).name not in images:
-                self.forget_missing(record.id)
-        rows = await asyncio.to_thread(self.db.query, "SELECT id, format FROM images")
-        claimed = {ImageId(row["id"]) for row in rows} | set(self._records)
-        image_names = {f"{r.id}.{r.extension}" for r in loaded} | {self.path_of(r).name for r in self._order}
-        image_names |= {f"{row['id']}.{_extension(row['format'])}" for row in rows}
-        thumb_names = {f"{image_id}.webp" for image_id in claimed}
-        before = self._opened_wall
-        await asyncio.to_thread(_sweep, self.images_dir, images - image_names, before)
-        await asyncio.to_thread(_sweep, self.thumbs_dir, thumbs - thumb_names, before)
+        missing = await asyncio.to_thread(self._look_for_files, loaded, self._opened_wall)
+        for image_id in missing:
+            self.forget_missing(image_id)
+
+    def _look_for_files(self, loaded: builtins.list[ImageRecord], before: float) -> builtins.list[ImageId]:
+        images, thumbs = _file_names(self.images_dir), _file_names(self.thumbs_dir)
+        missing = [r.id for r in loaded if f"{r.id}.{r.extension}" not in images]
+        # Every committed row claims its files; a write after this query has files newer than
+        # ``before``, which the sweep leaves alone.
+        rows = self.db.query("SELECT id, format FROM images")
+        _sweep(self.images_dir, images - {f"{row['id']}.{_extension(row['format'])}" for row in rows}, before)
+        _sweep(self.thumbs_dir, thumbs - {f"{row['id']}.webp" for row in rows}, before)
+        return missing
 
     def close(self) -> None:
         self.db.close()

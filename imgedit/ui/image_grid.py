@@ -32,10 +32,10 @@ from imgedit.ui.dialogs import delete_confirmation
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 48
-"""Image cards a tab shows at first, and adds per page: a large screen's worth (8 columns of 6
-rows) and then some as the user scrolls; the first paint stays small whatever the size of the
-gallery."""
+PAGE_SIZE = 36
+"""Image cards a tab shows at first, and adds per page. A full-HD screen shows about 21 cards;
+the next page comes as the user scrolls near the end (static/gallery.js), or at once on a screen
+that shows more. The first paint stays small whatever the size of the gallery."""
 
 SEARCH_MAX = 200
 ORIGIN_CHOICES: dict[str, str] = {
