@@ -617,21 +617,25 @@ def _extension(image_format: str) -> str:
     return {"JPEG": "jpg"}.get(image_format, image_format.lower())
 
 
+_ORIGINS = {origin.value: origin for origin in ImageOrigin}
+_QUALITIES = {quality.value: quality for quality in Quality}
+
+
 def _from_row(row: sqlite3.Row) -> ImageRecord:
-    get = row.__getitem__
-    quality = get("quality")
+    """A record from a row of ``_COLUMNS``, by position: start-up makes 10,000 of these."""
+    image_id, created_at, origin, width, height, image_format, name, prompt, parent, provider, quality, job, fav = row
     return ImageRecord(
-        id=ImageId(get("id")),
-        created_at=get("created_at"),
-        origin=ImageOrigin(get("origin")),
-        width=get("width"),
-        height=get("height"),
-        format=get("format"),
-        name=get("name"),
-        prompt=get("prompt"),
-        parent_id=ImageId(get("parent_id")) if get("parent_id") else None,
-        provider=get("provider"),
-        quality=Quality(quality) if quality else None,
-        job_id=JobId(get("job_id")) if get("job_id") else None,
-        favourite=bool(get("favourite")),
+        id=image_id,
+        created_at=created_at,
+        origin=_ORIGINS[origin],
+        width=width,
+        height=height,
+        format=image_format,
+        name=name,
+        prompt=prompt,
+        parent_id=parent or None,
+        provider=provider,
+        quality=_QUALITIES[quality] if quality else None,
+        job_id=job or None,
+        favourite=bool(fav),
     )
