@@ -81,10 +81,20 @@ def wait(driver: webdriver.Chrome, timeout: float = 20):  # type: ignore[no-unty
     )
 
 
+STILL = """
+return document.getAnimations().every((a) => a.playState !== 'running'
+  || a.effect?.getComputedTiming().iterations === Infinity);
+"""
+"""True when nothing moves but endless loops (a shimmer): no dialog is opening or closing."""
+
+
 def click(driver: webdriver.Chrome, by: str, selector: str, text_prefix: str = "") -> None:
-    """Click the first visible match once nothing (an opening dialog or menu) covers it."""
+    """Click the first visible match once nothing (an opening dialog or menu) covers it or moves:
+    a click into a dialog that is still growing can land on its backdrop and close it."""
 
     def attempt(d: webdriver.Chrome) -> bool:
+        if not d.execute_script(STILL):
+            return False
         for element in d.find_elements(by, selector):
             if element.is_displayed() and element.text.strip().startswith(text_prefix):
                 try:
