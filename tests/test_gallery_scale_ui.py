@@ -141,3 +141,17 @@ async def test_a_file_deleted_behind_the_apps_back_drops_its_card_after_start(
     await eventually(lambda: ids[-1] not in shown_ids(user), message="the lost image's card to go")
     assert shown_ids(user) == ids[-2::-1]
     assert text_of(user, "gallery-count") == "19 images"
+
+
+async def test_a_search_is_plain_text_and_cut_at_its_limit(twenty: list[str], user: User) -> None:
+    from imgedit.ui.image_grid import SEARCH_MAX
+
+    await user.open("/")
+    user.find(marker="search").type("scale-0001")
+    await eventually(lambda: text_of(user, "gallery-count") == "10 of 20 images match", message="10 match")
+    user.find(marker="search").clear().type(".*")  # a pattern would match everything; text matches none
+    await eventually(lambda: text_of(user, "gallery-count") == "0 of 20 images match", message="none match")
+    [search] = marked(user, "search")
+    assert search.props["maxlength"] == SEARCH_MAX  # the browser stops at the limit
+    user.find(marker="search").clear().type("scale-0001" + "x" * 500)  # a client that sends more anyway
+    await eventually(lambda: text_of(user, "gallery-count") == "0 of 20 images match", message="cut, not refused")
