@@ -127,19 +127,24 @@ def button_disabled(driver: webdriver.Chrome, scope: str, name: str) -> bool:
     )
 
 
-def test_arrows_zoom_pan_and_escape(app_url: str, driver: webdriver.Chrome) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+def open_newest_by_keyboard(driver: webdriver.Chrome, app_url: str) -> list[str]:
+    """Load the gallery, focus the newest card and press Enter; the card ids, newest first."""
     driver.get(app_url)
     wait(driver).until(lambda d: len(card_ids(d)) >= 6 or None)
     ids = card_ids(driver)
-
-    # The newest card, opened by keyboard: Tab to it, Enter.
     first_card = driver.find_element(By.CSS_SELECTOR, ".imgedit-gallery .imgedit-image-card")
     driver.execute_script("arguments[0].focus()", first_card)
     press(driver, Keys.ENTER)
     wait(driver).until(lambda d: src_id(d, DIALOG_PICTURE) == ids[0], message="the dialog shows the card")
     wait(driver, 5).until(lambda d: focus_in(d, ".q-dialog"), message="focus moves into the dialog")
     wait(driver, 5).until(settled)
+    return ids
+
+
+def test_arrows_zoom_pan_and_escape(app_url: str, driver: webdriver.Chrome) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    # The newest card, opened by keyboard: Tab to it, Enter.
+    ids = open_newest_by_keyboard(driver, app_url)
     assert button_disabled(driver, ".imgedit-image-dialog", "Previous image (newer)"), "nothing is newer"
     assert not button_disabled(driver, ".imgedit-image-dialog", "Next image (older)")
     title = driver.find_element(By.CSS_SELECTOR, ".imgedit-image-dialog .text-h6")
@@ -311,15 +316,7 @@ def test_pinch_zooms_and_a_swipe_moves_on(app_url: str, driver: webdriver.Chrome
     driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
     emulate_color_scheme(driver, "dark")
     try:
-        driver.get(app_url)
-        wait(driver).until(lambda d: len(card_ids(d)) >= 6 or None)
-        ids = card_ids(driver)
-        first_card = driver.find_element(By.CSS_SELECTOR, ".imgedit-gallery .imgedit-image-card")
-        driver.execute_script("arguments[0].focus()", first_card)
-        press(driver, Keys.ENTER)
-        wait(driver).until(lambda d: src_id(d, DIALOG_PICTURE) == ids[0])
-        wait(driver, 5).until(lambda d: focus_in(d, ".q-dialog"))
-        wait(driver, 5).until(settled)
+        ids = open_newest_by_keyboard(driver, app_url)
         assert_no_blocking_violations(driver, "the image dialog, dark")
         driver.save_screenshot(str(ARTIFACTS / "viewer-dialog-dark.png"))
         press(driver, Keys.TAB, Keys.ENTER)  # View
