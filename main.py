@@ -9,12 +9,16 @@ import logging
 import os
 import sys
 
-from nicegui import app, ui
+from imgedit import deferred_imports
 
-from imgedit import native
-from imgedit.config import Settings, unknown_variables
-from imgedit.services import build_services
-from imgedit.ui import register
+deferred_imports.defer()  # before NiceGUI: its socket.io client libraries load only if used
+
+from nicegui import app, ui  # noqa: E402
+
+from imgedit import native  # noqa: E402
+from imgedit.config import Settings, unknown_variables  # noqa: E402
+from imgedit.services import build_services  # noqa: E402
+from imgedit.ui import register  # noqa: E402
 
 
 def main() -> None:

@@ -8,8 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-
-import httpx
+from typing import TYPE_CHECKING
 
 from imgedit.auth import Auth, storage_secret
 from imgedit.config import DEFAULT_PRIORS, Settings
@@ -21,12 +20,13 @@ from imgedit.jobs.registry import PAUSED_SETTING
 from imgedit.models import ImageOrigin
 from imgedit.providers import Provider, ProviderRegistry
 from imgedit.providers.local import LocalProvider
-from imgedit.providers.openai import OpenAIProvider
-from imgedit.providers.sdwebui import SdWebUiProvider
 from imgedit.redact import Redactor, install_log_redaction
 from imgedit.retry import RetryPolicy
 from imgedit.samples import SAMPLE_PROMPTS, render_sample
 from imgedit.storage import ImageStore
+
+if TYPE_CHECKING:  # httpx and the remote providers are imported only when one is configured
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def build_services(settings: Settings) -> Services:
         seed_samples(store)
     durations = DurationModel(DEFAULT_PRIORS)
     remote = settings.openai_enabled or bool(settings.sdwebui_urls)
-    http = httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False) if remote else None
+    http = http_client() if remote else None
     providers = ProviderRegistry(build_providers(settings, http))
     journal = JobJournal(store.db)
     durations.load(journal.durations())  # what earlier runs learned, from the first job on
@@ -134,8 +134,13 @@ def build_services(settings: Settings) -> Services:
     )
 
 
-HTTP_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=120.0, pool=30.0)
-"""Reads are long on purpose: a high-quality image can take minutes before its first byte."""
+def http_client() -> httpx.AsyncClient:
+    """The one client the remote providers share. Reads are long on purpose: a high-quality image
+    can take minutes before its first byte."""
+    import httpx  # here, not at the top: an offline start-up does not load it
+
+    timeout = httpx.Timeout(connect=10.0, read=300.0, write=120.0, pool=30.0)
+    return httpx.AsyncClient(timeout=timeout, follow_redirects=False)
 
 
 def build_providers(settings: Settings, http: httpx.AsyncClient | None) -> list[Provider]:
@@ -143,6 +148,8 @@ def build_providers(settings: Settings, http: httpx.AsyncClient | None) -> list[
     ``http`` is needed (not None) when a remote provider is configured."""
     providers: list[Provider] = []
     if settings.openai_enabled:
+        from imgedit.providers.openai import OpenAIProvider
+
         try:
             openai = OpenAIProvider(
                 client=_needed(http),
@@ -156,6 +163,8 @@ def build_providers(settings: Settings, http: httpx.AsyncClient | None) -> list[
             raise SystemExit(f"imgedit: OPENAI_API_KEY cannot be used: {exc}") from None
         providers.append(openai)
     if settings.sdwebui_urls:
+        from imgedit.providers.sdwebui import SdWebUiProvider
+
         providers.append(SdWebUiProvider(client=_needed(http), urls=settings.sdwebui_urls, auth=settings.sdwebui_auth))
     providers.append(LocalProvider())
     for provider in providers:
