@@ -13,7 +13,10 @@ Scenarios:
   reporting  every job reported new progress since the last tick (the worst case)
   stage      every job changed stage since the last tick
 
-    python bench/tick.py [--cards 100] [--ticks 50]
+The start-up heap is frozen out of the garbage collector first, as the real server does
+(imgedit/ui/heap.py; ``--no-freeze`` to compare).
+
+    python bench/tick.py [--cards 100] [--ticks 50] [--profile SCENARIO] [--no-freeze]
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import os
 import pstats
 import statistics
@@ -39,12 +43,13 @@ os.environ.setdefault("PYTEST_CURRENT_TEST", "bench/tick.py")
 
 
 async def run(
-    cards: int, ticks: int, profile: str | None = None
-) -> dict[str, tuple[float, float, float, float]]:
+    cards: int, ticks: int, profile: str | None = None, *, freeze: bool = True
+) -> tuple[dict[str, tuple[float, float, float, float]], dict[str, tuple[int, int, float]]]:
     from nicegui import ui
     from nicegui.testing.user_simulation import user_simulation
 
     results: dict[str, tuple[float, float, float, float]] = {}
+    garbage: dict[str, tuple[int, int, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["IMGEDIT_DATA_DIR"] = str(Path(tmp) / "data")
         os.environ["IMGEDIT_MAX_CONCURRENT"] = str(cards)
@@ -63,6 +68,10 @@ async def run(
                 await release.wait()
                 return None
 
+            if freeze:
+                from imgedit.ui import heap
+
+                heap.freeze_startup_heap()  # what the real server does once start-up is done
             source = services.store.list()[0].id
             for i in range(cards):
                 spec = jobs_mod.JobSpec(
@@ -82,6 +91,7 @@ async def run(
 
             def measure(name: str, before_tick) -> None:  # type: ignore[no-untyped-def]
                 cpu, sizes, counts = [], [], []
+                collections.clear()
                 profiler = cProfile.Profile() if name == profile else None
                 for n in range(ticks):
                     before_tick(n)
@@ -100,20 +110,38 @@ async def run(
                     sizes.append(sum(len(d) for d in data))
                     counts.append(len(data))
                 if profiler is not None:
-                    pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+                    pstats.Stats(profiler).sort_stats(os.environ.get("TICK_SORT", "cumulative")).print_stats(
+                        45
+                    )
                 results[name] = (
                     statistics.median(cpu) * 1000,
                     max(cpu) * 1000,
                     statistics.mean(sizes),
                     statistics.mean(counts),
                 )
+                full = [ms for generation, ms in collections if generation == 2]
+                garbage[name] = (len(collections), len(full), max(full, default=0.0))
+
+            # Garbage collections during the measured ticks (and the set-up between them): how
+            # many, how many full ones, and the longest full one.
+            collections: list[tuple[int, float]] = []
+            started: list[float] = []
+
+            def on_gc(phase: str, info: dict[str, int]) -> None:
+                if phase == "start":
+                    started[:] = [time.process_time()]
+                elif started:
+                    collections.append((info["generation"], (time.process_time() - started[0]) * 1000))
+
+            gc.callbacks.append(on_gc)
 
             measure("idle", lambda n: None)
             measure("reporting", lambda n: [c.progress((n + 1) / (ticks + 2)) for c in contexts])
             stages = [jobs_mod.JobStage.PROCESSING, jobs_mod.JobStage.FINALIZING]
             measure("stage", lambda n: [c.stage(stages[n % 2], "step") for c in contexts])
             release.set()
-    return results
+            gc.callbacks.remove(on_gc)
+    return results, garbage
 
 
 def main() -> None:
@@ -125,12 +153,21 @@ def main() -> None:
     parser.add_argument(
         "--profile", choices=["idle", "reporting", "stage"], help="print cProfile of a scenario"
     )
+    parser.add_argument(
+        "--no-freeze",
+        action="store_true",
+        help="leave the start-up heap to the garbage collector (imgedit/ui/heap.py)",
+    )
     args = parser.parse_args()
-    results = asyncio.run(run(args.cards, args.ticks, args.profile))
+    results, garbage = asyncio.run(run(args.cards, args.ticks, args.profile, freeze=not args.no_freeze))
     print(f"{args.cards} live loading cards, {args.ticks} ticks per scenario")
     print(f"{'scenario':<10} {'CPU median ms':>14} {'CPU max ms':>11} {'bytes/tick':>11} {'msgs/tick':>10}")
     for name, (median, worst, size, count) in results.items():
         print(f"{name:<10} {median:>14.2f} {worst:>11.2f} {size:>11.0f} {count:>10.1f}")
+    heap = "frozen" if not args.no_freeze else "not frozen"
+    print(f"garbage collections during the ticks (start-up heap {heap}):")
+    for name, (count, full, longest) in garbage.items():
+        print(f"{name:<10} {count:>4} collections, {full} full, longest full {longest:.1f} ms")
 
 
 if __name__ == "__main__":

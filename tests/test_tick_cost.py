@@ -5,7 +5,11 @@ values are the ones the elements now hold on the server. Speed itself lives in b
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import gc
 import json
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,6 +20,8 @@ from nicegui.testing import User
 
 from imgedit.jobs import JobContext, JobSpec, JobStage
 from imgedit.models import JobKind, Quality
+from imgedit.ui import heap
+from imgedit.ui.job_card import card_attributes
 from imgedit.ui.patch import TEXT
 from tests.conftest import app_services
 from tests.fakes import eventually
@@ -164,3 +170,55 @@ async def test_a_stage_change_shows_on_every_card_and_in_the_tray(many_slots: No
     for context in contexts:
         (status,) = marked(user, f"tray-status-{context.job_id}")
         assert status.text.startswith("Finalizing · ")  # type: ignore[attr-defined]
+
+
+async def test_the_cards_attributes_are_those_card_attributes_gives(many_slots: None, user: User) -> None:
+    """The tick computes the card's ``data-*`` values inline; they stay what the reference
+    function (``card_attributes``) says, through progress, milestones and a stage change."""
+    contexts = await settled(user, 3)
+    contexts[0].progress(0.37)
+    contexts[1].progress(0.5, exact=False)
+    contexts[2].stage(JobStage.FINALIZING, "Saving")
+    tick(user)
+    snapshots = {s.id: s for s in app_services().registry.snapshots()}
+    for context in contexts:
+        (card,) = marked(user, f"job-{context.job_id}")
+        expected = card_attributes(snapshots[context.job_id], now=time.time())
+        expected.pop("data-deadline")  # moves with the wall clock for queued cards only
+        held = {key: card.props.get(key) for key in expected}
+        assert held == expected
+
+
+async def test_a_registry_snapshot_is_a_whole_frozen_job_snapshot(user: User) -> None:
+    """Snapshots are built slot by slot for speed: every field is set, and it stays immutable."""
+    services = app_services()
+    release = asyncio.Event()
+
+    async def work(context: JobContext) -> None:
+        context.progress(0.25, "a quarter")
+        await release.wait()
+
+    spec = JobSpec(kind=JobKind.GENERATE, prompt="a fox", quality=Quality.LOW, provider="local")
+    job_id = services.registry.submit(spec, work)
+    await eventually(lambda: services.registry.snapshot(job_id).message == "a quarter")
+    snapshot = services.registry.snapshot(job_id)
+    assert dataclasses.replace(snapshot) == snapshot  # reads every field (an unset slot raises)
+    assert dataclasses.asdict(snapshot)["progress_source"] == "reported"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snapshot.message = "changed"  # type: ignore[misc]
+    release.set()
+    await services.registry.wait(job_id)
+
+
+def test_freezing_the_start_up_heap_still_frees_what_comes_later() -> None:
+    class Node:
+        def __init__(self) -> None:
+            self.me = self  # a cycle: only the garbage collector frees it
+
+    try:
+        assert heap.freeze_startup_heap() > 0
+        node = weakref.ref(Node())
+        gc.collect()
+        assert node() is None, "objects made after the freeze are still collected"
+    finally:
+        gc.unfreeze()  # the test process runs many apps: leave nothing frozen behind

@@ -64,6 +64,10 @@ def _running_text(snapshot: JobSnapshot) -> str:
     return " · ".join(parts)
 
 
+_QUEUED = JobStage.QUEUED
+_FINISHED = frozenset(stage for stage in JobStage if stage.is_finished)
+
+
 def _running_order(snapshot: JobSnapshot) -> tuple[float, float]:
     return (snapshot.started_at or float("inf"), snapshot.created_at)
 
@@ -270,16 +274,19 @@ class JobsTray:
         live = bool(self.drawer.value)
         running: list[JobSnapshot] = []
         queued: list[JobSnapshot] = []
+        running_now = 0
         for s in snapshots:
-            if s.stage.is_finished:
+            stage = s.stage
+            if stage in _FINISHED:
                 continue
-            if s.stage is JobStage.QUEUED and s.queue_position is not None:
+            if stage is _QUEUED and s.queue_position is not None:
                 queued.append(s)
             else:
                 running.append(s)
-        running.sort(key=_running_order)
-        queued.sort(key=_queue_order)
-        running_now = sum(1 for s in running if s.stage.is_running)
+                running_now += stage is not _QUEUED  # a queued job handed a slot is not running yet
+        if live or self.rows:  # closed with no rows, only the counts are needed: no sorting
+            running.sort(key=_running_order)
+            queued.sort(key=_queue_order)
         summary = summary_text(running_now, len(queued), paused=paused)
         patch.text(self.summary, summary)
         patch.prop(self.badge, "aria-label", f"Jobs: {summary}. Open the jobs tray")
@@ -294,6 +301,11 @@ class JobsTray:
         self.cancel_all.set_enabled(bool(queued))
         self.slots.set_value(self.registry.max_concurrent)
 
+        if not live and not self.rows:
+            # Closed, never opened (or emptied): rows are built when the drawer opens.
+            self.no_running.set_visibility(not running)
+            self.no_queued.set_visibility(not queued)
+            return
         wanted = {s.id for s in running} | {s.id for s in queued}
         for job_id in [j for j in self.rows if j not in wanted]:
             self.rows.pop(job_id).root.delete()
