@@ -5,6 +5,7 @@ python main.py [--host H] [--port P] [--data-dir D] [--max-concurrent N] [--no-s
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -13,12 +14,13 @@ from imgedit import deferred_imports
 
 deferred_imports.defer()  # before NiceGUI: its socket.io client libraries load only if used
 
-from nicegui import app, ui  # noqa: E402
+from nicegui import app, background_tasks, ui  # noqa: E402
 
 from imgedit import native  # noqa: E402
 from imgedit.config import Settings, unknown_variables  # noqa: E402
 from imgedit.services import build_services  # noqa: E402
 from imgedit.ui import register  # noqa: E402
+from imgedit.ui.compression import Compression, cache_dir, prepare_static  # noqa: E402
 
 
 def main() -> None:
@@ -36,6 +38,9 @@ def main() -> None:
     services = build_services(settings)
     register(services)
     app.on_startup(services.start)
+    static_cache = cache_dir(os.environ)
+    if not simulated:  # the simulation serves no HTTP
+        app.on_startup(lambda: background_tasks.create(prepare_static(static_cache), name="compress static files"))
     app.on_shutdown(services.close)
     if settings.native:
         native.configure(app)
@@ -56,10 +61,12 @@ def main() -> None:
         show=settings.show,
         reload=False,
         dark=True,
+        tailwind=False,  # its utilities and resets are in static/imgedit.css (68 KB less to load)
         favicon="🎨",
         show_welcome_message=True,
         storage_secret=services.session_secret,
         root_path=settings.root_path,
+        gzip_middleware_factory=functools.partial(Compression, cache_dir=static_cache),
         **(native.run_options() if settings.native else {}),
     )
 

@@ -36,6 +36,8 @@ PAGE_SIZE = 36
 """Image cards a tab shows at first, and adds per page. A full-HD screen shows about 21 cards;
 the next page comes as the user scrolls near the end (static/gallery.js), or at once on a screen
 that shows more. The first paint stays small whatever the size of the gallery."""
+FIRST_SCREEN = 12
+"""Cards whose thumbnails load at once rather than lazily: about what a laptop screen shows."""
 
 SEARCH_MAX = 200
 ORIGIN_CHOICES: dict[str, str] = {
@@ -311,7 +313,7 @@ class ImageGrid:
             wrap = ui.element("div").classes("imgedit-card-wrap")
         try:
             with wrap:
-                card = self._build_card(wrap, record, arriving)
+                card = self._build_card(wrap, record, arriving, eager=index < FIRST_SCREEN)
         except Exception:
             self.box.remove(wrap)  # no half-built card stays behind
             raise
@@ -320,7 +322,7 @@ class ImageGrid:
         self._keys.insert(index, order_key(record))
         self.cards[record.id] = card
 
-    def _build_card(self, wrap: ui.element, record: ImageRecord, arriving: bool) -> _Card:
+    def _build_card(self, wrap: ui.element, record: ImageRecord, arriving: bool, *, eager: bool) -> _Card:
         """A card in as few elements and prop changes as it takes: a page of them is what the
         first paint of a 10,000-image gallery costs. Icons of the two corner controls are
         drawn by CSS from their state (static/imgedit.css)."""
@@ -342,7 +344,14 @@ class ImageGrid:
         card.on("keydown", on_card, js_handler=_KEY_HANDLER)
         with card:  # flat: the thumbnail keeps its 4:3 box itself, the texts pad themselves
             ui.element("img").classes("imgedit-thumb imgedit-card-thumb").props.update(
-                {"src": urls.thumb(image_id), "alt": title, "loading": "lazy"}
+                # The first screen's thumbnails load at once (a lazy image waits for layout); the
+                # browser records when they drew (elementtiming: bench/scale.py, P4).
+                {
+                    "src": urls.thumb(image_id),
+                    "alt": title,
+                    "loading": "eager" if eager else "lazy",
+                    "elementtiming": "card",
+                }
             )
             ui.label(title).classes("imgedit-title imgedit-card-line").props["title"] = title
             lineage = self._lineage(record)

@@ -37,12 +37,14 @@ log = logging.getLogger(__name__)
 
 LOGIN_PATH = "/login"
 DONE_PATH = "/login/done"
-_PUBLIC_PREFIXES = (f"/_nicegui/{__version__}/", "/static/")
+STATIC_PREFIXES = (f"/_nicegui/{__version__}/", "/static/")
+"""NiceGUI's versioned scripts, styles and fonts, and imgedit's own: the same for everyone."""
 _PUBLIC_PATHS = frozenset({LOGIN_PATH, DONE_PATH, "/favicon.ico"})
 _SOCKET_PREFIX = "/_nicegui_ws/"
 
 
-def _route_path(scope: Scope) -> str:
+def route_path(scope: Scope) -> str:
+    """The request's path below the app's root path (``--root-path`` behind a proxy)."""
     path = str(scope.get("path", ""))
     root = str(scope.get("root_path", ""))
     return path[len(root) :] if root and path.startswith(root) else path
@@ -74,7 +76,7 @@ class SignInGate:
         if scope["type"] not in {"http", "websocket"} or self._allowed(scope):
             await self.app(scope, receive, send)
             return
-        path = _route_path(scope)
+        path = route_path(scope)
         if scope["type"] == "http" and scope.get("method") == "GET" and _is_page(path):
             query = scope.get("query_string", b"").decode("latin-1")
             wanted = path + (f"?{query}" if query else "")
@@ -93,11 +95,11 @@ class SignInGate:
         session = scope.get("session")
         if isinstance(session, dict) and self.auth.session(session.get("id")) is not None:
             return True
-        path = _route_path(scope)
+        path = route_path(scope)
         if path.startswith(_SOCKET_PREFIX):
             query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
             return any(_is_login_client(cid) for cid in query.get("client_id", [])[:1])
-        return scope["type"] == "http" and (path in _PUBLIC_PATHS or path.startswith(_PUBLIC_PREFIXES))
+        return scope["type"] == "http" and (path in _PUBLIC_PATHS or path.startswith(STATIC_PREFIXES))
 
 
 def _is_page(path: str) -> bool:
