@@ -21,9 +21,20 @@ Usage::
 
 Scripted failures (``state.failures``, served one per accepted request, in order, before the
 fake succeeds again): ``Status`` (an error status with an OpenAI error body and headers),
-``moderation()`` (the 400 ``moderation_blocked`` answer), ``Malformed`` (a 200 whose body is
-not what the API sends), ``CutStream`` (the stream stops after some partial images, cleanly
-or by dropping the connection) and ``StreamError`` (an ``error`` event inside the stream).
+``moderation()`` (the 400 ``moderation_blocked`` answer), ``rate_limited()`` (429, with
+``Retry-After`` and optionally ``retry-after-ms``), ``insufficient_quota()`` (the 429 of an
+account out of credit), ``conflict()`` (409), ``Malformed`` (a 200 whose body is not what the
+API sends), ``CutStream`` (the stream stops after some partial images, cleanly or by dropping
+the connection) and ``StreamError`` (an ``error`` event inside the stream; ``data_only=True``
+sends it as a bare ``data:`` line carrying ``{"error": {...}}``, with no ``event:`` name and no
+``type``). Any ``Status`` may carry ``x-should-retry`` in its headers.
+
+As the OpenAPI spec (openai/openai-openapi) says: the ``size`` in a response or an event is one
+of the standard sizes (for an edit with ``size=auto``, the one nearest the source's aspect; the
+fake's image itself stays at the source's size to keep tests fast), or the ``WIDTHxHEIGHT`` asked
+of a model that accepts any (``gpt-image-2``); ``image`` may also come as ``image[]`` parts (the
+official SDK's name for a list of images, up to 16); ``input_fidelity`` is refused, as the real
+API refuses it, for models that do not take it (``gpt-image-2``, ``gpt-image-1-mini``, ...).
 
 ``Hang(seconds)`` answers only after ``seconds`` (a server past the client's read timeout).
 
@@ -46,6 +57,7 @@ import collections
 import hashlib
 import io
 import json
+import math
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -62,6 +74,16 @@ from starlette.types import Send
 
 QUALITIES = ("low", "medium", "high", "auto")
 SIZES = ("auto", "1024x1024", "1536x1024", "1024x1536")
+STANDARD_SIZES = {1.0: "1024x1024", 1.5: "1536x1024", 2 / 3: "1024x1536"}
+"""The sizes every GPT image model draws, by aspect ratio: what a response says for ``auto``."""
+MAX_IMAGES = 16
+# gpt-image-2 takes any WIDTHxHEIGHT within these limits (the spec's ``size`` description: edges
+# divisible by 16, aspect between 1:3 and 3:1, at most 3840x2160; the pixel floor is the one
+# OpenAI's image guide gives).
+FREE_SIZE_STEP = 16
+FREE_SIZE_MAX_EDGE = 3840
+FREE_SIZE_MIN_PIXELS = 655_360
+FREE_SIZE_MAX_PIXELS = 3840 * 2160
 OUTPUT_FORMATS = ("png", "jpeg", "webp")
 UPLOAD_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
 # Output tokens per square image, as in OpenAI's pricing table; the 1536-px sizes cost 1.5x.
@@ -69,6 +91,7 @@ OUTPUT_TOKENS = {"low": 272, "medium": 1056, "high": 4160}
 EDIT_FIELDS = frozenset(
     {
         "image",
+        "image[]",  # the SDK's multipart name for each of several images
         "prompt",
         "model",
         "quality",
@@ -85,7 +108,43 @@ EDIT_FIELDS = frozenset(
         "response_format",
     }
 )
-GENERATION_FIELDS = (EDIT_FIELDS - {"image", "mask", "input_fidelity"}) | {"moderation", "style"}
+GENERATION_FIELDS = (EDIT_FIELDS - {"image", "image[]", "mask", "input_fidelity"}) | {"moderation", "style"}
+
+
+def takes_input_fidelity(model: str) -> bool:
+    """gpt-image-1 and gpt-image-1.5 (and their dated snapshots); not minis, not gpt-image-2."""
+    base = model.rsplit("-", 3)[0] if _dated(model) else model
+    return base in ("gpt-image-1", "gpt-image-1.5")
+
+
+def takes_any_size(model: str) -> bool:
+    """gpt-image-2 and its snapshots draw any WIDTHxHEIGHT within limits."""
+    return model == "gpt-image-2" or (_dated(model) and model.rsplit("-", 3)[0] == "gpt-image-2")
+
+
+def _dated(model: str) -> bool:
+    parts = model.rsplit("-", 3)
+    return len(parts) == 4 and all(p.isdigit() for p in parts[1:]) and len(parts[1]) == 4
+
+
+def free_size_problem(size: str) -> str | None:
+    """Why gpt-image-2 would refuse ``size`` (``WIDTHxHEIGHT``), or None if it takes it."""
+    width_text, x, height_text = size.partition("x")
+    if not (x and width_text.isdigit() and height_text.isdigit()):
+        return f"Invalid size '{size}'. Expected 'auto' or WIDTHxHEIGHT, for example '1536x864'."
+    width, height = int(width_text), int(height_text)
+    if width % FREE_SIZE_STEP or height % FREE_SIZE_STEP:
+        return f"Invalid size '{size}': width and height must both be divisible by {FREE_SIZE_STEP}."
+    if height == 0 or not 1 / 3 <= width / height <= 3:
+        return f"Invalid size '{size}': the aspect ratio must be between 1:3 and 3:1."
+    if max(width, height) > FREE_SIZE_MAX_EDGE:
+        return f"Invalid size '{size}': the longest edge may be at most {FREE_SIZE_MAX_EDGE} pixels."
+    if not FREE_SIZE_MIN_PIXELS <= width * height <= FREE_SIZE_MAX_PIXELS:
+        return (
+            f"Invalid size '{size}': the image must have between {FREE_SIZE_MIN_PIXELS} and "
+            f"{FREE_SIZE_MAX_PIXELS} pixels."
+        )
+    return None
 
 
 # -- scripted failures ----------------------------------------------------------------------
@@ -109,13 +168,41 @@ def moderation(
     return Status(400, message, error_code="moderation_blocked", error_type="image_generation_user_error")
 
 
-def rate_limited(retry_after: str = "1") -> Status:
+def rate_limited(retry_after: str = "1", *, retry_after_ms: str | None = None) -> Status:
+    """The 429 of a rate limit; ``retry_after_ms`` adds OpenAI's finer ``retry-after-ms`` header."""
+    headers = {"Retry-After": retry_after}
+    if retry_after_ms is not None:
+        headers["retry-after-ms"] = retry_after_ms
     return Status(
         429,
         "Rate limit reached for gpt-image-1.5 on images per minute. Please try again in 1s.",
         error_code="rate_limit_exceeded",
         error_type="requests",
-        headers={"Retry-After": retry_after},
+        headers=headers,
+    )
+
+
+def insufficient_quota() -> Status:
+    """The 429 of an account with no credit left: same status as a rate limit, other code."""
+    return Status(
+        429,
+        "You exceeded your current quota, please check your plan and billing details. For more "
+        "information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
+        error_code="insufficient_quota",
+        error_type="insufficient_quota",
+    )
+
+
+def conflict(headers: Mapping[str, str] | None = None) -> Status:
+    """A 409, which the official SDK retries (its ``_should_retry``: "Retry on lock timeouts").
+
+    The body's words are the fake's own; only the status and its meaning come from the SDK.
+    """
+    return Status(
+        409,
+        "Another request is being processed for this resource. Please try again.",
+        error_type="conflict",
+        headers=headers or {},
     )
 
 
@@ -141,11 +228,16 @@ class CutStream:
 
 @dataclass(frozen=True)
 class StreamError:
-    """An ``error`` event after ``after_partials`` partial images, then the stream ends."""
+    """An ``error`` event after ``after_partials`` partial images, then the stream ends.
+
+    ``data_only``: no ``event:`` line and no ``type`` member, only ``data: {"error": {...}}``,
+    which an SSE reader sees as a ``message`` event (the official SDK raises it all the same).
+    """
 
     after_partials: int = 0
     code: str | None = "moderation_blocked"
     message: str = "Your request was rejected by the safety system."
+    data_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -257,9 +349,15 @@ class FakeOpenAI:
 
 
 class _Invalid(Exception):
-    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        error_type: str = "invalid_request_error",
+    ) -> None:
         super().__init__(message)
-        self.param, self.code = param, code
+        self.param, self.code, self.error_type = param, code, error_type
 
 
 def error_body(message: str, error_type: str, param: str | None = None, code: str | None = None) -> Any:
@@ -374,11 +472,15 @@ def _check_common(params: Mapping[str, Any], *, multipart: bool) -> tuple[str, s
         )
     size = params.get("size", "auto")
     if size not in SIZES:
-        raise _Invalid(
-            f"Invalid value: '{size}'. Supported values are: {', '.join(repr(s) for s in SIZES)}.",
-            "size",
-            "invalid_value",
-        )
+        problem = free_size_problem(size) if isinstance(size, str) and takes_any_size(model) else None
+        if problem is not None:
+            raise _Invalid(problem, "size", "invalid_value")
+        if not takes_any_size(model):
+            raise _Invalid(
+                f"Invalid value: '{size}'. Supported values are: {', '.join(repr(s) for s in SIZES)}.",
+                "size",
+                "invalid_value",
+            )
     output_format = params.get("output_format", "png")
     if output_format not in OUTPUT_FORMATS:
         raise _Invalid(f"Invalid value: '{output_format}'.", "output_format", "invalid_value")
@@ -413,8 +515,7 @@ def _check_common(params: Mapping[str, Any], *, multipart: bool) -> tuple[str, s
 async def _edit_job(request: Request, recorded: RecordedRequest) -> _Job:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise _Invalid("Edits take multipart/form-data.")
-    source: Image.Image | None = None
-    image_upload: Upload | None = None
+    images: list[tuple[Upload, Image.Image | None]] = []
     async with request.form() as form:  # closes the spooled upload files
         for name, value in form.multi_items():
             if not isinstance(value, UploadFile):
@@ -435,30 +536,39 @@ async def _edit_job(request: Request, recorded: RecordedRequest) -> _Job:
                 size=decoded.size if decoded else None,
             )
             recorded.uploads.append(upload)
-            if name == "image":
-                image_upload, source = upload, decoded
+            if name in ("image", "image[]"):
+                images.append((upload, decoded))
     unknown = sorted(({*recorded.fields, *(u.field for u in recorded.uploads)}) - EDIT_FIELDS)
     if unknown:
         raise _Invalid(f"Unrecognized request argument supplied: {unknown[0]}", unknown[0])
-    if image_upload is None:
+    if not images:
         raise _Invalid("Missing required parameter: 'image'.", "image", "missing_required_parameter")
-    if image_upload.content_type not in UPLOAD_TYPES:
-        raise _Invalid(
-            f"Invalid file 'image': unsupported mimetype ('{image_upload.content_type}'). Supported file "
-            "formats are 'image/jpeg', 'image/png', and 'image/webp'.",
-            "image",
-            "unsupported_file",
-        )
-    if source is None or source.format != UPLOAD_TYPES[image_upload.content_type]:
-        raise _Invalid("Invalid image file or mode for image 1, please check your image file.", "image")
+    if len(images) > MAX_IMAGES:
+        raise _Invalid(f"Too many images: at most {MAX_IMAGES} may be given.", "image")
+    for number, (upload, decoded) in enumerate(images, start=1):
+        if upload.content_type not in UPLOAD_TYPES:
+            raise _Invalid(
+                f"Invalid file '{upload.field}': unsupported mimetype ('{upload.content_type}'). Supported "
+                "file formats are 'image/jpeg', 'image/png', and 'image/webp'.",
+                "image",
+                "unsupported_file",
+            )
+        if decoded is None or decoded.format != UPLOAD_TYPES[upload.content_type]:
+            raise _Invalid(
+                f"Invalid image file or mode for image {number}, please check your image file.", "image"
+            )
+    source = images[0][1]
+    assert source is not None  # checked above
     prompt, model, quality, size, streaming, partial_images = _check_common(recorded.fields, multipart=True)
     fidelity = recorded.fields.get("input_fidelity")
     if fidelity is not None:
-        if "mini" in model or not model.startswith("gpt-image-"):
+        if not takes_input_fidelity(model):
+            # The real answer, e.g. for gpt-image-2 (seen in public bug reports of 2026-04/05).
             raise _Invalid(
-                f"Invalid input_fidelity: input_fidelity is not supported for model '{model}'.",
+                f"The model '{model}' does not support the 'input_fidelity' parameter.",
                 "input_fidelity",
-                "invalid_value",
+                "invalid_input_fidelity_model",
+                "image_generation_user_error",
             )
         if fidelity not in ("high", "low"):
             raise _Invalid(f"Invalid value: '{fidelity}'.", "input_fidelity", "invalid_value")
@@ -529,11 +639,13 @@ def _auth_error(state: FakeOpenAI, request: Request) -> Response | None:
 
 
 def _event(state: FakeOpenAI, payload: Mapping[str, Any]) -> bytes:
+    """One SSE event, named by the payload's ``type``; a payload without one gets no name."""
     nl = state.sse_newline
     text = json.dumps(payload, indent=1) if state.sse_multiline else json.dumps(payload)
     data = "".join(f"data: {line}{nl}" for line in text.split("\n"))
     comment = f": keep-alive{nl}" if state.sse_comments else ""
-    return f"{comment}event: {payload['type']}{nl}{data}{nl}".encode()
+    name = f"event: {payload['type']}{nl}" if "type" in payload else ""
+    return f"{comment}{name}{data}{nl}".encode()
 
 
 def _usage(job: _Job) -> dict[str, Any]:
@@ -547,10 +659,18 @@ def _usage(job: _Job) -> dict[str, Any]:
     }
 
 
+def described_size(requested: str, drawn: tuple[int, int]) -> str:
+    """The ``size`` a response names: the one asked for, or for ``auto`` the standard size whose
+    aspect is nearest the drawing's (never the drawing's own size: the spec lists the values)."""
+    if requested != "auto":
+        return requested
+    aspect = math.log(drawn[0] / drawn[1])
+    return min(STANDARD_SIZES.items(), key=lambda pair: abs(math.log(pair[0]) - aspect))[1]
+
+
 def _described(job: _Job) -> dict[str, Any]:
-    width, height = job.final.size
     return {
-        "size": job.size if job.size != "auto" else f"{width}x{height}",
+        "size": described_size(job.size, job.final.size),
         "quality": job.quality if job.quality != "auto" else "medium",
         "background": "opaque",
         "output_format": job.output_format,
@@ -588,18 +708,13 @@ async def _events(state: FakeOpenAI, job: _Job, failure: Failure | None) -> Asyn
                 state.partial_sent.set()
                 await _wait_for_gate(state)
         if isinstance(failure, StreamError):
-            yield _event(
-                state,
-                {
-                    "type": "error",
-                    "error": {
-                        "type": "image_generation_user_error",
-                        "code": failure.code,
-                        "message": failure.message,
-                        "param": None,
-                    },
-                },
-            )
+            error = {
+                "type": "image_generation_user_error",
+                "code": failure.code,
+                "message": failure.message,
+                "param": None,
+            }
+            yield _event(state, {"error": error} if failure.data_only else {"type": "error", "error": error})
             return
         if isinstance(failure, CutStream):
             if failure.abrupt:
@@ -671,7 +786,7 @@ def make_app(state: FakeOpenAI) -> Starlette:
                 job = await _generation_job(request, recorded)
         except _Invalid as exc:
             recorded.outcome = f"invalid: {exc}"
-            return JSONResponse(error_body(str(exc), "invalid_request_error", exc.param, exc.code), 400)
+            return JSONResponse(error_body(str(exc), exc.error_type, exc.param, exc.code), 400)
         failure = state._next_failure()
         recorded.outcome = type(failure).__name__ if failure else "ok"
         if isinstance(failure, Hang):
