@@ -103,9 +103,10 @@ if (typeof window !== 'undefined') {
         : 0;
       card._imgeditFloor = p;
       const percent = Math.floor(p * 100) + '%';
-      for (const bar of card.querySelectorAll('.imgedit-progress-bar')) bar.style.width = (p * 100).toFixed(1) + '%';
-      // Screen readers read the bar's value from here (role=progressbar on its track).
+      // The track draws its bar from --ie-bar (imgedit.css); screen readers read its value from
+      // aria-valuenow (role=progressbar).
       for (const track of card.querySelectorAll('[role="progressbar"]')) {
+        track.style.setProperty('--ie-bar', (p * 100).toFixed(1) + '%');
         if (track.getAttribute('aria-valuenow') !== String(Math.floor(p * 100))) {
           track.setAttribute('aria-valuenow', String(Math.floor(p * 100)));
         }

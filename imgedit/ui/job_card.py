@@ -123,8 +123,9 @@ class LoadingCard:
         percent = f"{snapshot.percent}%"
         # As few elements as it takes (a burst of jobs builds one card per job in every tab): the
         # stage icons (badge and stage row) are drawn by CSS from the card's ``data-stage``, as is
-        # the badge's pulse while running (static/imgedit.css); "Show full error" is built only
-        # for a failure long enough to need it.
+        # the badge's pulse while running, and the progress bar inside its track
+        # (static/imgedit.css); the prompt's full text is a title, not a tooltip element; "Show
+        # full error" is built only for a failure long enough to need it.
         with (
             ui.element("div")
             .classes("imgedit-card imgedit-loading-card")
@@ -142,8 +143,11 @@ class LoadingCard:
                 self.preview.props["alt"] = "live preview"
                 self.preview.visible = False
                 ui.element("div").classes("imgedit-shimmer")
-                with ui.element("div").classes("imgedit-badge"):
-                    _span("imgedit-big-percent", percent)
+                # The badge is its own big percent (the browser writes the text); its stage icon
+                # is drawn by CSS before the text. Hidden from screen readers: the progress bar
+                # and the percent below say the same (and a failed card's shows no number).
+                badge = _span("imgedit-badge imgedit-big-percent", percent, tag="div")
+                badge.props["aria-hidden"] = "true"
             with ui.element("div").classes("imgedit-card-body") as self.body:
                 with ui.element("div").classes("imgedit-stage-row"):
                     self.stage_label = LiveLabel(fmt.stage_label(snapshot)).classes("imgedit-stage")
@@ -164,24 +168,25 @@ class LoadingCard:
                 self.message = LiveLabel(snapshot.message).classes("imgedit-message")
                 self.message.props["id"] = f"imgedit-message-{snapshot.id}"
                 self.error_toggle: ui.button | None = None
-                with ui.element("div").classes("imgedit-progress") as track:
-                    # Values, never parsed: the label quotes a prompt. The browser keeps
-                    # aria-valuenow current (static/imgedit.js) between server updates.
-                    track.props.update(
-                        {
-                            "role": "progressbar",
-                            "aria-valuemin": 0,
-                            "aria-valuemax": 100,
-                            "aria-label": f"Progress of “{fmt.shorten(self.title, 80)}”",
-                            "aria-valuenow": snapshot.percent,
-                        }
-                    )
-                    ui.element("div").classes("imgedit-progress-bar").style(f"width: {snapshot.percent}%")
+                # The track draws its bar itself (CSS, from --ie-bar). Values, never parsed: the
+                # label quotes a prompt. The browser keeps the bar and aria-valuenow current
+                # (static/imgedit.js) between server updates.
+                track = ui.element("div").classes("imgedit-progress").style(f"--ie-bar: {snapshot.percent}%")
+                track.props.update(
+                    {
+                        "role": "progressbar",
+                        "aria-valuemin": 0,
+                        "aria-valuemax": 100,
+                        "aria-label": f"Progress of “{fmt.shorten(self.title, 80)}”",
+                        "aria-valuenow": snapshot.percent,
+                    }
+                )
                 with ui.element("div").classes("imgedit-times"):
                     _span("imgedit-percent", percent)
                     _span("imgedit-elapsed", fmt.elapsed_text(snapshot))
                     _span("imgedit-eta", fmt.card_eta_text(snapshot))
-                ui.label(f"“{snapshot.spec.prompt}”").classes("imgedit-prompt").tooltip(snapshot.spec.prompt)
+                prompt = ui.label(f"“{snapshot.spec.prompt}”").classes("imgedit-prompt")
+                prompt.props["title"] = snapshot.spec.prompt  # the whole prompt on hover, no tooltip element
                 self.actions = ui.element("div").classes("imgedit-actions")
         self._patch = UNSENT  # while it is built: its first update carries every value
         self.update(snapshot)
@@ -344,8 +349,8 @@ class LoadingCard:
                 retry.props["aria-label"] = f"Retry “{fmt.shorten(self.title, 80)}”"
 
 
-def _span(css_class: str, text: str) -> ui.element:
+def _span(css_class: str, text: str, *, tag: str = "span") -> ui.element:
     # Written by the browser after creation: the server never updates these again.
-    span = ui.element("span").classes(css_class)
+    span = ui.element(tag).classes(css_class)
     span._text = text
     return span
