@@ -8,10 +8,12 @@ in the real wire format (JSON bodies, SSE streams, OpenAI error shapes).
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -30,12 +32,18 @@ from imgedit.errors import (
 from imgedit.models import JobKind, Quality
 from imgedit.providers.base import Provider, ProviderRequest
 from imgedit.providers.openai import OpenAIProvider, SseEvent, SseParser, generation_size
+from imgedit.retry import RetryPolicy, call_with_retries
 from tests.fake_openai import (
+    SIZES,
     CutStream,
     FakeOpenAI,
+    Hang,
     Malformed,
     Status,
     StreamError,
+    conflict,
+    free_size_problem,
+    insufficient_quota,
     make_app,
     moderation,
     prompt_colour,
@@ -43,6 +51,8 @@ from tests.fake_openai import (
 )
 from tests.fakes import eventually
 from tests.loopback import free_port, serve
+
+T = TypeVar("T")
 
 KEY = "sk-test-fake-openai-key"
 WRONG_KEY = "sk-wrong-0123456789abcdef"
@@ -170,7 +180,14 @@ def assert_no_secret(exc: BaseException, *secrets: str) -> None:
 
 @pytest.mark.parametrize(
     ("model", "fidelity_sent"),
-    [("gpt-image-1.5", "high"), ("gpt-image-1", "high"), ("gpt-image-1-mini", None)],
+    [
+        ("gpt-image-1.5", "high"),
+        ("gpt-image-1", "high"),
+        ("gpt-image-1.5-2025-12-16", "high"),
+        ("gpt-image-1-mini", None),
+        ("gpt-image-2", None),  # the real API answers 400 invalid_input_fidelity_model
+        ("gpt-image-2-2026-04-21", None),
+    ],
 )
 async def test_an_edit_sends_the_documented_multipart_fields_and_returns_the_inverted_image(
     fake: Fake, model: str, fidelity_sent: str | None
@@ -589,3 +606,287 @@ async def test_eta_priors_follow_the_output_token_counts(client: httpx.AsyncClie
     assert gen[Quality.MEDIUM] == pytest.approx(27, abs=0.5)
     assert gen[Quality.HIGH] == pytest.approx(83, abs=0.5)
     assert all(edit[q] == pytest.approx(gen[q] + 4) for q in Quality)
+
+
+# -- as the official SDK and the real server behave (issue 10) ------------------------------
+# Sources: openai/openai-openapi openapi.yaml (CreateImageEditRequest, CreateImageRequest,
+# ImagesResponse, Image*PartialImageEvent / *CompletedEvent, InputFidelity) and
+# openai/openai-python src/openai/_base_client.py (_should_retry, _parse_retry_after_header),
+# _streaming.py (an event whose data carries ``error`` raises, whatever its name).
+
+SPEC_SIZES = {"1024x1024", "1536x1024", "1024x1536"}
+
+
+@dataclass
+class Attempts:
+    """What ``call_with_retries`` did: the waits it would have slept (recorded, not slept)."""
+
+    waits: list[float] = field(default_factory=list)
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+async def with_retries(call: Callable[[], Awaitable[T]], attempts: Attempts) -> T:
+    """The retry loop every job runs through, with the real policy; only the sleep is recorded."""
+    return await call_with_retries(call, RetryPolicy(max_attempts=3), sleep=attempts.sleep)
+
+
+async def post_edit(fake: Fake, fields: dict[str, str], files: list[tuple[str, Any]]) -> httpx.Response:
+    return await fake.client.post(
+        fake.base_url + "/images/edits",
+        headers={"Authorization": f"Bearer {KEY}"},
+        data={"prompt": "p", **fields},
+        files=files,
+    )
+
+
+def png_part(name: str = "image", size: tuple[int, int] = (64, 48)) -> tuple[str, Any]:
+    return (name, ("image.png", encoded(source_image(size)), "image/png"))
+
+
+# The fake first: it must refuse and answer what the real server refuses and answers, or the
+# client tests below would prove nothing.
+
+
+async def test_the_fake_refuses_input_fidelity_for_gpt_image_2_as_the_real_api_does(fake: Fake) -> None:
+    response = await post_edit(fake, {"model": "gpt-image-2", "input_fidelity": "high"}, [png_part()])
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["param"], error["code"]) == ("input_fidelity", "invalid_input_fidelity_model")
+    assert error["message"] == "The model 'gpt-image-2' does not support the 'input_fidelity' parameter."
+    accepted = await post_edit(fake, {"model": "gpt-image-1.5", "input_fidelity": "high"}, [png_part()])
+    assert accepted.status_code == 200
+
+
+async def test_the_fake_takes_several_images_as_image_brackets_like_the_sdk_sends(fake: Fake) -> None:
+    response = await post_edit(
+        fake, {"model": "gpt-image-1.5"}, [png_part("image[]", (64, 48)), png_part("image[]", (30, 30))]
+    )
+    assert response.status_code == 200, response.text
+    assert [(u.field, u.size) for u in fake.state.last.uploads] == [
+        ("image[]", (64, 48)),
+        ("image[]", (30, 30)),
+    ]
+    # The first image is the one edited.
+    assert decoded(base64.b64decode(response.json()["data"][0]["b64_json"])).size == (64, 48)
+
+
+async def test_the_fake_names_only_the_specs_sizes_never_the_sources_own(fake: Fake) -> None:
+    # A 64x48 source edited with size=auto: the answer names the standard size of that aspect.
+    response = await post_edit(fake, {"model": "gpt-image-1.5", "size": "auto"}, [png_part(size=(64, 48))])
+    assert response.json()["size"] == "1536x1024"
+    portrait = await post_edit(fake, {"model": "gpt-image-1.5"}, [png_part(size=(40, 64))])
+    assert portrait.json()["size"] == "1024x1536"
+    # And every event of a stream does the same.
+    events = await sse_events(
+        fake,
+        {"model": "gpt-image-1.5", "stream": "true", "partial_images": "2"},
+        [png_part(size=(64, 48))],
+    )
+    assert [e["type"] for e in events] == ["image_edit.partial_image"] * 2 + ["image_edit.completed"]
+    assert {e["size"] for e in events} == {"1536x1024"}
+
+
+async def sse_events(
+    fake: Fake, fields: dict[str, str], files: list[tuple[str, Any]]
+) -> list[dict[str, Any]]:
+    response = await post_edit(fake, fields, files)
+    assert response.headers["content-type"].startswith("text/event-stream")
+    parser = SseParser()
+    events = [e for line in response.text.splitlines() if (e := parser.feed(line)) is not None]
+    return [json.loads(e.data) for e in events]
+
+
+@pytest.mark.parametrize(
+    ("model", "size", "accepted"),
+    [
+        ("gpt-image-1.5", "1536x864", False),
+        ("gpt-image-2", "1536x864", True),
+        ("gpt-image-2-2026-04-21", "2560x1440", True),
+        ("gpt-image-2", "1530x864", False),  # not divisible by 16
+        ("gpt-image-2", "3840x1024", False),  # wider than 3:1
+        ("gpt-image-2", "4096x2304", False),  # over 3840 px
+        ("gpt-image-2", "512x512", False),  # too few pixels
+    ],
+)
+async def test_the_fake_takes_any_width_x_height_only_from_models_that_do(
+    fake: Fake, model: str, size: str, accepted: bool
+) -> None:
+    response = await fake.client.post(
+        fake.base_url + "/images/generations",
+        headers={"Authorization": f"Bearer {KEY}"},
+        json={"model": model, "prompt": "a kite", "size": size, "quality": "low"},
+    )
+    assert response.status_code == (200 if accepted else 400), response.text
+    if accepted:
+        assert response.json()["size"] == size
+        width, height = map(int, size.split("x"))
+        assert decoded(base64.b64decode(response.json()["data"][0]["b64_json"])).size == (width, height)
+    else:
+        assert response.json()["error"]["param"] == "size"
+
+
+# The client.
+
+
+async def test_a_data_only_error_event_fails_the_job_at_once_whatever_its_event_name(fake: Fake) -> None:
+    fake.state.script(StreamError(after_partials=1, code="moderation_blocked", data_only=True))
+    attempts = Attempts()
+    provider = fake.provider(partial_images=2)
+    with pytest.raises(ProviderRejected) as caught:
+        await with_retries(lambda: provider.edit(edit_request(), RecordingSink()), attempts)
+    assert "safety system" in str(caught.value)
+    assert "Your request was rejected by the safety system." in str(caught.value)
+    assert not caught.value.retryable
+    assert len(fake.state.requests) == 1, "a blocked image was asked for again"
+    assert attempts.waits == []
+
+
+async def test_x_should_retry_false_is_obeyed_before_the_status_rules(fake: Fake) -> None:
+    fake.state.script(Status(500, "The server had an error.", headers={"x-should-retry": "false"}))
+    attempts = Attempts()
+    provider = fake.provider()
+    with pytest.raises(ProviderError) as caught:
+        await with_retries(lambda: provider.edit(edit_request(), RecordingSink()), attempts)
+    assert "500" in str(caught.value) and "The server had an error." in str(caught.value)
+    assert not caught.value.retryable
+    assert len(fake.state.requests) == 1 and attempts.waits == []
+
+
+async def test_x_should_retry_true_is_obeyed_before_the_status_rules(fake: Fake) -> None:
+    fake.state.script(
+        Status(
+            400, "Please try again.", error_type="invalid_request_error", headers={"x-should-retry": "true"}
+        )
+    )
+    attempts = Attempts()
+    provider = fake.provider()
+    result = await with_retries(lambda: provider.edit(edit_request(), RecordingSink()), attempts)
+    assert decoded(result.image).size == (64, 48)
+    assert [r.outcome for r in fake.state.requests] == ["Status", "ok"]
+    assert len(attempts.waits) == 1
+
+
+async def test_retry_after_ms_is_preferred_to_retry_after(fake: Fake) -> None:
+    fake.state.script(rate_limited("30", retry_after_ms="1500"))
+    provider = fake.provider()
+    with pytest.raises(ProviderRateLimited) as caught:
+        await provider.edit(edit_request(), RecordingSink())
+    assert caught.value.retry_after == pytest.approx(1.5)
+    # Through the retry loop: the wait follows the 1.5 s, not the 30 s.
+    fake.state.script(rate_limited("30", retry_after_ms="1500"))
+    attempts = Attempts()
+    await with_retries(lambda: provider.edit(edit_request(), RecordingSink()), attempts)
+    [wait] = attempts.waits
+    assert 1.5 <= wait < 30
+
+
+async def test_a_409_is_retried_like_the_sdk_does(fake: Fake) -> None:
+    fake.state.script(conflict(headers={"Retry-After": "2"}))
+    attempts = Attempts()
+    provider = fake.provider(partial_images=2)
+    result = await with_retries(lambda: provider.generate(generate_request(), RecordingSink()), attempts)
+    assert decoded(result.image).size == (1024, 1024)
+    assert [r.outcome for r in fake.state.requests] == ["Status", "ok"]
+    [wait] = attempts.waits
+    assert wait >= 2.0
+
+
+class ToLoopback(httpx.AsyncBaseTransport):
+    """Sends every request to the loopback fake instead of its own host, over a real socket: so a
+    provider can run with OpenAI's own base URL (and say "OpenAI", not "OpenAI-compatible")."""
+
+    def __init__(self, base_url: str) -> None:
+        self._target = httpx.URL(base_url)
+        self._transport = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        request.url = request.url.copy_with(
+            scheme=self._target.scheme, host=self._target.host, port=self._target.port
+        )
+        request.headers["host"] = request.url.netloc.decode()
+        return await self._transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+
+@pytest.mark.parametrize("official", [True, False], ids=["api.openai.com", "compatible-server"])
+async def test_no_quota_left_fails_at_once_and_sends_the_user_to_billing(fake: Fake, official: bool) -> None:
+    fake.state.script(insufficient_quota())
+    attempts = Attempts()
+    async with httpx.AsyncClient(transport=ToLoopback(fake.base_url), timeout=20.0) as client:
+        if official:
+            provider = OpenAIProvider(client=client, api_key=KEY, partial_images=0)
+            assert provider.label.startswith("OpenAI ·")
+        else:
+            provider = fake.provider()
+        with pytest.raises(ProviderError) as caught:
+            await with_retries(lambda: provider.edit(edit_request(), RecordingSink()), attempts)
+    message = str(caught.value)
+    assert "no quota left" in message and "billing" in message
+    assert "You exceeded your current quota" in message
+    if official:
+        assert message.startswith("Your OpenAI account has no quota left")
+        assert "https://platform.openai.com/settings/organization/billing" in message
+    assert "rate limited" not in message
+    assert not caught.value.retryable
+    assert not isinstance(caught.value, ProviderRateLimited)
+    assert len(fake.state.requests) == 1 and attempts.waits == []
+    assert_no_secret(caught.value, KEY)
+
+
+async def test_a_source_of_exactly_50_mb_is_refused_before_sending(fake: Fake) -> None:
+    # "less than 50MB" (CreateImageEditRequest.image): 50 MB itself is too large.
+    png_signature = encoded(source_image())[:16]
+    exactly = png_signature + b"\0" * (50 * 2**20 - len(png_signature))
+    with pytest.raises(InvalidRequest, match="50 MB"):
+        await fake.provider().edit(edit_request(image=exactly), RecordingSink())
+    assert fake.state.requests == []
+
+
+async def test_a_call_without_partial_images_may_stay_silent_as_long_as_the_sdk_allows(
+    fake_server: tuple[FakeOpenAI, str],
+) -> None:
+    # Without partial images the whole drawing passes before the first byte: the client's read
+    # timeout (0.3 s here, 300 s in the app) must not cut it short; the SDK waits 600 s.
+    state, base_url = fake_server
+    state.script(Hang(1.0), Hang(1.0))
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=0.3)) as client:
+        silent = OpenAIProvider(client=client, api_key=KEY, base_url=base_url, partial_images=0)
+        assert silent.read_timeout == 600.0
+        result = await silent.edit(edit_request(), RecordingSink())
+        assert decoded(result.image).size == (64, 48)
+        # A stream sends an event per partial image, so there the client's read timeout stands.
+        streamed = OpenAIProvider(client=client, api_key=KEY, base_url=base_url, partial_images=2)
+        with pytest.raises(ProviderUnavailable, match="did not answer in time"):
+            await streamed.edit(edit_request(), RecordingSink())
+    assert [r.outcome for r in state.requests] == ["Hang", "Hang"]
+
+
+async def test_gpt_image_2_generates_at_the_asked_width_x_height(fake: Fake) -> None:
+    provider = fake.provider(model="gpt-image-2")
+    result = await provider.generate(generate_request(size=(1600, 900)), RecordingSink())
+    sent = fake.state.last
+    assert sent.outcome == "ok"
+    assert sent.json is not None and sent.json["size"] not in SIZES
+    width, height = map(int, sent.json["size"].split("x"))
+    assert width / height == pytest.approx(16 / 9, rel=0.02)
+    assert decoded(result.image).size == (width, height)
+    assert result.metadata["size"] == sent.json["size"]
+
+
+@pytest.mark.parametrize(
+    "size",
+    [(1600, 900), (1920, 1080), (1080, 1920), (512, 512), (100, 3000), (8000, 1000), (5000, 5000), (1, 1)],
+)
+def test_sizes_for_gpt_image_2_are_ones_it_takes_and_keep_the_aspect(size: tuple[int, int]) -> None:
+    for model in ("gpt-image-2", "gpt-image-2-2026-04-21"):
+        chosen = generation_size(size, model=model)
+        assert free_size_problem(chosen) is None, chosen
+    width, height = map(int, generation_size(size, model="gpt-image-2").split("x"))
+    asked = min(max(size[0] / size[1], 1 / 3), 3)
+    assert width / height == pytest.approx(asked, rel=0.05)
+    # Models without free sizes keep to the three standard ones.
+    assert generation_size(size, model="gpt-image-1.5") in SPEC_SIZES

@@ -147,12 +147,23 @@ def error_from_transport(exc: httpx.TransportError, label: str) -> ProviderError
     return ProviderUnavailable(f"Could not reach {label}: {exc or type(exc).__name__}.")
 
 
+ResponseErrors = Callable[[httpx.Response, str], ProviderError]
+"""Maps a failed response (body read) and the server's label to the error to raise."""
+
+
 async def send(
-    client: httpx.AsyncClient, request: httpx.Request, label: str, *, stream: bool = False
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    label: str,
+    *,
+    stream: bool = False,
+    errors: ResponseErrors = error_from_response,
 ) -> httpx.Response:
     """Send ``request``; return the response if it succeeded, else raise the mapped error.
 
     With ``stream=True`` the caller reads the body and must ``aclose()`` the response.
+    ``errors`` maps a failed response: by default the table above; a provider whose server says
+    more (OpenAI's ``x-should-retry``, ``retry-after-ms``) passes its own.
     """
     try:
         response = await client.send(request, stream=stream)
@@ -166,7 +177,7 @@ async def send(
         raise error_from_transport(exc, label) from exc
     finally:
         await response.aclose()
-    raise error_from_response(response, label)
+    raise errors(response, label)
 
 
 def json_body(response: httpx.Response, label: str) -> Any:

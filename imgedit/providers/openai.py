@@ -5,9 +5,14 @@ Owns ``OpenAIProvider``: edits go to ``/images/edits`` as multipart form data, g
 wanted, so each partial becomes a live preview and a progress milestone. It also owns the small
 SSE reader those streams need and the ETA priors derived from OpenAI's token counts.
 
-HTTP outcomes are mapped to the error tree by ``imgedit.providers.http``; this module only maps
-what arrives inside a successful stream. The API key goes into the Authorization header and
-nowhere else: not into messages, labels, logs or ``repr``. Must not import nicegui.
+HTTP outcomes are mapped to the error tree by ``imgedit.providers.http``'s table, adjusted here
+(``_error_from_response``) to judge them as the official SDK does (``openai-python``
+``_base_client._should_retry``): a 429 ``insufficient_quota`` (no credit left) fails at once
+with a pointer to billing; then the server's ``x-should-retry`` decides; then 408 / 409 / 429 /
+5xx are retried, waiting ``retry-after-ms`` if given, else ``Retry-After``. Inside a stream, an
+event whose data carries ``error`` is an error whatever its event name (the SDK's
+``_streaming.py``). The API key goes into the Authorization header and nowhere else: not into
+messages, labels, logs or ``repr``. Must not import nicegui.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import io
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +35,7 @@ from imgedit.errors import (
     ProviderFailed,
     ProviderRateLimited,
     ProviderRejected,
+    ProviderUnavailable,
 )
 from imgedit.imaging import media_type, open_image, sniff_format
 from imgedit.models import JobKind, Quality
@@ -36,18 +43,26 @@ from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, 
 from imgedit.providers.http import (
     MAX_MESSAGE,
     decode_image,
+    error_from_response,
     error_from_transport,
     off_loop,
     parse_json,
+    parse_retry_after,
     public_url,
     read_chunks,
     send,
+    server_message,
 )
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-image-1.5"
 MAX_PARTIAL_IMAGES = 3  # the API accepts 0..3
-MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # OpenAI's per-image limit for GPT image models
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+"""OpenAI's per-image limit for GPT image models: an image must be *less* than this."""
+SDK_READ_TIMEOUT = 600.0
+"""The official SDK's DEFAULT_TIMEOUT: how long a call without partial images may stay silent
+(the whole drawing happens before the first byte of the answer)."""
+BILLING_URL = "https://platform.openai.com/settings/organization/billing"
 
 # Output tokens per image, from OpenAI's image-generation pricing table for GPT image models
 # (1024x1024: low 272, medium 1056, high 4160; the 1536-px sizes cost 1.5x). Drawing time grows
@@ -66,6 +81,16 @@ _SIZES_BY_ASPECT: tuple[tuple[float, str], ...] = (
     (2 / 3, "1024x1536"),
 )
 
+# gpt-image-2 draws any WIDTHxHEIGHT within these limits (the spec's ``size``: edges divisible by
+# 16, aspect between 1:3 and 3:1, at most 3840x2160; the pixel floor is from OpenAI's image guide).
+_FREE_STEP = 16
+_FREE_MAX_EDGE = 3840
+_FREE_MIN_PIXELS = 655_360
+_FREE_MAX_PIXELS = 3840 * 2160
+_FREE_MAX_ASPECT = 3.0
+
+_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")  # gpt-image-2-2026-04-21 is gpt-image-2
+
 # Error codes inside a stream that mean "this request will never work", as opposed to a hiccup.
 _REJECTION_CODES = frozenset(
     {"moderation_blocked", "content_policy_violation", "invalid_request_error", "invalid_value"}
@@ -74,22 +99,68 @@ _REJECTION_CODES = frozenset(
 _UPLOAD_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})  # what GPT image models accept as input
 
 
+def _model_family(model: str) -> str:
+    """The model without a dated snapshot suffix: ``gpt-image-2-2026-04-21`` → ``gpt-image-2``."""
+    return _SNAPSHOT.sub("", model.strip().lower())
+
+
 def supports_input_fidelity(model: str) -> bool:
-    """True for the GPT image models that take ``input_fidelity``: gpt-image-1 and later, not minis."""
-    name = model.strip().lower()
-    return name.startswith("gpt-image-") and "mini" not in name
+    """True for the models that take ``input_fidelity``: gpt-image-1 and gpt-image-1.5 (the spec's
+    InputFidelity). Not gpt-image-1-mini, and not gpt-image-2, which answers 400
+    ``invalid_input_fidelity_model`` (it always works at high fidelity)."""
+    return _model_family(model) in ("gpt-image-1", "gpt-image-1.5")
 
 
-def generation_size(size: tuple[int, int] | None) -> str:
-    """The supported size whose aspect ratio is nearest to ``size`` (``auto`` when none is asked)."""
+def accepts_any_size(model: str) -> bool:
+    """True for the models that draw any ``WIDTHxHEIGHT`` within limits: gpt-image-2."""
+    return _model_family(model) == "gpt-image-2"
+
+
+def generation_size(size: tuple[int, int] | None, model: str = DEFAULT_MODEL) -> str:
+    """What to ask ``model`` for: ``auto`` when no size is asked; for a model that draws any size
+    (gpt-image-2), the size nearest ``size`` that it accepts; else the standard size whose aspect
+    ratio is nearest."""
     if size is None:
         return "auto"
     width, height = size
     if width < 1 or height < 1:
         raise InvalidRequest(f"The image size {width}x{height} is not possible.")
+    if accepts_any_size(model):
+        return _free_size(width, height)
     # Distance in log space, so 2:1 is as far from 1:1 as 1:2 is.
     aspect = math.log(width / height)
     return min(_SIZES_BY_ASPECT, key=lambda pair: abs(math.log(pair[0]) - aspect))[1]
+
+
+def _free_size(width: int, height: int) -> str:
+    """The accepted ``WIDTHxHEIGHT`` nearest in aspect, then in area, to ``width`` x ``height``."""
+    aspect = min(max(width / height, 1 / _FREE_MAX_ASPECT), _FREE_MAX_ASPECT)
+    pixels = min(max(width * height, _FREE_MIN_PIXELS), _FREE_MAX_PIXELS)
+    ideal_w = math.sqrt(pixels * aspect)
+    ideal_h = ideal_w / aspect
+    shrink = min(1.0, _FREE_MAX_EDGE / max(ideal_w, ideal_h))
+    ideal_w, ideal_h = ideal_w * shrink, ideal_h * shrink
+    base_w, base_h = int(ideal_w // _FREE_STEP), int(ideal_h // _FREE_STEP)
+    candidates = [
+        (w * _FREE_STEP, h * _FREE_STEP)
+        for w in range(max(1, base_w - 2), base_w + 4)
+        for h in range(max(1, base_h - 2), base_h + 4)
+    ]
+
+    def fits(pair: tuple[int, int]) -> bool:
+        w, h = pair
+        return (
+            max(w, h) <= _FREE_MAX_EDGE
+            and _FREE_MIN_PIXELS <= w * h <= _FREE_MAX_PIXELS
+            and 1 / _FREE_MAX_ASPECT <= w / h <= _FREE_MAX_ASPECT
+        )
+
+    def distance(pair: tuple[int, int]) -> tuple[float, float]:
+        w, h = pair
+        return abs(math.log(w / h / aspect)), abs(math.log(w * h / (ideal_w * ideal_h)))
+
+    chosen_w, chosen_h = min(filter(fits, candidates), key=distance)
+    return f"{chosen_w}x{chosen_h}"
 
 
 def _upload_type(data: bytes) -> tuple[str, str] | None:
@@ -162,7 +233,9 @@ class SseParser:
 class OpenAIProvider:
     """Edits and generates with OpenAI's GPT image models over HTTP.
 
-    Usage: ``OpenAIProvider(client=http, api_key=key)``; the client's timeouts apply.
+    Usage: ``OpenAIProvider(client=http, api_key=key)``; the client's timeouts apply, except
+    that a call without partial images may stay silent for ``read_timeout`` (the SDK's 600 s)
+    or the client's read timeout, whichever is longer.
     """
 
     name = "openai"
@@ -176,6 +249,7 @@ class OpenAIProvider:
         model: str = DEFAULT_MODEL,
         partial_images: int = 2,
         input_fidelity: str | None = "high",
+        read_timeout: float = SDK_READ_TIMEOUT,
     ) -> None:
         if not 0 <= partial_images <= MAX_PARTIAL_IMAGES:
             raise ValueError(f"partial_images must be 0..{MAX_PARTIAL_IMAGES}, not {partial_images}")
@@ -189,6 +263,7 @@ class OpenAIProvider:
         self.model = model
         self.partial_images = partial_images
         self.input_fidelity = input_fidelity
+        self.read_timeout = read_timeout
         host = urlsplit(public_url(self._base_url)).netloc
         if host == urlsplit(DEFAULT_BASE_URL).netloc:
             self._who = "OpenAI"
@@ -227,10 +302,10 @@ class OpenAIProvider:
         if upload is None:
             image = await cpu.run(_to_png, image)
             upload = ("image.png", "image/png")
-        if len(image) > MAX_UPLOAD_BYTES:
+        if len(image) >= MAX_UPLOAD_BYTES:
             raise InvalidRequest(
-                f"The source image is {len(image) / 2**20:.0f} MB; OpenAI accepts at most "
-                f"{MAX_UPLOAD_BYTES // 2**20} MB."
+                f"The source image is {len(image) / 2**20:.1f} MB; OpenAI accepts images of less "
+                f"than {MAX_UPLOAD_BYTES // 2**20} MB."
             )
         form = {
             "prompt": request.prompt,
@@ -255,7 +330,7 @@ class OpenAIProvider:
 
     async def generate(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
         self._check_prompt(request.prompt)
-        size = generation_size(request.size)
+        size = generation_size(request.size, self.model)
         body: dict[str, Any] = {
             "model": self.model,
             "prompt": request.prompt,
@@ -279,6 +354,14 @@ class OpenAIProvider:
             headers["Authorization"] = f"Bearer {self._api_key}"
         return headers
 
+    def _timeout(self) -> dict[str, float | None]:
+        """The request's timeouts: the client's, with the SDK's long read for a silent call."""
+        timeout = self._client.timeout.as_dict()
+        read = timeout.get("read")
+        if not self.partial_images and read is not None:
+            timeout["read"] = max(read, self.read_timeout)
+        return timeout
+
     def _check_prompt(self, prompt: str) -> None:
         if not prompt.strip():
             raise InvalidRequest(f"{self._who} needs a prompt that says what to draw.")
@@ -294,10 +377,10 @@ class OpenAIProvider:
                 said_drawing = True
                 sink.progress(0.0, drawing, exact=False)
 
-        request.extensions = {**request.extensions, "trace": trace}
+        request.extensions = {**request.extensions, "trace": trace, "timeout": self._timeout()}
         sink.progress(0.0, f"Sending to {self._who}", exact=False)
         # Always streamed, so a server that ignores ``stream`` and answers JSON still works.
-        response = await send(self._client, request, self._who, stream=True)
+        response = await send(self._client, request, self._who, stream=True, errors=self._error_from_response)
         try:
             if response.headers.get("content-type", "").startswith("text/event-stream"):
                 if not said_drawing:
@@ -356,7 +439,9 @@ class OpenAIProvider:
             return None
         payload, image = await off_loop(len(event.data), self._parse_event, event)
         kind = str(payload.get("type") or event.event)
-        if kind == "error" or event.event == "error":
+        # As the SDK: data carrying ``error`` is an error whatever the event's name, even with
+        # none (a bare ``data:`` line is a ``message`` event).
+        if payload.get("error") or kind == "error" or event.event == "error":
             raise self._stream_error(payload)
         if kind.endswith(".partial_image"):
             if image is not None:
@@ -403,6 +488,8 @@ class OpenAIProvider:
             message = message[: MAX_MESSAGE - 1] + "…"
         code = str(error.get("code") or "")
         error_type = str(error.get("type") or "")
+        if code == "insufficient_quota":
+            return self._no_quota(message)
         if code == "moderation_blocked":
             return ProviderRejected(f"{self._who}'s safety system blocked this image: {message}")
         if code == "rate_limit_exceeded":
@@ -410,3 +497,46 @@ class OpenAIProvider:
         if code in _REJECTION_CODES or error_type == "invalid_request_error":
             return ProviderRejected(f"{self._who} refused the request: {message}")
         return ProviderFailed(f"{self._who} failed while drawing: {message}")
+
+    def _error_from_response(self, response: httpx.Response, label: str) -> ProviderError:
+        """A failed answer judged as the official SDK judges it (``_base_client._should_retry``).
+
+        In order: a 429 ``insufficient_quota`` is no rate limit but an empty account, so it fails
+        at once; then the server's ``x-should-retry`` (``true`` / ``false``) decides; then the
+        status (408, 409, 429 and 5xx are retried). The wait is ``retry-after-ms`` if given, else
+        ``Retry-After``.
+        """
+        status = response.status_code
+        message, code = server_message(response)
+        if code == "insufficient_quota" and status not in (401, 403):
+            return self._no_quota(message)
+        if status == 409:  # the SDK retries it: "lock timeouts"
+            error: ProviderError = ProviderUnavailable(f"{label} reported a conflict (409): {message}")
+        else:
+            error = error_from_response(response, label)
+        should_retry = response.headers.get("x-should-retry")
+        if should_retry in ("true", "false"):
+            error.retryable = should_retry == "true"
+        if error.retryable:
+            error.retry_after = retry_after(response.headers)
+        return error
+
+    def _no_quota(self, message: str) -> ProviderRejected:
+        if self._who == "OpenAI":
+            return ProviderRejected(
+                f"Your OpenAI account has no quota left: add credit or raise the limit at {BILLING_URL}, "
+                f"then try again. (OpenAI said: {message})"
+            )
+        return ProviderRejected(
+            f"{self._who} says the account has no quota left: check its billing, then try again. ({message})"
+        )
+
+
+def retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds to wait, as the SDK reads them: ``retry-after-ms`` (OpenAI's, finer) if it is a
+    number, else ``Retry-After`` (seconds or an HTTP date)."""
+    try:
+        seconds = float(headers.get("retry-after-ms", "")) / 1000
+    except ValueError:
+        return parse_retry_after(headers.get("retry-after"))
+    return max(0.0, seconds) if math.isfinite(seconds) else None
