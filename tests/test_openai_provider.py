@@ -875,6 +875,9 @@ async def test_gpt_image_2_generates_at_the_asked_width_x_height(fake: Fake) -> 
     assert width / height == pytest.approx(16 / 9, rel=0.02)
     assert decoded(result.image).size == (width, height)
     assert result.metadata["size"] == sent.json["size"]
+    # What the dialog tells the user matches: the size asked for, not the nearest of three.
+    assert "at the size asked for" in provider.describe(JobKind.GENERATE)
+    assert "square, landscape or portrait" in fake.provider(model="gpt-image-1.5").describe(JobKind.GENERATE)
 
 
 @pytest.mark.parametrize(

@@ -288,6 +288,12 @@ class OpenAIProvider:
                 f"Describe the change in plain words (“make it a watercolour”, “add a red hat”); "
                 f"{self.model} redraws the whole picture from it, keeping the composition."
             )
+        if accepts_any_size(self.model):
+            return (
+                f"Describe the picture in plain words: subject, style, lighting; {self.model} draws it "
+                "at the size asked for, rounded to what it can draw (edges in steps of 16 px, "
+                "at most 3840 px, no wider than 3:1)."
+            )
         return (
             f"Describe the picture in plain words: subject, style, lighting; {self.model} draws it "
             "square, landscape or portrait, whichever is nearest the size asked for."
