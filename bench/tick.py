@@ -13,8 +13,8 @@ Scenarios:
   reporting  every job reported new progress since the last tick (the worst case)
   stage      every job changed stage since the last tick
 
-The start-up heap is frozen out of the garbage collector first, as the real server does
-(imgedit/ui/heap.py; ``--no-freeze`` to compare).
+The garbage collector is first set up as the real server does once started (the start-up heap
+frozen, young collections rarer: imgedit/ui/heap.py; ``--no-freeze`` to compare).
 
     python bench/tick.py [--cards 100] [--ticks 50] [--profile SCENARIO] [--no-freeze]
 """
@@ -71,7 +71,7 @@ async def run(
             if freeze:
                 from imgedit.ui import heap
 
-                heap.freeze_startup_heap()  # what the real server does once start-up is done
+                heap.after_startup()  # what the real server does once start-up is done
             source = services.store.list()[0].id
             for i in range(cards):
                 spec = jobs_mod.JobSpec(
@@ -156,7 +156,7 @@ def main() -> None:
     parser.add_argument(
         "--no-freeze",
         action="store_true",
-        help="leave the start-up heap to the garbage collector (imgedit/ui/heap.py)",
+        help="leave the garbage collector as Python sets it (imgedit/ui/heap.py)",
     )
     args = parser.parse_args()
     results, garbage = asyncio.run(run(args.cards, args.ticks, args.profile, freeze=not args.no_freeze))

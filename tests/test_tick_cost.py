@@ -210,15 +210,18 @@ async def test_a_registry_snapshot_is_a_whole_frozen_job_snapshot(user: User) ->
     await services.registry.wait(job_id)
 
 
-def test_freezing_the_start_up_heap_still_frees_what_comes_later() -> None:
+def test_after_start_up_the_collector_still_frees_what_comes_later() -> None:
     class Node:
         def __init__(self) -> None:
             self.me = self  # a cycle: only the garbage collector frees it
 
+    threshold = gc.get_threshold()
     try:
-        assert heap.freeze_startup_heap() > 0
+        assert heap.after_startup() > 0
+        assert gc.get_threshold()[0] == heap.YOUNG_THRESHOLD
         node = weakref.ref(Node())
         gc.collect()
         assert node() is None, "objects made after the freeze are still collected"
     finally:
         gc.unfreeze()  # the test process runs many apps: leave nothing frozen behind
+        gc.set_threshold(*threshold)
