@@ -44,12 +44,12 @@ os.environ.setdefault("PYTEST_CURRENT_TEST", "bench/tick.py")
 
 async def run(
     cards: int, ticks: int, profile: str | None = None, *, freeze: bool = True
-) -> tuple[dict[str, tuple[float, float, float, float]], dict[str, tuple[int, int, float]]]:
+) -> tuple[dict[str, tuple[float, float, float, float]], dict[str, tuple[int, int, float, float]]]:
     from nicegui import ui
     from nicegui.testing.user_simulation import user_simulation
 
     results: dict[str, tuple[float, float, float, float]] = {}
-    garbage: dict[str, tuple[int, int, float]] = {}
+    garbage: dict[str, tuple[int, int, float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["IMGEDIT_DATA_DIR"] = str(Path(tmp) / "data")
         os.environ["IMGEDIT_MAX_CONCURRENT"] = str(cards)
@@ -120,7 +120,8 @@ async def run(
                     statistics.mean(counts),
                 )
                 full = [ms for generation, ms in collections if generation == 2]
-                garbage[name] = (len(collections), len(full), max(full, default=0.0))
+                longest = max((ms for _generation, ms in collections), default=0.0)
+                garbage[name] = (len(collections), len(full), max(full, default=0.0), longest)
 
             # Garbage collections during the measured ticks (and the set-up between them): how
             # many, how many full ones, and the longest full one.
@@ -166,8 +167,11 @@ def main() -> None:
         print(f"{name:<10} {median:>14.2f} {worst:>11.2f} {size:>11.0f} {count:>10.1f}")
     heap = "frozen" if not args.no_freeze else "not frozen"
     print(f"garbage collections during the ticks (start-up heap {heap}):")
-    for name, (count, full, longest) in garbage.items():
-        print(f"{name:<10} {count:>4} collections, {full} full, longest full {longest:.1f} ms")
+    for name, (count, full, longest_full, longest) in garbage.items():
+        print(
+            f"{name:<10} {count:>4} collections (longest {longest:.1f} ms), {full} full"
+            f" (longest {longest_full:.1f} ms)"
+        )
 
 
 if __name__ == "__main__":

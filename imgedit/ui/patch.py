@@ -30,6 +30,9 @@ from typing import Any
 from nicegui import Client, ui
 from nicegui.json import dumps
 
+_ABSENT = object()
+_set, _delete = dict.__setitem__, dict.__delitem__
+"""The plain dict's methods: no observer, no full update (the patch sends the change)."""
 TEXT = "@text"
 """The key of an element's text in a patch (no prop can be named so)."""
 Scalar = str | int | float | bool | None
@@ -61,19 +64,24 @@ class Patch:
             self._note(element.id, key, value)
 
     def props(self, element: ui.element, values: dict[str, Scalar]) -> bool:
-        """``prop`` for each of ``values``; whether any of them changed."""
+        """``prop`` for each of ``values``; whether any of them changed.
+
+        The tick calls this for every card that moved: one ``get`` per key, and the plain
+        dict's methods bound once (``_set``, ``_delete``)."""
         props = element.props
+        get = props.get
         ops: list[Any] | None = None
         changed = False
         for key, value in values.items():
+            old = get(key, _ABSENT)
             if value is None:
-                if key not in props:
+                if old is _ABSENT:
                     continue
-                dict.__delitem__(props, key)
-            elif key in props and props[key] == value and type(props[key]) is type(value):
+                _delete(props, key)
+            elif old == value and type(old) is type(value):
                 continue
             else:
-                dict.__setitem__(props, key, value)
+                _set(props, key, value)
             changed = True
             if self._client is None:
                 continue
