@@ -19,7 +19,7 @@ from nicegui import app, background_tasks, ui  # noqa: E402
 from imgedit import native  # noqa: E402
 from imgedit.config import Settings, unknown_variables  # noqa: E402
 from imgedit.services import build_services  # noqa: E402
-from imgedit.ui import register  # noqa: E402
+from imgedit.ui import heap, register  # noqa: E402
 from imgedit.ui.compression import Compression, cache_dir, prepare_static  # noqa: E402
 
 
@@ -39,8 +39,9 @@ def main() -> None:
     register(services)
     app.on_startup(services.start)
     static_cache = cache_dir(os.environ)
-    if not simulated:  # the simulation serves no HTTP
+    if not simulated:  # the simulation serves no HTTP, and runs many apps in one process
         app.on_startup(lambda: background_tasks.create(prepare_static(static_cache), name="compress static files"))
+        app.on_startup(heap.after_startup)  # last: what start-up made lives as long as the process
     app.on_shutdown(services.close)
     if settings.native:
         native.configure(app)
