@@ -1,15 +1,42 @@
 """A fake AUTOMATIC1111 WebUI API for loopback tests: it behaves like the real one, minus the GPU.
 
-Like A1111, it runs one job at a time behind a queue lock, keeps one global progress state
-(``/sdapi/v1/progress`` shows whatever job runs, whoever sent it), stamps each job with a new
-``job_timestamp`` when it starts, keeps sampling after the client hangs up, and on
-``/sdapi/v1/interrupt`` stops early and still answers 200 with the partial image.
+What it copies from A1111 (modules/api/api.py, modules/progress.py, modules/shared_state.py,
+modules/sd_samplers_common.py, as of v1.10):
+
+- One job at a time behind a queue lock, granted first come first served. A request's task id
+  (``force_task_id``, else ``task(txt2img-XXXXXXX)``) is queued before the lock
+  (``add_task_to_queue``), started after ``state.begin()`` (``start_task``) and finished before
+  ``state.end()`` (``finish_task``; not on a failure, so a failed task stays "active").
+- The answer is encoded *after* the lock is released: the next job may already be running while
+  this one's answer is on its way (``hold_answers()`` keeps it there for a test).
+- One global state (``/sdapi/v1/progress`` shows whatever job runs, whoever sent it):
+  ``job_timestamp`` is ``%Y%m%d%H%M%S`` of ``begin()``, so two jobs begun in the same second carry
+  the same stamp; ``begin()`` sets ``job_count = -1`` and ``sampling_step = 0`` but leaves
+  ``sampling_steps`` at the previous job's total until sampling starts; ``sampling_step`` is the
+  0-based index of the last finished step; ``interrupted`` stays set after the job until the next
+  ``begin()``. ``current_task`` in that answer is always ``None`` (A1111 imports it by value).
+- ``/internal/progress {id_task, id_live_preview, live_preview}`` follows one task: ``active``,
+  ``queued`` (with ``textinfo`` "In queue: 2/3"), ``completed`` (the last 16), progress, eta and a
+  live preview as a ``data:`` URI only when it changed since ``id_live_preview``. Absent with
+  ``internal_progress=False``, as on a server started with ``--nowebui`` (A1111 and Forge).
+- Live previews are decoded only when progress is polled, and only every ``preview_every`` steps
+  (A1111's ``show_progress_every_n_steps``, 10 by default there; 2 here so short test jobs show one).
+- img2img samples ``int(min(denoising_strength, 0.999) * steps) + 1`` steps (``setup_img2img_steps``
+  without ``img2img_fix_steps``).
+- ``/sdapi/v1/interrupt`` sets the global flag: the job stops before its next step and still
+  answers 200 with the half-finished image; sampling goes on after the client hangs up.
+- Errors: FastAPI's 422 with a list-shaped ``detail``; an image that does not decode is a 500
+  ``{"error": "HTTPException", "detail": "Invalid encoded image", "body": "", "errors": ...}``
+  raised inside the lock (its task stays queued for ever, as on A1111); 404 as JSON.
 
 Test API (all thread-safe; the app runs in the loopback server's thread)::
 
-    fake = FakeWebUI(step_seconds=0.02, auth=("user", "pass"))
+    fake = FakeWebUI(step_seconds=0.02, auth=("user", "pass"), now=lambda: FROZEN_DATETIME)
     with serve(fake.app()) as url: ...
-    fake.pause_at(5)          # sampling stops after step 5 until fake.resume(); fake.paused is set there
+    fake.pause_at(5)          # sampling stops after 5 steps until fake.resume(); fake.paused is set there
+    fake.pause_at(5, job=2)   # ... only in the third job begun
+    fake.pause_at(0)          # ... or after begin(), before sampling sets sampling_steps
+    fake.hold_answers()       # answers wait after the lock is released, until fake.release_answers()
     fake.fail_next(2, status=500)             # the next 2 img2img/txt2img requests fail
     fake.fail_next(1, drop=True)              # ... or cut the connection mid-answer
     fake.fail_next(1, status=429, headers={"Retry-After": "3"})   # ... with headers
@@ -17,6 +44,7 @@ Test API (all thread-safe; the app runs in the loopback server's thread)::
     foreign = fake.start_foreign_job()        # another user's job holds the server until foreign.finish()
     fake.result_image = big_png               # answer with these bytes (e.g. a 40 MB upscale) after sampling
     fake.jobs, fake.received, fake.interrupts, fake.requests, fake.max_in_flight   # what happened
+    fake.progress_queries                     # skip_current_image of each /sdapi/v1/progress read
 
 The fake shares the test's process, so its own big base64 and JSON work (a 30 MB source, a
 40 MB answer) is done in slices: one long C call here would hold the GIL and show up as a stall
@@ -25,21 +53,25 @@ of the client's event loop that the client did not cause.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import datetime
 import io
 import json
+import random
 import re
+import string
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image, ImageColor, ImageDraw, ImageFilter, ImageOps
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -49,8 +81,10 @@ IMG2IMG = "/sdapi/v1/img2img"
 TXT2IMG = "/sdapi/v1/txt2img"
 PROGRESS = "/sdapi/v1/progress"
 INTERRUPT = "/sdapi/v1/interrupt"
+TASK_PROGRESS = "/internal/progress"
 WAIT_LIMIT = 30.0  # a gate or foreign job left closed by a broken test ends after this
 SLICE = 64 * 1024  # base64 characters per call in the GIL-friendly helpers below
+FINISHED_KEPT = 16  # modules/progress.py keeps the last 16 finished task ids
 _INIT_IMAGES = re.compile(rb'"init_images"\s*:\s*\[\s*"')
 
 
@@ -70,6 +104,8 @@ class JobRecord:
     kind: str
     timestamp: str
     steps: int
+    """Steps sampled in full: ``steps``, or for img2img ``int(steps × denoising) + 1``."""
+    task_id: str = ""
     steps_done: int = 0
     interrupted: bool = False
     finished: threading.Event = field(default_factory=threading.Event)
@@ -82,29 +118,73 @@ class InterruptRecord:
     """Who sent it: the client's host:port."""
     job_timestamp: str | None
     """The job running when it came, or ``None`` when the server was idle."""
+    task: str | None = None
+    """The task id running when it came (``None`` when idle or for a job without one)."""
+
+
+class _ApiError(Exception):
+    """An answer A1111's exception middleware would give: ``status`` with ``body``."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body)
+        self.status, self.body = status, body
+
+
+class FifoLock:
+    """A lock granted in the order it was asked for: the server's job queue."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._tickets: deque[object] = deque()
+        self._held = False
+
+    def acquire(self) -> None:
+        ticket = object()
+        with self._cond:
+            self._tickets.append(ticket)
+            while self._held or self._tickets[0] is not ticket:
+                self._cond.wait()
+            self._tickets.popleft()
+            self._held = True
+
+    def release(self) -> None:
+        with self._cond:
+            self._held = False
+            self._cond.notify_all()
+
+    def __enter__(self) -> FifoLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 class ForeignJob:
-    """Someone else's job: holds the queue lock and shows its own progress until ``finish()``."""
+    """Someone else's job started from the WebUI's own page (no API task id of ours): holds the
+    queue lock and shows its own progress until ``finish()`` or an interrupt."""
 
     def __init__(self, fake: FakeWebUI, steps: int) -> None:
         self.started = threading.Event()
         self.done = threading.Event()
         self._finish = threading.Event()
         self.record: JobRecord | None = None
+        self.task_id = "task(foreign-" + "".join(random.choices(string.ascii_uppercase, k=7)) + ")"
         self._thread = threading.Thread(target=self._run, args=(fake, steps), daemon=True)
         self._thread.start()
 
     def _run(self, fake: FakeWebUI, steps: int) -> None:
         with fake.queue_lock:
-            self.record = fake._begin("txt2img", steps)
-            fake._set_step(1, None)
+            self.record = fake._begin("txt2img", steps, self.task_id)
+            fake._launch_sampling(steps)
+            fake._callback(0, None)
+            self.record.steps_done = 1
             self.started.set()
             deadline = time.monotonic() + WAIT_LIMIT
             while not self._finish.wait(0.01) and not fake._interrupted and time.monotonic() < deadline:
                 pass
-            self.record.steps_done = 1
             self.record.interrupted = fake._interrupted
+            fake._finish_task(self.task_id)
             fake._end(self.record)
         self.done.set()
 
@@ -115,43 +195,81 @@ class ForeignJob:
 class FakeWebUI:
     """State of one fake server; ``app()`` serves it."""
 
-    def __init__(self, *, step_seconds: float = 0.02, auth: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        step_seconds: float = 0.02,
+        auth: tuple[str, str] | None = None,
+        now: Callable[[], datetime.datetime] = datetime.datetime.now,
+        internal_progress: bool = True,
+        preview_every: int = 2,
+        img2img_fix_steps: bool = False,
+    ) -> None:
         self.step_seconds = step_seconds
         self.auth = auth
-        self.queue_lock = threading.Lock()
+        self.now = now
+        self.internal_progress = internal_progress
+        self.preview_every = preview_every
+        self.img2img_fix_steps = img2img_fix_steps
+        self.queue_lock = FifoLock()
         self._lock = threading.Lock()  # guards everything below; held only briefly
-        # The global state A1111 keeps in shared.state.
+        # The global state A1111 keeps in shared.state ...
         self._job = ""
         self._job_count = 0
+        self._job_no = 0
         self._job_timestamp = "0"
         self._step = 0
         self._steps = 0
         self._time_start = 0.0
         self._interrupted = False
+        self._latent: tuple[Image.Image, float] | None = None
         self._current_image: bytes | None = None
+        self._current_image_step = 0
+        self._id_live_preview = 0
+        # ... and in modules/progress.py.
+        self._current_task: str | None = None
+        self._pending: OrderedDict[str, float] = OrderedDict()
+        self._finished: list[str] = []
         # What tests configure and inspect.
         self.gate = threading.Event()
         self.gate.set()
+        self.answer_gate = threading.Event()
+        self.answer_gate.set()
         self.result_image: bytes | None = None
         self.pause_step: int | None = None
+        self.pause_job: int | None = None
         self.paused = threading.Event()
         self.failures: deque[Failure] = deque()
         self.requests: list[tuple[str, str]] = []
+        self.progress_queries: list[bool] = []
+        """``skip_current_image`` of each ``/sdapi/v1/progress`` read, in order."""
+        self.task_queries: list[dict[str, Any]] = []
+        """The body of each ``/internal/progress`` read, in order."""
         self.received: list[dict[str, Any]] = []
         self.jobs: list[JobRecord] = []
         self.interrupts: list[InterruptRecord] = []
         self.auth_users: list[str] = []
+        self.answers_held = 0
         self.in_flight = 0
         self.max_in_flight = 0
 
     # -- test API ----------------------------------------------------------------------------
 
-    def pause_at(self, step: int) -> None:
-        self.pause_step, self.paused = step, threading.Event()
+    def pause_at(self, step: int, *, job: int | None = None) -> None:
+        """Stop sampling after ``step`` steps until ``resume()``; only in the ``job``-th job begun
+        (0-based) when given."""
+        self.pause_step, self.pause_job, self.paused = step, job, threading.Event()
         self.gate.clear()
 
     def resume(self) -> None:
         self.gate.set()
+        self.answer_gate.set()
+
+    def hold_answers(self) -> None:
+        self.answer_gate.clear()
+
+    def release_answers(self) -> None:
+        self.answer_gate.set()
 
     def fail_next(
         self,
@@ -184,42 +302,85 @@ class FakeWebUI:
         with self._lock:
             return self.in_flight == 0 and self._job_count == 0
 
+    def queued_tasks(self) -> list[str]:
+        with self._lock:
+            return list(self._pending)
+
     # -- the global state --------------------------------------------------------------------
 
-    def _begin(self, kind: str, steps: int) -> JobRecord:
+    def _add_task_to_queue(self, task_id: str) -> None:
         with self._lock:
-            # A1111 stamps with the second; kept unique here so back-to-back tests never collide.
-            now = int(datetime.datetime.now().strftime("%Y%m%d%H%M%S"))
-            self._job_timestamp = str(max(now, int(self._job_timestamp) + 1))
-            self._job, self._job_count, self._step, self._steps = f"scripts_{kind}", 1, 0, steps
-            self._time_start, self._interrupted, self._current_image = time.time(), False, None
-            record = JobRecord(kind=kind, timestamp=self._job_timestamp, steps=steps)
+            self._pending[task_id] = time.time()
+
+    def _begin(self, kind: str, steps: int, task_id: str) -> JobRecord:
+        """``state.begin()`` then ``start_task()``; ``sampling_steps`` keeps the last job's total."""
+        with self._lock:
+            self._job_timestamp = self.now().strftime("%Y%m%d%H%M%S")
+            self._job, self._job_count, self._job_no, self._step = f"scripts_{kind}", -1, 0, 0
+            self._time_start, self._interrupted = time.time(), False
+            self._latent, self._current_image = None, None
+            self._current_image_step = self._id_live_preview = 0
+            self._current_task = task_id
+            self._pending.pop(task_id, None)
+            record = JobRecord(kind=kind, timestamp=self._job_timestamp, steps=steps, task_id=task_id)
             self.jobs.append(record)
             return record
 
-    def _set_step(self, step: int, preview: bytes | None) -> None:
+    def _launch_sampling(self, steps: int) -> None:
+        with self._lock:
+            self._job_count = 1  # processing sets it to n_iter
+            self._steps, self._step = steps, 0
+
+    def _callback(self, step: int, latent: tuple[Image.Image, float] | None) -> None:
+        """The sampler's callback after step ``step`` (0-based): stores the latent, not a picture."""
         with self._lock:
             self._step = step
-            if preview is not None:
-                self._current_image = preview
+            if latent is not None:
+                self._latent = latent
+
+    def _finish_task(self, task_id: str) -> None:
+        with self._lock:
+            if self._current_task == task_id:
+                self._current_task = None
+            self._finished.append(task_id)
+            del self._finished[:-FINISHED_KEPT]
 
     def _end(self, record: JobRecord) -> None:
         with self._lock:
-            self._job, self._job_count, self._current_image = "", 0, None
+            self._job, self._job_count = "", 0
         record.finished.set()
 
-    def _progress(self, skip_image: bool) -> dict[str, Any]:
+    def _set_current_image(self) -> None:
+        """Decode the stored latent into a preview if ``preview_every`` steps passed since the last."""
         with self._lock:
-            state = {
-                "skipped": False,
-                "interrupted": self._interrupted,
-                "job": self._job,
-                "job_count": self._job_count,
-                "job_timestamp": self._job_timestamp,
-                "job_no": 0,
-                "sampling_step": self._step,
-                "sampling_steps": self._steps,
-            }
+            due = self.preview_every > 0 and self._step - self._current_image_step >= self.preview_every
+            latent, stamp = self._latent, self._job_timestamp
+            if not due or latent is None:
+                return
+        picture = _png(_blurred(*latent))
+        with self._lock:
+            if self._latent is latent and self._job_timestamp == stamp:
+                self._current_image = picture
+                self._id_live_preview += 1
+                self._current_image_step = self._step
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "skipped": False,
+            "interrupted": self._interrupted,
+            "job": self._job,
+            "job_count": self._job_count,
+            "job_timestamp": self._job_timestamp,
+            "job_no": self._job_no,
+            "sampling_step": self._step,
+            "sampling_steps": self._steps,
+        }
+
+    def _progress(self, skip_image: bool) -> dict[str, Any]:
+        """``/sdapi/v1/progress`` as modules/api/api.py ``progressapi`` computes it."""
+        self._set_current_image()  # A1111 decodes the preview even when it is not sent
+        with self._lock:
+            state = self._state()
             if self._job_count == 0:
                 return {
                     "progress": 0,
@@ -227,66 +388,135 @@ class FakeWebUI:
                     "state": state,
                     "current_image": None,
                     "textinfo": None,
+                    "current_task": None,
                 }
-            progress = 0.01 + (self._step / self._steps if self._steps else 0.0)
+            progress = 0.01
+            if self._job_count > 0:
+                progress += self._job_no / self._job_count
+            if self._steps > 0:
+                progress += 1 / self._job_count * self._step / self._steps
             elapsed = time.time() - self._time_start
-            image = None
-            if self._current_image is not None and not skip_image:
-                image = base64.b64encode(self._current_image).decode()
+            eta_relative = elapsed / progress - elapsed
+            image = self._current_image if not skip_image else None
         return {
             "progress": min(progress, 1.0),
-            "eta_relative": elapsed / progress - elapsed,
+            "eta_relative": eta_relative,
             "state": state,
-            "current_image": image,
+            "current_image": base64.b64encode(image).decode() if image is not None else None,
+            "textinfo": None,
+            "current_task": None,
+        }
+
+    def _task_progress(self, id_task: Any, id_live_preview: int, live_preview: bool) -> dict[str, Any]:
+        """``/internal/progress`` as modules/progress.py ``progressapi`` computes it."""
+        with self._lock:
+            active = id_task == self._current_task
+            queued = id_task in self._pending
+            completed = id_task in self._finished
+            if not active:
+                textinfo = "Waiting..."
+                if queued:
+                    order = sorted(self._pending, key=lambda task: self._pending[task])
+                    textinfo = f"In queue: {order.index(id_task) + 1}/{len(order)}"
+                return {
+                    "active": False,
+                    "queued": queued,
+                    "completed": completed,
+                    "progress": None,
+                    "eta": None,
+                    "live_preview": None,
+                    "id_live_preview": -1,
+                    "textinfo": textinfo,
+                }
+            progress = 0.0
+            if self._job_count > 0:
+                progress += self._job_no / self._job_count
+                if self._steps > 0:
+                    progress += 1 / self._job_count * self._step / self._steps
+            progress = min(progress, 1.0)
+            elapsed = time.time() - self._time_start
+            eta = elapsed / progress - elapsed if progress > 0 else None
+        preview = None
+        if live_preview:
+            self._set_current_image()
+            with self._lock:
+                if self._id_live_preview != id_live_preview and self._current_image is not None:
+                    preview = "data:image/png;base64," + base64.b64encode(self._current_image).decode()
+                    id_live_preview = self._id_live_preview
+        return {
+            "active": True,
+            "queued": queued,
+            "completed": completed,
+            "progress": progress,
+            "eta": eta,
+            "live_preview": preview,
+            "id_live_preview": id_live_preview,
             "textinfo": None,
         }
 
-    # -- sampling (in a worker thread, like A1111's) -----------------------------------------
+    # -- a job (in a worker thread, like A1111's) --------------------------------------------
 
-    def _sample(
-        self, kind: str, payload: dict[str, Any], init: Image.Image | None
-    ) -> tuple[bytes, JobRecord]:
+    def _sampling_steps(self, kind: str, payload: dict[str, Any]) -> int:
+        steps = int(payload["steps"])
+        if kind == "txt2img" or self.img2img_fix_steps:
+            return steps
+        denoising = float(payload.get("denoising_strength", 0.75))
+        return int(min(denoising, 0.999) * steps) + 1
+
+    def _process(self, kind: str, task_id: str, payload: dict[str, Any]) -> tuple[bytes, JobRecord]:
         size = (payload["width"], payload["height"])
-        if init is not None:
-            target = ImageOps.invert(init.convert("RGB").resize(size))
-        else:
-            target = _prompt_picture(payload.get("prompt", ""), size)
+        self._add_task_to_queue(task_id)
         with self.queue_lock:
-            record = self._begin(kind, payload["steps"])
+            init = None
+            if kind == "img2img":
+                init = _decode_image(payload["init_images"][0])  # inside the lock, as on A1111
+            target = (
+                ImageOps.invert(init.convert("RGB").resize(size))
+                if init is not None
+                else _prompt_picture(payload.get("prompt", ""), size)
+            )
+            record = self._begin(kind, self._sampling_steps(kind, payload), task_id)
             try:
-                for step in range(1, record.steps + 1):
+                if self.pause_step == 0 and self._pauses(record):
+                    self._pause()  # begun, sampling_steps still the last job's
+                self._launch_sampling(record.steps)
+                for step in range(record.steps):
                     if self._interrupted:
-                        break
+                        break  # the denoiser raises before the next step; the last latent is kept
                     time.sleep(self.step_seconds)  # the "denoising"
-                    self._set_step(
-                        step, _png(_blurred(target, step / record.steps)) if step % 2 == 0 else None
-                    )
-                    record.steps_done = step
-                    if step == self.pause_step:
-                        self.paused.set()
-                        deadline = time.monotonic() + WAIT_LIMIT
-                        while (
-                            not self.gate.wait(0.01) and not self._interrupted and time.monotonic() < deadline
-                        ):
-                            pass
+                    self._callback(step, (target, (step + 1) / record.steps))
+                    record.steps_done = step + 1
+                    if step + 1 == self.pause_step and self._pauses(record):
+                        self._pause()
                 record.interrupted = self._interrupted
-                if self.result_image is not None:
-                    return self.result_image, record
-                return _png(_blurred(target, record.steps_done / record.steps)), record
+                image = self.result_image or _png(_blurred(target, record.steps_done / record.steps))
+                self._finish_task(task_id)
+                return image, record
             finally:
                 self._end(record)
+
+    def _pauses(self, record: JobRecord) -> bool:
+        with self._lock:
+            return self.pause_job is None or self.jobs.index(record) == self.pause_job
+
+    def _pause(self) -> None:
+        self.paused.set()
+        deadline = time.monotonic() + WAIT_LIMIT
+        while not self.gate.wait(0.01) and not self._interrupted and time.monotonic() < deadline:
+            pass
 
     # -- HTTP --------------------------------------------------------------------------------
 
     def app(self) -> Starlette:
-        return Starlette(
-            routes=[
-                Route(IMG2IMG, self._work, methods=["POST"]),
-                Route(TXT2IMG, self._work, methods=["POST"]),
-                Route(PROGRESS, self._progress_endpoint, methods=["GET"]),
-                Route(INTERRUPT, self._interrupt_endpoint, methods=["POST"]),
-            ]
-        )
+        routes = [
+            Route(IMG2IMG, self._work, methods=["POST"]),
+            Route(TXT2IMG, self._work, methods=["POST"]),
+            Route(PROGRESS, self._progress_endpoint, methods=["GET"]),
+            Route(INTERRUPT, self._interrupt_endpoint, methods=["POST"]),
+        ]
+        if self.internal_progress:
+            routes.append(Route(TASK_PROGRESS, self._task_progress_endpoint, methods=["POST"]))
+        return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
 
     def _admit(self, request: Request) -> Response | None:
         """Record the request; answer it here if auth or a scripted failure says so."""
@@ -297,7 +527,7 @@ class FakeWebUI:
             user = _basic_user(request.headers.get("authorization", ""), self.auth)
             if user is None:
                 return JSONResponse(
-                    {"detail": "Incorrect credentials"},
+                    {"detail": "Incorrect username or password"},
                     status_code=401,
                     headers={"WWW-Authenticate": "Basic"},
                 )
@@ -332,39 +562,83 @@ class FakeWebUI:
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             try:
-                payload = await asyncio.to_thread(_loads, await request.body())
-            except ValueError:
-                return JSONResponse({"detail": "body is not JSON"}, status_code=422)
+                payload = await run_in_threadpool(_loads, await request.body())
+            except ValueError as exc:
+                return _unprocessable(
+                    [{"type": "json_invalid", "loc": ["body", 0], "msg": f"JSON decode error: {exc}"}]
+                )
             with self._lock:
                 self.received.append(payload)
-            problem, init = _validate(kind, payload)
-            if problem:
-                return JSONResponse({"detail": problem}, status_code=422)
-            image, record = await asyncio.to_thread(self._sample, kind, payload, init)
+            problems = _validate(kind, payload)
+            if problems:
+                return _unprocessable(problems)
+            task_id = payload.get("force_task_id") or _task_id(kind)
+            try:
+                image, record = await run_in_threadpool(self._process, kind, task_id, payload)
+            except _ApiError as exc:
+                return JSONResponse(exc.body, status_code=exc.status)
+            # The lock is released: the next job may run while this answer is encoded and sent.
+            if not self.answer_gate.is_set():
+                with self._lock:
+                    self.answers_held += 1
+                await run_in_threadpool(self.answer_gate.wait, WAIT_LIMIT)
+            parameters = {**payload, "init_images": None}
+            info = {
+                "seed": 1234 if payload.get("seed", -1) == -1 else payload["seed"],
+                "steps": payload["steps"],
+                "sampler_name": payload.get("sampler_name") or "Euler",
+                "job_timestamp": record.timestamp,
+            }
+            rest = {"parameters": parameters, "info": json.dumps(info)}
+            body = await run_in_threadpool(_answer_body, image, rest)
         finally:
             with self._lock:
                 self.in_flight -= 1
-        parameters = {**payload, "init_images": None}
-        info = {"seed": 1234 if payload.get("seed", -1) == -1 else payload["seed"], "steps": record.steps}
-        info |= {"sampler_name": payload.get("sampler_name") or "Euler", "interrupted": record.interrupted}
-        rest = {"parameters": parameters, "info": json.dumps(info)}
-        return Response(await asyncio.to_thread(_answer_body, image, rest), media_type="application/json")
+        return Response(body, media_type="application/json")
 
     async def _progress_endpoint(self, request: Request) -> Response:
         refused = self._admit(request)
         if refused is not None:
             return refused
         skip = request.query_params.get("skip_current_image", "false").lower() == "true"
-        return JSONResponse(self._progress(skip))
+        with self._lock:
+            self.progress_queries.append(skip)
+        return JSONResponse(await run_in_threadpool(self._progress, skip))
+
+    async def _task_progress_endpoint(self, request: Request) -> Response:
+        refused = self._admit(request)
+        if refused is not None:
+            return refused
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return _unprocessable([{"type": "json_invalid", "loc": ["body", 0], "msg": "JSON decode error"}])
+        body = body if isinstance(body, dict) else {}
+        with self._lock:
+            self.task_queries.append(body)
+        answer = await run_in_threadpool(
+            self._task_progress,
+            body.get("id_task"),
+            int(body.get("id_live_preview", -1)),
+            bool(body.get("live_preview", True)),
+        )
+        return JSONResponse(answer)
 
     async def _interrupt_endpoint(self, request: Request) -> Response:
         refused = self._admit(request)
         if refused is not None:
             return refused
         with self._lock:
-            running = self._job_timestamp if self._job_count else None
+            running = self._job_count != 0
             who = f"{request.client.host}:{request.client.port}" if request.client else "?"
-            self.interrupts.append(InterruptRecord(at=time.monotonic(), client=who, job_timestamp=running))
+            self.interrupts.append(
+                InterruptRecord(
+                    at=time.monotonic(),
+                    client=who,
+                    job_timestamp=self._job_timestamp if running else None,
+                    task=self._current_task if running else None,
+                )
+            )
             self._interrupted = True
         return JSONResponse({})
 
@@ -378,25 +652,68 @@ class _Dropped:
         raise ConnectionAbortedError("scripted connection drop")
 
 
-def _validate(kind: str, payload: Any) -> tuple[str | None, Image.Image | None]:
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's JSON shape for routing errors (404, 405)."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    detail = exc.detail if isinstance(exc, HTTPException) else "Internal Server Error"
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+def _unprocessable(problems: list[dict[str, Any]]) -> Response:
+    """FastAPI's request validation answer: ``detail`` is a list of problems, each with a ``loc``."""
+    return JSONResponse({"detail": problems}, status_code=422)
+
+
+def _task_id(kind: str) -> str:
+    return f"task({kind}-" + "".join(random.choices(string.ascii_uppercase + string.digits, k=7)) + ")"
+
+
+def _validate(kind: str, payload: Any) -> list[dict[str, Any]]:
     if not isinstance(payload, dict):
-        return "body must be an object", None
+        return [
+            {"type": "model_attributes_type", "loc": ["body"], "msg": "Input should be a valid dictionary"}
+        ]
+    problems = []
     for key in ("steps", "width", "height"):
-        if not isinstance(payload.get(key), int) or payload[key] <= 0:
-            return f"{key} must be a positive integer", None
-    if payload["width"] % 8 or payload["height"] % 8:
-        return "width and height must be multiples of 8", None
-    if kind == "txt2img":
-        return None, None
-    images = payload.get("init_images")
-    if not isinstance(images, list) or len(images) != 1 or not isinstance(images[0], str | bytes):
-        return "init_images must hold one base64 image", None
+        value = payload.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            problems.append(
+                {
+                    "type": "greater_than",
+                    "loc": ["body", key],
+                    "msg": "Input should be greater than 0",
+                    "input": value,
+                }
+            )
+        elif key != "steps" and value % 8:
+            problems.append(
+                {
+                    "type": "multiple_of",
+                    "loc": ["body", key],
+                    "msg": "Input should be a multiple of 8",
+                    "input": value,
+                }
+            )
+    if kind == "img2img":
+        images = payload.get("init_images")
+        if not isinstance(images, list) or len(images) != 1 or not isinstance(images[0], str | bytes):
+            problems.append(
+                {"type": "list_type", "loc": ["body", "init_images"], "msg": "Input should be a valid list"}
+            )
+    return problems
+
+
+def _decode_image(text: str | bytes) -> Image.Image:
+    """modules/api/api.py ``decode_base64_to_image``: a 500 when it does not decode."""
     try:
-        image = Image.open(io.BytesIO(_b64decode(images[0])))
+        image = Image.open(io.BytesIO(_b64decode(text)))
         image.load()
+        return image
     except (binascii.Error, ValueError, OSError) as exc:
-        return f"Invalid encoded image: {exc}", None
-    return None, image
+        detail = "Invalid encoded image"
+        raise _ApiError(
+            500, {"error": "HTTPException", "detail": detail, "body": "", "errors": f"500: {detail}"}
+        ) from exc
 
 
 def _loads(body: bytes) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime
 import io
 import logging
 import random
@@ -23,14 +24,14 @@ import httpx
 import pytest
 from PIL import Image, ImageChops, ImageOps
 
-from imgedit.errors import ProviderAuthFailed, ProviderFailed, ProviderUnavailable
+from imgedit.errors import ProviderAuthFailed, ProviderFailed, ProviderRejected, ProviderUnavailable
 from imgedit.models import JobKind, Quality
 from imgedit.providers import Provider
 from imgedit.providers.base import ProviderRequest
 from imgedit.providers.sdwebui import SdWebUiProvider
 from imgedit.retry import RetryPolicy, call_with_retries
 from tests import loopback
-from tests.fake_sdwebui import IMG2IMG, INTERRUPT, PROGRESS, FakeWebUI
+from tests.fake_sdwebui import IMG2IMG, INTERRUPT, PROGRESS, TASK_PROGRESS, TXT2IMG, FakeWebUI
 from tests.fakes import eventually
 from tests.loopback import free_port, serve, serve_elsewhere
 
@@ -129,6 +130,10 @@ def assert_real_progress(sink: RecordingSink, steps: int) -> None:
     assert sink.previews and all(p.startswith(b"\x89PNG") for p in sink.previews)
 
 
+def waiting_behind_another(sink: RecordingSink) -> bool:
+    return any(m and m.startswith("Waiting for another job on the server") for m in sink.messages)
+
+
 def waits_for_a_server(sink: RecordingSink) -> Callable[[], bool]:
     return lambda: "Waiting for a free server" in sink.messages
 
@@ -155,10 +160,12 @@ async def test_img2img_sends_the_a1111_fields_and_reports_real_progress(
     fake, url = webui()
     source = png((64, 48))
     sd = provider(client, url)
-    result, sink = await run_gated(fake, lambda s: sd.edit(edit(image=source), s), step=4, steps=12)
+    # img2img samples int(12 × 0.55) + 1 = 7 steps, as A1111's setup_img2img_steps does
+    result, sink = await run_gated(fake, lambda s: sd.edit(edit(image=source), s), step=4, steps=7)
 
     (payload,) = fake.received
     assert base64.b64decode(payload["init_images"][0]) == source
+    assert re.fullmatch(r"imgedit-[0-9a-f]{32}", payload.pop("force_task_id"))
     assert {k: v for k, v in payload.items() if k != "init_images"} == {
         "prompt": "a watercolour harbour",
         "negative_prompt": "",
@@ -178,7 +185,7 @@ async def test_img2img_sends_the_a1111_fields_and_reports_real_progress(
     expected = ImageOps.invert(Image.open(io.BytesIO(source)).convert("RGB").resize((512, 384)))
     assert image.size == (512, 384) and ImageChops.difference(image, expected).getbbox() is None
     assert result.metadata["size"] == "512x384" and result.metadata["seed"] == "1234"
-    assert_real_progress(sink, steps=12)
+    assert_real_progress(sink, steps=7)
 
 
 @pytest.mark.parametrize(
@@ -213,6 +220,7 @@ async def test_txt2img_sends_the_a1111_fields_and_reports_real_progress(
     result, sink = await run_gated(fake, lambda s: sd.generate(request, s), step=6, steps=12)
 
     (payload,) = fake.received
+    assert re.fullmatch(r"imgedit-[0-9a-f]{32}", payload.pop("force_task_id"))
     assert payload == {
         "prompt": "a red fox in snow",
         "negative_prompt": "",
@@ -269,38 +277,279 @@ async def test_cancelling_a_running_job_interrupts_it_once(
     task = asyncio.create_task(provider(client, url, poll_interval=poll_interval).edit(edit(), sink))
     await wait_thread_event(fake.paused)
     if poll_interval < 1:
-        await eventually(lambda: "Step 5 of 12" in sink.messages, message="step 5 reported")
+        await eventually(lambda: "Step 5 of 7" in sink.messages, message="step 5 reported")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, WAIT)
 
     (job,) = fake.jobs
     await wait_thread_event(job.finished)
-    assert [i.job_timestamp for i in fake.interrupts] == [job.timestamp]
+    assert [i.task for i in fake.interrupts] == [job.task_id] == [fake.received[0]["force_task_id"]]
     assert job.interrupted and job.steps_done == 5 < job.steps
 
 
-async def test_cancelling_while_a_foreign_job_runs_sends_no_interrupt(
+async def test_a_job_cancelled_while_queued_is_stopped_the_moment_it_starts_and_the_next_shows_its_own_progress(
     webui: StartServer, client: httpx.AsyncClient
 ) -> None:
-    fake, url = webui()
+    fake, url = webui(now=frozen_clock())
     foreign = fake.start_foreign_job()
     await wait_thread_event(foreign.started)
+    sd = provider(client, url)
     sink = RecordingSink()
-    task = asyncio.create_task(provider(client, url).generate(gen(), sink))
-    await eventually(lambda: fake.work_requests == 1, message="our request queued on the server")
-    await eventually(lambda: "Waiting for another job on the server" in sink.messages, message="a poll")
+    task = asyncio.create_task(sd.generate(gen("cancelled while queued"), sink))
+    await eventually(lambda: len(fake.queued_tasks()) == 1, message="our request queued on the server")
+    await eventually(lambda: waiting_behind_another(sink), message="a poll")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, WAIT)
-    assert fake.interrupts == []
+    assert fake.interrupts == [], "the foreign job runs on"
 
+    fake.pause_at(3, job=2)  # the next job of ours stops there, so its progress can be looked at
+    next_sink = RecordingSink()
+    after = asyncio.create_task(sd.generate(gen("the next job"), next_sink))
+    await eventually(lambda: len(fake.queued_tasks()) == 2, message="the next job queued behind")
     foreign.finish()
     await wait_thread_event(foreign.done)
     assert foreign.record is not None and not foreign.record.interrupted
-    await eventually(fake.idle, message="the orphaned job to run out, as on A1111")
-    assert fake.interrupts == [] and all(not job.interrupted for job in fake.jobs)
+
+    await wait_thread_event(fake.paused)
+    cancelled, following = fake.jobs[1:]
+    assert cancelled.task_id == fake.received[0]["force_task_id"] and cancelled.interrupted
+    assert cancelled.steps_done < cancelled.steps, "stopped as soon as it started"
+    assert [i.task for i in fake.interrupts] == [cancelled.task_id]
     assert not any(f > 0 for f, _, _, exact in sink.updates if exact), "foreign progress was taken as ours"
+
+    await eventually(lambda: "Step 3 of 12" in next_sink.messages, message="the next job's own progress")
+    fake.resume()
+    result = await asyncio.wait_for(after, WAIT)
+    assert result.image.startswith(b"\x89PNG") and not following.interrupted
+    assert following.timestamp == cancelled.timestamp, "all begun in the same second"
+    assert [i.task for i in fake.interrupts] == [cancelled.task_id]
+
+
+# -- ownership: task ids, not one-second stamps ----------------------------------------------
+
+
+def frozen_clock() -> Callable[[], datetime.datetime]:
+    """Every job begins in the same second, as back-to-back jobs often do on a fast GPU."""
+    moment = datetime.datetime(2026, 12, 4, 3, 0, 0)
+    return lambda: moment
+
+
+def ticking_clock() -> Callable[[], datetime.datetime]:
+    """Each reading is one second later: every job has a stamp of its own."""
+    start = datetime.datetime(2026, 12, 4, 3, 0, 0)
+    count = iter(range(1_000_000))
+    return lambda: start + datetime.timedelta(seconds=next(count))
+
+
+async def test_two_jobs_begun_in_the_same_second_each_show_their_own_progress(
+    webui: StartServer, client: httpx.AsyncClient
+) -> None:
+    fake, url = webui(now=frozen_clock())
+    sd = provider(client, url)
+    _, first = await run_gated(fake, lambda s: sd.generate(gen("first"), s), step=3, steps=12)
+    _, second = await run_gated(fake, lambda s: sd.edit(edit(), s), step=5, steps=7)
+    assert fake.jobs[0].timestamp == fake.jobs[1].timestamp
+    assert_real_progress(first, steps=12)
+    assert_real_progress(second, steps=7)
+
+
+async def test_cancelling_a_job_begun_in_the_same_second_as_the_last_interrupts_it(
+    webui: StartServer, client: httpx.AsyncClient
+) -> None:
+    fake, url = webui(now=frozen_clock())
+    sd = provider(client, url)
+    await sd.generate(gen("before"), RecordingSink())
+    sink = RecordingSink()
+    fake.pause_at(4)
+    task = asyncio.create_task(sd.generate(gen("cancelled"), sink))
+    await wait_thread_event(fake.paused)
+    await eventually(lambda: "Step 4 of 12" in sink.messages, message="step 4 reported")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, WAIT)
+    first, second = fake.jobs
+    await wait_thread_event(second.finished)
+    assert first.timestamp == second.timestamp
+    assert [i.task for i in fake.interrupts] == [second.task_id]
+    assert second.interrupted and second.steps_done == 4 and not first.interrupted
+
+
+async def test_cancel_while_our_answer_is_in_flight_never_interrupts_the_next_clients_job(
+    webui: StartServer, client: httpx.AsyncClient
+) -> None:
+    fake, url = webui(now=frozen_clock())
+    fake.hold_answers()  # A1111 encodes the answer after releasing its queue lock
+    task = asyncio.create_task(provider(client, url).generate(gen("ours"), RecordingSink()))
+    await eventually(lambda: fake.answers_held == 1, message="our job done, its answer on its way")
+
+    fake.pause_at(2)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(WAIT)) as someone_else:
+        theirs = asyncio.create_task(
+            someone_else.post(url + TXT2IMG, json={"prompt": "theirs", "steps": 6, "width": 64, "height": 64})
+        )
+        await wait_thread_event(fake.paused)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, WAIT)
+        assert fake.interrupts == []
+        fake.resume()
+        answer = await asyncio.wait_for(theirs, WAIT)
+    ours, their_job = fake.jobs
+    assert answer.status_code == 200 and ours.timestamp == their_job.timestamp
+    assert not their_job.interrupted and their_job.steps_done == their_job.steps
+
+
+async def test_a_job_interrupted_by_someone_else_fails_instead_of_keeping_the_half_image(
+    webui: StartServer, client: httpx.AsyncClient
+) -> None:
+    fake, url = webui()
+    sink = RecordingSink()
+    fake.pause_at(3)
+    task = asyncio.create_task(provider(client, url).generate(gen(), sink))
+    await wait_thread_event(fake.paused)
+    await eventually(lambda: "Step 3 of 12" in sink.messages, message="step 3 reported")
+    async with httpx.AsyncClient() as someone_else:
+        assert (await someone_else.post(url + INTERRUPT)).status_code == 200
+    with pytest.raises(ProviderFailed, match="interrupted") as caught:
+        await asyncio.wait_for(task, WAIT)
+    assert "after step 3 of 12" in str(caught.value) and caught.value.retryable
+    (job,) = fake.jobs
+    assert job.interrupted and job.steps_done == 3, "the server did answer 200 with a half-finished image"
+
+
+async def test_first_messages_never_show_the_last_jobs_step_total(
+    webui: StartServer, client: httpx.AsyncClient
+) -> None:
+    fake, url = webui(now=ticking_clock())
+    sd = provider(client, url)
+    await sd.generate(gen("12 steps"), RecordingSink())
+    sink = RecordingSink()
+    fake.pause_at(0)  # begun; A1111 keeps the last job's sampling_steps until sampling starts
+    task = asyncio.create_task(sd.edit(edit(), sink))
+    await wait_thread_event(fake.paused)
+    polls = len(fake.requests)
+    await eventually(lambda: len(fake.requests) >= polls + 6, message="a few polls while it starts")
+    fake.resume()
+    await asyncio.wait_for(task, WAIT)
+    shown = [m for m in sink.messages if m and m.startswith("Step")]
+    assert not any(m.endswith("of 12") for m in shown), shown
+    assert all(re.fullmatch(r"Step [1-7] of 7", m) for m in shown), shown
+
+
+async def test_the_health_probe_and_step_reads_ask_for_no_preview(
+    webui: StartServer, client: httpx.AsyncClient
+) -> None:
+    fake, url = webui()
+    _, sink = await run_gated(fake, lambda s: provider(client, url).generate(gen(), s), step=4, steps=12)
+    assert fake.progress_queries and all(fake.progress_queries), "skip_current_image=true"
+    assert sink.previews, "previews come from /internal/progress"
+    previews = [q["id_live_preview"] for q in fake.task_queries]
+    assert previews[0] == -1 and previews == sorted(previews), "each preview is asked for once"
+
+
+# -- errors A1111 answers for a request that will never work ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("break_it", "expected"),
+    [
+        ("truncated source", "Invalid encoded image"),
+        (
+            {"error": "NansException", "detail": "", "body": "", "errors": "A tensor with NaNs was produced"},
+            "NaNs",
+        ),
+        (
+            {"error": "OutOfMemoryError", "detail": "", "body": "", "errors": "CUDA out of memory."},
+            "out of memory",
+        ),
+    ],
+    ids=["invalid-image", "nan", "out-of-memory"],
+)
+async def test_deterministic_500s_fail_at_once(
+    webui: StartServer, client: httpx.AsyncClient, break_it: Any, expected: str
+) -> None:
+    fake, url = webui(step_seconds=0.001)
+    sd = provider(client, url)
+    request = edit(image=png()[:120]) if break_it == "truncated source" else edit()
+    if isinstance(break_it, dict):
+        fake.fail_next(3, status=500, body=break_it)
+    with pytest.raises(ProviderFailed, match="500") as caught:
+        await call_with_retries(
+            lambda: sd.edit(request, RecordingSink()), RetryPolicy(max_attempts=3), sleep=no_wait
+        )
+    assert expected in str(caught.value) and not caught.value.retryable
+    assert fake.work_requests == 1
+
+
+async def test_fastapis_list_shaped_422_reads_as_a_sentence(
+    webui: StartServer, client: httpx.AsyncClient
+) -> None:
+    fake, url = webui()
+    detail = [{"type": "greater_than", "loc": ["body", "steps"], "msg": "Input should be greater than 0"}]
+    fake.fail_next(1, status=422, body={"detail": detail})
+    with pytest.raises(ProviderRejected) as caught:
+        await provider(client, url).generate(gen(), RecordingSink())
+    assert str(caught.value).endswith("refused the request (422): steps: Input should be greater than 0")
+
+
+# -- servers without /internal/progress (started with --nowebui): followed by stamp ----------
+
+
+async def test_without_internal_progress_a_job_with_a_new_stamp_is_followed_and_cancelled(
+    webui: StartServer, client: httpx.AsyncClient
+) -> None:
+    fake, url = webui(now=ticking_clock(), internal_progress=False)
+    sd = provider(client, url)
+    await sd.generate(gen("before"), RecordingSink())
+    _, sink = await run_gated(fake, lambda s: sd.generate(gen(), s), step=4, steps=12)
+    assert_real_progress(sink, steps=12)
+
+    sink = RecordingSink()
+    fake.pause_at(5)
+    task = asyncio.create_task(sd.generate(gen("cancelled"), sink))
+    await wait_thread_event(fake.paused)
+    await eventually(lambda: "Step 5 of 12" in sink.messages, message="step 5 reported")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, WAIT)
+    job = fake.jobs[-1]
+    await wait_thread_event(job.finished)
+    assert [i.job_timestamp for i in fake.interrupts] == [job.timestamp] and job.interrupted
+
+
+async def test_without_internal_progress_an_unchanged_stamp_is_unknown_not_foreign(
+    webui: StartServer, client: httpx.AsyncClient
+) -> None:
+    fake, url = webui(now=frozen_clock(), internal_progress=False)
+    sd = provider(client, url)
+    await sd.generate(gen("before"), RecordingSink())
+    sink = RecordingSink()
+    fake.pause_at(4)
+    task = asyncio.create_task(sd.generate(gen("same second"), sink))
+    await wait_thread_event(fake.paused)
+    polls = len(fake.progress_queries)
+    await eventually(lambda: len(fake.progress_queries) >= polls + 3, message="a few polls")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, WAIT)
+    assert not waiting_behind_another(sink), "ours, begun in the same second, is not someone else's"
+    assert "Waiting for the server" in sink.messages
+    assert fake.interrupts == [], "not known to be ours: never interrupted"
+
+
+async def test_without_internal_progress_a_job_interrupted_by_someone_else_fails(
+    webui: StartServer, client: httpx.AsyncClient
+) -> None:
+    fake, url = webui(now=ticking_clock(), internal_progress=False)
+    fake.pause_at(3)
+    task = asyncio.create_task(provider(client, url).generate(gen(), RecordingSink()))
+    await wait_thread_event(fake.paused)
+    async with httpx.AsyncClient() as someone_else:
+        await someone_else.post(url + INTERRUPT)
+    with pytest.raises(ProviderFailed, match="interrupted"):
+        await asyncio.wait_for(task, WAIT)
 
 
 # -- the pool ------------------------------------------------------------------------------------
@@ -478,6 +727,7 @@ async def test_failed_progress_reads_do_not_fail_the_job(
     task = asyncio.create_task(provider(client, url).generate(gen(), sink))
     await wait_thread_event(fake.paused)
     await eventually(lambda: "Step 4 of 12" in sink.messages, message="step 4 reported")
+    fake.fail_next(1, status=500, path=TASK_PROGRESS)
     fake.fail_next(2, status=500, path=PROGRESS)
     fake.fail_next(1, drop=True, path=PROGRESS)
     fake.fail_next(1, status=200, body="<html>", path=PROGRESS)

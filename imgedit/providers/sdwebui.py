@@ -1,11 +1,28 @@
 """The Stable Diffusion WebUI provider (AUTOMATIC1111 / Forge API): img2img edits, txt2img generation.
 
 Owns ``SdWebUiProvider``: builds the A1111 JSON, runs one job per server through
-``ServerPool``, polls ``/sdapi/v1/progress`` for real progress and live previews while the
-request is in flight, and interrupts the server's job when ours is cancelled. HTTP outcomes
-become ``imgedit.errors`` through ``imgedit.providers.http``. Credentials (``auth=`` or
-``user:pass@`` in a URL) travel only in request headers, never in labels, messages or reprs.
-Must not import nicegui.
+``ServerPool``, follows the job while the request is in flight and stops it when ours is
+cancelled. HTTP outcomes become ``imgedit.errors`` through ``imgedit.providers.http``.
+Credentials (``auth=`` or ``user:pass@`` in a URL) travel only in request headers, never in
+labels, messages or reprs. Must not import nicegui.
+
+Whose job is it? A server's ``/sdapi/v1/progress`` and ``/sdapi/v1/interrupt`` are global, and
+its ``job_timestamp`` has one-second resolution, so a stamp cannot tell two jobs begun in the
+same second apart. Each request therefore carries ``force_task_id`` (``imgedit-<uuid>``), and
+``/internal/progress`` says whether that task is queued, active or completed (A1111 marks it
+completed before it encodes the answer, when the next client's job may already run). The
+interrupt is sent only right after that endpoint reported our task active; a task cancelled
+while still queued is watched and interrupted the moment it becomes active. The step numbers
+come from ``/sdapi/v1/progress`` read between two "active" readings, so they are ours too.
+
+Servers started with ``--nowebui`` (A1111 and Forge) have no ``/internal/progress`` (404): there
+the job is followed by stamp, a stamp unchanged since before sending is unknown (never taken for
+someone else's, never interrupted), and the answer's ``info.job_timestamp`` says afterwards which
+stamp was ours.
+
+A job interrupted by someone else still answers 200 with a half-finished image; A1111 keeps
+``state.interrupted`` until the next job begins, so the state read after the answer (or while our
+task was active) tells, and such a result fails (retryable) instead of being kept.
 """
 
 from __future__ import annotations
@@ -16,7 +33,9 @@ import io
 import json
 import logging
 import math
+import re
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +47,7 @@ from imgedit.errors import (
     InvalidRequest,
     ProviderAuthFailed,
     ProviderError,
+    ProviderFailed,
     ProviderRateLimited,
     ProviderRejected,
     ProviderUnavailable,
@@ -35,11 +55,14 @@ from imgedit.errors import (
 from imgedit.models import JobKind, Quality
 from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult
 from imgedit.providers.http import (
+    MAX_MESSAGE,
     decode_image,
+    error_from_response,
     json_body,
     json_with_base64,
     never_arrived,
     parse_json,
+    parse_retry_after,
     read_chunks,
     send,
     went_unanswered,
@@ -71,6 +94,16 @@ MIN_SIDE = 64
 PROBE_TIMEOUT = httpx.Timeout(10.0)
 """Progress reads answer at once on a healthy server; a hung one must not hold a job for minutes."""
 INTERRUPT_TIMEOUT = httpx.Timeout(5.0)
+TASK_PREFIX = "imgedit-"
+QUEUED_WATCH_SECONDS = 30 * 60.0
+"""How long a task cancelled while queued behind other jobs is watched, to stop it when it starts."""
+UNSEEN_WATCH_SECONDS = 10.0
+"""How long a cancelled request that was sent whole may take to show up in the server's queue
+(the server reads and checks the body first: 40 MB take a while)."""
+DETERMINISTIC_500 = frozenset({"HTTPException", "NansException", "OutOfMemoryError"})
+"""A1111's 500 ``error`` types that fail the same way every time: an image it cannot decode (its
+own HTTPException), NaNs in the UNet or VAE, CUDA out of memory. Retrying them wastes a turn."""
+_QUEUE_PLACE = re.compile(r"In queue: (\d+)/(\d+)")
 
 
 def working_size(size: tuple[int, int], side: int) -> tuple[int, int]:
@@ -89,26 +122,127 @@ def _server_label(server: Server) -> str:
 
 @dataclass(slots=True)
 class _Watch:
-    """What the progress poller has seen of one job."""
+    """What is known of one job of ours on one server."""
 
+    task_id: str
     baseline: str | None
-    """The server's job_timestamp before we sent: progress under it belongs to someone else."""
+    """The server's job_timestamp before we sent (only servers without task ids need it)."""
+    sent: bool = False
+    """The whole request went out: the server may queue it even if we stop listening."""
+    done: bool = False
+    """The server reported our task completed: the answer is on its way."""
     ours: str | None = None
+    """The job_timestamp of our job, once a reading known to be ours carried it."""
+    unconfirmed: Any = None
+    """A state read right after our task was reported active; ours if the next reading says so too."""
     fraction: float = 0.0
+    step_message: str | None = None
+    said: str | None = None
+    """The last waiting message reported, so each is said once."""
+    preview_id: int = -1
     preview: str | None = None
-    waiting_said: bool = False
+    stopped_at: tuple[int, int] | None = None
+    """(0-based last step, steps) when a reading of our job showed it interrupted."""
+
+
+def _state(body: Any) -> dict[str, Any]:
+    state = body.get("state") if isinstance(body, dict) else None
+    return state if isinstance(state, dict) else {}
 
 
 def _timestamp(body: Any) -> str | None:
-    state = body.get("state") if isinstance(body, dict) else None
-    value = state.get("job_timestamp") if isinstance(state, dict) else None
+    value = _state(body).get("job_timestamp")
     return str(value) if value is not None else None
+
+
+def _running(body: Any) -> bool:
+    return bool(_state(body).get("job_count"))
 
 
 def _number(value: object) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return None
+
+
+def _steps(state: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(steps done, steps) of the job a state describes, when it is known.
+
+    ``sampling_step`` is the 0-based index of the last finished step. ``begin()`` resets it to 0
+    but leaves ``sampling_steps`` at the previous job's total until sampling starts, so a 0 says
+    nothing yet; from 1 on both belong to this job.
+    """
+    step, steps = _number(state.get("sampling_step")), _number(state.get("sampling_steps"))
+    if step is None or not steps or step < 1 or step >= steps:
+        return None
+    return int(step) + 1, int(steps)
+
+
+def _raw_steps(state: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(0-based last step, steps) as the state says them, whatever job they belong to."""
+    step, steps = _number(state.get("sampling_step")), _number(state.get("sampling_steps"))
+    return (int(step), int(steps)) if step is not None and steps else None
+
+
+def _unfinished(steps: tuple[int, int] | None) -> str | None:
+    """Where an interrupted job stopped, if it stopped before its last step (a job stopped while
+    its image was decoded is whole)."""
+    if steps is None:
+        return None
+    step, total = steps
+    if step < 1:
+        return "as it began"  # sampling_steps may still be the previous job's: no total
+    return f"after step {step + 1} of {total}" if step + 1 < total else None
+
+
+def _queue_message(textinfo: object) -> str:
+    place = _QUEUE_PLACE.search(textinfo) if isinstance(textinfo, str) else None
+    if place is None:
+        return "Waiting for another job on the server"
+    return f"Waiting for another job on the server ({place[1]} of {place[2]} in its queue)"
+
+
+def _fastapi_detail(detail: list[Any]) -> str:
+    """FastAPI's 422 ``detail`` (a list of ``{loc, msg}``) as one line: ``steps: must be > 0``."""
+    parts = []
+    for problem in detail:
+        if not isinstance(problem, dict):
+            continue
+        loc = [str(p) for p in problem.get("loc") or [] if p != "body"]
+        message = str(problem.get("msg") or "invalid")
+        parts.append(f"{'.'.join(loc)}: {message}" if loc else message)
+    return "; ".join(parts)
+
+
+def _sd_error(response: httpx.Response, label: str) -> ProviderError:
+    """A failed answer, as A1111 and Forge mean it.
+
+    Their exception middleware answers ``{"error": type, "detail", "body", "errors"}`` (Forge:
+    ``"message"`` instead of ``"errors"``) with the exception's status, 500 for most: those in
+    ``DETERMINISTIC_500`` are not retried. FastAPI's 422 lists its problems in ``detail``.
+    """
+    try:
+        body = json.loads(response.text)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return error_from_response(response, label)
+    status = response.status_code
+    if status == 422 and isinstance(body.get("detail"), list):
+        return ProviderRejected(f"{label} refused the request (422): {_fastapi_detail(body['detail'])}")
+    kind, text = body.get("error"), body.get("errors") or body.get("message")
+    if status < 500 or not isinstance(kind, str):
+        return error_from_response(response, label)
+    detail = body.get("detail") if isinstance(body.get("detail"), str) else ""
+    said = detail or (str(text) if text else "")
+    message = f"{kind}: {said}" if said and kind != "HTTPException" else said or kind
+    if len(message) > MAX_MESSAGE:
+        message = message[: MAX_MESSAGE - 1] + "…"
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    error = ProviderFailed(f"{label} had a server error ({status}): {message}", retry_after=retry_after)
+    if kind in DETERMINISTIC_500:
+        error.retryable = False
+    return error
 
 
 class SdWebUiProvider:
@@ -133,6 +267,9 @@ class SdWebUiProvider:
             raise ValueError("SdWebUiProvider needs at least one server URL")
         self._client = client
         self._pool = ServerPool([Server.from_url(url, auth) for url in urls], clock=clock)
+        self._clock = clock
+        self._background: set[asyncio.Future[None]] = set()
+        """Watches of cancelled tasks still queued on a server, held until they end."""
         self._poll_interval = poll_interval
         self._denoising = denoising_strength
         count = len(self._pool.servers)
@@ -201,6 +338,8 @@ class SdWebUiProvider:
     async def _run(
         self, path: str, payload: dict[str, Any], sink: ProgressSink, image: bytes | None = None
     ) -> ProviderResult:
+        task_id = f"{TASK_PREFIX}{uuid.uuid4().hex}"
+        payload = {**payload, "force_task_id": task_id}
         # Built once, in a worker thread: a 30 MB source is 40 MB of JSON.
         if image is None:
             content = [json.dumps(payload).encode()]
@@ -217,7 +356,7 @@ class SdWebUiProvider:
                 raise ProviderUnavailable(f"No {NAME} server answers: {reasons}") from errors[-1]
             try:
                 try:
-                    baseline = await self._read_progress(server)
+                    baseline = await self._read_state(server)
                 except ProviderUnavailable as exc:
                     # Nothing was sent yet, so another server can take the job without a double run.
                     if not isinstance(exc, ProviderRateLimited):
@@ -225,7 +364,7 @@ class SdWebUiProvider:
                     failed[server] = exc
                     continue
                 self._pool.mark_up(server)
-                watch = _Watch(_timestamp(baseline))
+                watch = _Watch(task_id, _timestamp(baseline))
                 return await self._work(server, path, payload, content, watch, sink)
             finally:
                 self._pool.release(server)
@@ -244,22 +383,22 @@ class SdWebUiProvider:
         length = str(sum(map(len, content)))
         headers = {**server.headers, "Content-Type": "application/json", "Content-Length": length}
         request = self._client.build_request(
-            "POST", server.url + path, content=_parts(content), headers=headers
+            "POST", server.url + path, content=_parts(content, watch), headers=headers
         )
         poller = asyncio.create_task(self._poll(server, watch, sink))
         try:
-            response = await send(self._client, request, label, stream=True)
+            response = await send(self._client, request, label, stream=True, errors=_sd_error)
             answer = await read_chunks(response, label)
         except asyncio.CancelledError:
             poller.cancel()
-            await _uncancellable(self._interrupt_if_ours(server, watch))
+            await _uncancellable(self._stop(server, watch))
             raise
         except ProviderError as exc:
             poller.cancel()
             if went_unanswered(exc):
                 # A1111 renders on after the client gives up: stop it before a retry sends it again.
                 # A slow answer is a busy server, not a dead one, so it is not rested.
-                await _uncancellable(self._interrupt_if_ours(server, watch))
+                await _uncancellable(self._stop(server, watch))
             elif never_arrived(exc):
                 self._pool.mark_down(server)
             raise
@@ -267,15 +406,21 @@ class SdWebUiProvider:
             poller.cancel()
             await asyncio.wait({poller})
         image, body = await asyncio.to_thread(_read_answer, answer, label)
+        await self._check_whole(server, watch, body, label)
         sink.progress(1.0, "Done")
         return ProviderResult(image=image, format="PNG", metadata=_metadata(body, payload, server))
 
-    async def _read_progress(self, server: Server, limit: httpx.Timeout = PROBE_TIMEOUT) -> Any:
-        """The server's global progress; also the health probe before a job is sent."""
+    # -- reading the server ------------------------------------------------------------------
+
+    async def _read_state(
+        self, server: Server, limit: httpx.Timeout = PROBE_TIMEOUT, *, preview: bool = False
+    ) -> Any:
+        """The server's global state (``/sdapi/v1/progress``); also the health probe before a job
+        is sent. The preview is asked for only when wanted: encoding it costs the server."""
         request = self._client.build_request(
             "GET",
             server.url + "/sdapi/v1/progress",
-            params={"skip_current_image": "false"},
+            params={"skip_current_image": "false" if preview else "true"},
             headers=server.headers,
             timeout=limit,
         )
@@ -288,69 +433,204 @@ class SdWebUiProvider:
             raise ProviderRejected(f"{exc} Is the WebUI started with --api?") from exc
         return json_body(response, label)
 
+    async def _read_task(
+        self, server: Server, watch: _Watch, limit: httpx.Timeout = PROBE_TIMEOUT, *, preview: bool = False
+    ) -> dict[str, Any] | None:
+        """Our task as ``/internal/progress`` sees it; ``None`` on a server without that endpoint."""
+        if server.task_api is False:
+            return None
+        request = self._client.build_request(
+            "POST",
+            server.url + "/internal/progress",
+            json={"id_task": watch.task_id, "id_live_preview": watch.preview_id, "live_preview": preview},
+            headers=server.headers,
+            timeout=limit,
+        )
+        try:
+            response = await send(self._client, request, _server_label(server))
+        except ProviderRejected as exc:
+            # 404: started with --nowebui (A1111 and Forge add the route only with their web UI).
+            log.info("%s has no task progress (%s); following jobs by timestamp", server.url, exc)
+            server.task_api = False
+            return None
+        body = json_body(response, _server_label(server))
+        if not isinstance(body, dict) or not isinstance(body.get("active"), bool):
+            raise ProviderFailed(f"{_server_label(server)} sent a task progress without 'active'.")
+        server.task_api = True
+        return body
+
+    # -- following the job -------------------------------------------------------------------
+
     async def _poll(self, server: Server, watch: _Watch, sink: ProgressSink) -> None:
-        while True:
+        while not watch.done:
             await asyncio.sleep(self._poll_interval)
             try:
-                body = await self._read_progress(server)
-                self._report(body, watch, sink)
+                task = await self._read_task(server, watch, preview=True)
+                if task is not None:
+                    await self._follow_task(server, task, watch, sink)
+                else:
+                    self._follow_stamp(await self._read_state(server, preview=True), watch, sink)
             except (ProviderError, TypeError, ValueError, AttributeError) as exc:
                 # The POST's answer decides the job; a missed progress reading only costs a tick.
                 log.debug("Progress poll of %s failed: %s", server.url, exc)
 
-    def _report(self, body: Any, watch: _Watch, sink: ProgressSink) -> None:
+    async def _follow_task(
+        self, server: Server, task: dict[str, Any], watch: _Watch, sink: ProgressSink
+    ) -> None:
+        if task.get("completed"):
+            watch.done = True  # the answer is on its way; whatever runs now is someone else's
+            return
+        if not task["active"]:
+            watch.unconfirmed = None
+            if task.get("queued"):
+                self._say(_queue_message(task.get("textinfo")), watch, sink)
+            return
+        if watch.unconfirmed is not None:
+            # Our task was active before and after that reading: it described our job.
+            self._take_state(watch.unconfirmed, watch)
+        watch.fraction = max(watch.fraction, min(_number(task.get("progress")) or 0.0, 1.0))
+        eta = _number(task.get("eta"))
+        sink.progress(watch.fraction, watch.step_message, eta_s=eta if eta is not None and eta >= 0 else None)
+        live = task.get("live_preview")
+        if isinstance(live, str) and live:
+            sink.preview(decode_image(live, "The preview"))
+            preview_id = _number(task.get("id_live_preview"))
+            watch.preview_id = int(preview_id) if preview_id is not None else watch.preview_id
+        watch.unconfirmed = await self._read_state(server)
+
+    def _take_state(self, body: Any, watch: _Watch) -> None:
+        state = _state(body)
+        watch.ours = _timestamp(body) or watch.ours
+        steps = _steps(state)
+        if steps is not None:
+            watch.step_message = f"Step {steps[0]} of {steps[1]}"
+        if state.get("interrupted") and _running(body):
+            watch.stopped_at = _raw_steps(state)
+
+    def _follow_stamp(self, body: Any, watch: _Watch, sink: ProgressSink) -> None:
+        """Without task ids: a job under a stamp newer than the one before we sent is ours; one
+        under the same stamp may be ours (begun in the same second) or not: unknown."""
+        if not _running(body):
+            return
         stamp = _timestamp(body)
         if watch.ours is None:
             if stamp is None or stamp == watch.baseline:
-                if not watch.waiting_said and (_number(body.get("progress")) or 0.0) > 0:
-                    watch.waiting_said = True
-                    sink.progress(0.0, "Waiting for another job on the server", exact=False)
+                self._say("Waiting for the server", watch, sink)
                 return
             watch.ours = stamp
         elif stamp != watch.ours:
             return  # ours finished and someone else's began while our answer is on its way
-        state = body["state"]
-        if not state.get("job_count"):
-            return  # idle again: ours is done, the answer is on its way
+        self._take_state(body, watch)
         watch.fraction = max(watch.fraction, min(_number(body.get("progress")) or 0.0, 1.0))
-        step, steps = _number(state.get("sampling_step")), _number(state.get("sampling_steps"))
-        if steps:
-            message: str | None = f"Step {int(step or 0)} of {int(steps)}"
-        else:
-            text = body.get("textinfo") or state.get("job")
-            message = str(text) if text else None
         eta = _number(body.get("eta_relative"))
-        sink.progress(watch.fraction, message, eta_s=eta if eta is not None and eta >= 0 else None)
+        sink.progress(watch.fraction, watch.step_message, eta_s=eta if eta is not None and eta >= 0 else None)
         current = body.get("current_image")
         if isinstance(current, str) and current and current != watch.preview:
             watch.preview = current
             sink.preview(decode_image(current, "The preview"))
 
-    async def _interrupt_if_ours(self, server: Server, watch: _Watch) -> None:
-        """Stop the server's job if it is ours; a job we did not start is never interrupted.
+    @staticmethod
+    def _say(message: str, watch: _Watch, sink: ProgressSink) -> None:
+        if message != watch.said:
+            watch.said = message
+            sink.progress(0.0, message, exact=False)
 
-        Ours is the job the server reports running under our stamp, or, before the poller saw
-        one, under any stamp newer than the one before we sent.
+    async def _check_whole(self, server: Server, watch: _Watch, body: Any, label: str) -> None:
+        """Fail a 200 answer whose job someone else interrupted: its image is half-finished.
+
+        A1111 keeps ``state.interrupted`` from the interrupt until the next job begins, so a state
+        still under our stamp with no job running tells; ``info.job_timestamp`` names our stamp.
         """
         try:
-            body = await self._read_progress(server, INTERRUPT_TIMEOUT)
-            stamp = _timestamp(body)
-            state = body.get("state") if isinstance(body, dict) else None
-            running = isinstance(state, dict) and bool(state.get("job_count"))
-            if not running or stamp is None or stamp != (watch.ours or stamp) or stamp == watch.baseline:
-                return
-            request = self._client.build_request(
-                "POST", server.url + "/sdapi/v1/interrupt", headers=server.headers, timeout=INTERRUPT_TIMEOUT
+            info = json.loads(body.get("info") or "{}")
+        except (TypeError, ValueError, AttributeError):
+            info = None
+        stamp = info.get("job_timestamp") if isinstance(info, dict) else None
+        if watch.ours is not None and stamp is not None and str(stamp) != watch.ours:
+            log.info(
+                "The progress followed on %s was not our job's (%s, ours %s)", server.url, watch.ours, stamp
             )
-            await send(self._client, request, _server_label(server))
-            log.info("Interrupted our job %s on %s", stamp, server.url)
+            watch.stopped_at = None
+        stopped = _unfinished(watch.stopped_at)
+        if stopped is None and stamp is not None:
+            try:
+                after = await self._read_state(server, INTERRUPT_TIMEOUT)
+            except ProviderError as exc:
+                log.debug("Could not read %s after the answer: %s", server.url, exc)
+                after = None
+            state = _state(after)
+            if _timestamp(after) == str(stamp) and not _running(after) and state.get("interrupted"):
+                stopped = _unfinished(_raw_steps(state))
+        if stopped is not None:
+            raise ProviderFailed(
+                f"{label} interrupted this job {stopped} (someone else stopped it on the server); "
+                "the half-finished image was not kept."
+            )
+
+    # -- stopping our job --------------------------------------------------------------------
+
+    async def _stop(self, server: Server, watch: _Watch) -> None:
+        """Interrupt our job on the server after a cancel or a timeout; never someone else's."""
+        try:
+            task = await self._read_task(server, watch, INTERRUPT_TIMEOUT)
+            if task is None:
+                await self._stop_by_stamp(server, watch)
+            elif task["active"]:
+                await self._interrupt(server, watch)
+            elif not task.get("completed") and (task.get("queued") or watch.sent):
+                # Still waiting behind other jobs (or not yet queued): stop it when it starts.
+                self._keep(self._stop_when_started(server, watch, queued=bool(task.get("queued"))))
         except ProviderError as exc:
             log.info("Could not interrupt our job on %s: %s", server.url, exc)
 
+    async def _stop_when_started(self, server: Server, watch: _Watch, *, queued: bool) -> None:
+        started = self._clock()
+        while True:
+            waited = self._clock() - started
+            if waited > QUEUED_WATCH_SECONDS or (not queued and waited > UNSEEN_WATCH_SECONDS):
+                log.info("Gave up watching cancelled task %s on %s", watch.task_id, server.url)
+                return
+            await asyncio.sleep(self._poll_interval)
+            try:
+                task = await self._read_task(server, watch, INTERRUPT_TIMEOUT)
+            except ProviderError as exc:
+                log.debug("Watching cancelled task on %s: %s", server.url, exc)
+                continue
+            if task is None or task.get("completed"):
+                return
+            if task["active"]:
+                await self._interrupt(server, watch)
+                return
+            queued = queued or bool(task.get("queued"))
 
-async def _parts(content: list[bytes]) -> AsyncIterator[bytes]:
+    async def _stop_by_stamp(self, server: Server, watch: _Watch) -> None:
+        """Without task ids: interrupt only a running job under a stamp we took for ours, read
+        just before; an unchanged stamp may be ours or not, so it is left alone."""
+        body = await self._read_state(server, INTERRUPT_TIMEOUT)
+        stamp = _timestamp(body)
+        if not _running(body) or stamp is None or stamp == watch.baseline:
+            return
+        if watch.ours is not None and stamp != watch.ours:
+            return
+        await self._interrupt(server, watch)
+
+    async def _interrupt(self, server: Server, watch: _Watch) -> None:
+        request = self._client.build_request(
+            "POST", server.url + "/sdapi/v1/interrupt", headers=server.headers, timeout=INTERRUPT_TIMEOUT
+        )
+        await send(self._client, request, _server_label(server))
+        log.info("Interrupted our job %s on %s", watch.task_id, server.url)
+
+    def _keep(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+async def _parts(content: list[bytes], watch: _Watch) -> AsyncIterator[bytes]:
     for part in content:
         yield part
+    watch.sent = True
 
 
 def _read_answer(chunks: list[bytes], label: str) -> tuple[bytes, Any]:

@@ -34,6 +34,8 @@ class Server:
     down_until: float | None = None
     """Clock time until which jobs go elsewhere; ``None`` while it answers."""
     failures: int = 0
+    task_api: bool | None = None
+    """Whether it answers ``/internal/progress`` (not with ``--nowebui``); ``None`` until asked."""
 
     @classmethod
     def from_url(cls, url: str, auth: tuple[str, str] | None = None) -> Server:
