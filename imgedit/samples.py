@@ -10,7 +10,6 @@ import functools
 import io
 
 from imgedit.models import Quality
-from imgedit.providers.local_draw import draw_from_prompt
 
 SAMPLE_SIZE = (768, 512)
 
@@ -32,6 +31,8 @@ def render_sample(prompt: str) -> bytes:
 
     Kept once drawn (bytes are immutable): a process that seeds several data dirs, like the
     test suite, draws each sample once."""
+    from imgedit.providers.local_draw import draw_from_prompt  # only an empty gallery needs it
+
     image = draw_from_prompt(
         prompt,
         SAMPLE_SIZE,

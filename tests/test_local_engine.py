@@ -17,7 +17,7 @@ from PIL import Image, ImageChops, ImageEnhance, ImageFilter, ImageStat
 from imgedit.errors import InvalidRequest, UnknownPrompt
 from imgedit.imaging import MAX_PIXELS, normalize
 from imgedit.models import JobKind, Quality
-from imgedit.providers import local
+from imgedit.providers import local_ops
 from imgedit.providers.base import Provider, ProviderRequest
 from imgedit.providers.local import LocalProvider
 from imgedit.providers.local_draw import draw_from_prompt
@@ -599,7 +599,7 @@ async def test_the_event_loop_keeps_running_during_an_edit() -> None:
 
 async def test_cancelling_an_edit_stops_the_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     state = {"running": 0, "outcome": "not started"}
-    real_apply = local.apply_operations
+    real_apply = local_ops.apply_operations
 
     def tracking_apply(*args: Any, **kwargs: Any) -> Image.Image:
         state["running"] += 1
@@ -613,7 +613,7 @@ async def test_cancelling_an_edit_stops_the_worker_thread(monkeypatch: pytest.Mo
         finally:
             state["running"] -= 1
 
-    monkeypatch.setattr(local, "apply_operations", tracking_apply)
+    monkeypatch.setattr(local_ops, "apply_operations", tracking_apply)  # read at each edit
     sink = RecordingSink()
     big = png_bytes(noise(400, 300).resize((2000, 1500)))
     prompt = "blur 20 and sharpen and emboss and blur 20 and sharpen"

@@ -13,7 +13,7 @@ import io
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -22,15 +22,10 @@ from imgedit.errors import InvalidRequest
 from imgedit.imaging import open_image
 from imgedit.models import JobKind, Quality
 from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult
-from imgedit.providers.local_draw import draw_from_prompt
-from imgedit.providers.local_ops import (
-    QUALITY_SPECS,
-    OperationCancelled,
-    ProgressFn,
-    StopFn,
-    apply_operations,
-)
-from imgedit.providers.local_parse import Operation, parse_prompt, understood_phrases
+
+if TYPE_CHECKING:  # the engine's modules load with its first job, not at start-up (P6)
+    from imgedit.providers.local_ops import ProgressFn, StopFn
+    from imgedit.providers.local_parse import Operation
 
 T = TypeVar("T")
 
@@ -80,6 +75,8 @@ def _scaled(report: ProgressFn, start: float, end: float) -> ProgressFn:
 def _decode(data: bytes, quality: Quality) -> Image.Image:
     try:
         image = open_image(data)
+        from imgedit.providers.local_ops import QUALITY_SPECS
+
         # JPEG can decode at 1/2, 1/4, 1/8 scale for free; no point decoding pixels we then discard.
         side = QUALITY_SPECS[quality].max_side
         image.draft("RGB", (side, side))
@@ -101,6 +98,8 @@ def _edit_work(
     data: bytes, ops: list[Operation], quality: Quality, report: ProgressFn, stop: StopFn
 ) -> tuple[bytes, list[str]]:
     """The edited PNG and what the user should hear about it (e.g. that it was scaled down)."""
+    from imgedit.providers.local_ops import OperationCancelled, apply_operations
+
     report(0.0, "Reading image")
     source = _decode(data, quality)
     if stop():
@@ -123,6 +122,8 @@ def _edit_work(
 def _generate_work(
     prompt: str, size: tuple[int, int], quality: Quality, seed: int | None, report: ProgressFn, stop: StopFn
 ) -> bytes:
+    from imgedit.providers.local_draw import draw_from_prompt
+
     image = draw_from_prompt(
         prompt, size, quality=quality, on_progress=_scaled(report, 0.0, 0.9), should_stop=stop, seed=seed
     )
@@ -144,6 +145,8 @@ class LocalProvider:
 
     def describe(self, kind: JobKind) -> str:
         if kind is JobKind.EDIT:
+            from imgedit.providers.local_parse import understood_phrases
+
             return "Understands: " + ", ".join(understood_phrases()) + ". Combine them with “and”."
         return (
             "Draws from colours (red, teal, sunset, ocean, …) and shapes (circles, stars, stripes, waves, "
@@ -151,6 +154,8 @@ class LocalProvider:
         )
 
     async def edit(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
+        from imgedit.providers.local_parse import parse_prompt
+
         ops = parse_prompt(request.prompt)  # before any work, so a prompt it cannot do fails at once
         if request.image is None:
             raise InvalidRequest("An edit needs a source image.")
