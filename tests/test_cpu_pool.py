@@ -21,7 +21,7 @@ from imgedit import cpu, imaging
 from imgedit.config import Settings
 from imgedit.jobs import JobStage
 from imgedit.models import ImageOrigin, JobKind, Quality
-from imgedit.providers import local
+from imgedit.providers import local_ops
 from imgedit.providers.base import ProviderRequest
 from imgedit.providers.local import LocalProvider
 from imgedit.services import Services, build_services
@@ -98,13 +98,13 @@ class BusyPool:
 def pillow_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """The names of the threads the local engine's operations ran in (the real ones still run)."""
     names: list[str] = []
-    real = local.apply_operations
+    real = local_ops.apply_operations
 
     def recording(*args: Any, **kwargs: Any) -> Image.Image:
         names.append(threading.current_thread().name)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(local, "apply_operations", recording)
+    monkeypatch.setattr(local_ops, "apply_operations", recording)  # read at each edit
     yield names
 
 
