@@ -49,11 +49,26 @@ class ProviderError(ImgEditError):
     """A provider could not do the work.
 
     ``retry_after`` is the server's own advice in seconds (HTTP Retry-After), when it gave one.
+    For code that decides by more than the class (logs, metrics, a retry policy): ``provider``
+    is the provider's ``name`` (``"openai"``, ``"sdwebui"``), ``status`` the HTTP status of the
+    answer, ``code`` the server's own name for the error (OpenAI's ``error.code``, A1111's
+    exception type); each ``None`` when unknown, e.g. for a connection that was never made.
     """
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        provider: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.provider = provider
+        self.status = status
+        self.code = code
 
 
 class ProviderUnavailable(ProviderError):

@@ -68,8 +68,8 @@ async def call_with_retries(
                 raise
             seconds = policy.delay(attempt, error)
             if seconds > policy.max_wait:
-                raise type(error)(
-                    f"{error} The server asks to wait {math.ceil(seconds)} s; try again later."
+                raise _with_advice(
+                    error, f"{error} The server asks to wait {math.ceil(seconds)} s; try again later."
                 ) from error
             attempt += 1
             if on_wait is not None:
@@ -77,3 +77,16 @@ async def call_with_retries(
                 if waiting is not None:
                     await waiting
             await sleep(seconds)
+
+
+def _with_advice(error: ImgEditError, message: str) -> ImgEditError:
+    """``error`` again with ``message``: same class, and a provider error keeps what it knew."""
+    if isinstance(error, ProviderError):
+        return type(error)(
+            message,
+            retry_after=error.retry_after,
+            provider=error.provider,
+            status=error.status,
+            code=error.code,
+        )
+    return type(error)(message)

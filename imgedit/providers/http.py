@@ -105,8 +105,15 @@ def server_message(response: httpx.Response) -> tuple[str, str | None]:
 
 
 def error_from_response(response: httpx.Response, label: str) -> ProviderError:
-    status = response.status_code
+    """The error for a failed answer (the table above), keeping its ``status`` and the server's ``code``."""
     message, code = server_message(response)
+    error = _error_for_status(response, label, message, code)
+    error.status, error.code = response.status_code, code
+    return error
+
+
+def _error_for_status(response: httpx.Response, label: str, message: str, code: str | None) -> ProviderError:
+    status = response.status_code
     retry_after = parse_retry_after(response.headers.get("retry-after"))
     if status in (401, 403):
         return ProviderAuthFailed(

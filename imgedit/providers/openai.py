@@ -515,7 +515,9 @@ class OpenAIProvider:
         status = response.status_code
         message, code = server_message(response)
         if code == "insufficient_quota" and status not in (401, 403):
-            return self._no_quota(message)
+            quota = self._no_quota(message)
+            quota.provider, quota.status, quota.code = self.name, status, code
+            return quota
         if status == 409:  # the SDK retries it: "lock timeouts"
             error: ProviderError = ProviderUnavailable(f"{label} reported a conflict (409): {message}")
         else:
@@ -525,6 +527,7 @@ class OpenAIProvider:
             error.retryable = should_retry == "true"
         if error.retryable:
             error.retry_after = retry_after(response.headers)
+        error.provider, error.status, error.code = self.name, status, code
         return error
 
     def _no_quota(self, message: str) -> ProviderRejected:

@@ -36,7 +36,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,7 @@ from imgedit.providers.http import (
     json_body,
     json_with_base64,
     never_arrived,
+    off_loop,
     parse_json,
     parse_retry_after,
     read_chunks,
@@ -215,6 +216,13 @@ def _fastapi_detail(detail: list[Any]) -> str:
 
 
 def _sd_error(response: httpx.Response, label: str) -> ProviderError:
+    """``_error_of`` with the provider's name and the answer's status kept on the error."""
+    error = _error_of(response, label)
+    error.provider, error.status = SdWebUiProvider.name, response.status_code
+    return error
+
+
+def _error_of(response: httpx.Response, label: str) -> ProviderError:
     """A failed answer, as A1111 and Forge mean it.
 
     Their exception middleware answers ``{"error": type, "detail", "body", "errors"}`` (Forge:
@@ -229,7 +237,10 @@ def _sd_error(response: httpx.Response, label: str) -> ProviderError:
         return error_from_response(response, label)
     status = response.status_code
     if status == 422 and isinstance(body.get("detail"), list):
-        return ProviderRejected(f"{label} refused the request (422): {_fastapi_detail(body['detail'])}")
+        first = next((p for p in body["detail"] if isinstance(p, dict)), {})
+        kind = first.get("type") if isinstance(first.get("type"), str) else None
+        message = _fastapi_detail(body["detail"])
+        return ProviderRejected(f"{label} refused the request (422): {message}", code=kind)
     kind, text = body.get("error"), body.get("errors") or body.get("message")
     if status < 500 or not isinstance(kind, str):
         return error_from_response(response, label)
@@ -239,7 +250,9 @@ def _sd_error(response: httpx.Response, label: str) -> ProviderError:
     if len(message) > MAX_MESSAGE:
         message = message[: MAX_MESSAGE - 1] + "…"
     retry_after = parse_retry_after(response.headers.get("retry-after"))
-    error = ProviderFailed(f"{label} had a server error ({status}): {message}", retry_after=retry_after)
+    error = ProviderFailed(
+        f"{label} had a server error ({status}): {message}", retry_after=retry_after, code=kind
+    )
     if kind in DETERMINISTIC_500:
         error.retryable = False
     return error
@@ -297,6 +310,14 @@ class SdWebUiProvider:
         return "Describe the scene, style and mood in words or comma-separated tags, e.g. “a fox in snow, oil painting”."
 
     async def edit(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
+        with _named(self.name):
+            return await self._edit(request, sink)
+
+    async def generate(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
+        with _named(self.name):
+            return await self._generate(request, sink)
+
+    async def _edit(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
         if request.image is None:
             raise InvalidRequest("An edit needs a source image.")
         spec = QUALITY_SPECS[request.quality]
@@ -309,7 +330,7 @@ class SdWebUiProvider:
         payload["denoising_strength"] = self._denoising
         return await self._run("/sdapi/v1/img2img", payload, sink, request.image)
 
-    async def generate(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
+    async def _generate(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
         spec = QUALITY_SPECS[request.quality]
         size = request.size or (spec.side, spec.side)
         if size[0] < 1 or size[1] < 1:
@@ -469,7 +490,7 @@ class SdWebUiProvider:
                 if task is not None:
                     await self._follow_task(server, task, watch, sink)
                 else:
-                    self._follow_stamp(await self._read_state(server, preview=True), watch, sink)
+                    await self._follow_stamp(await self._read_state(server, preview=True), watch, sink)
             except (ProviderError, TypeError, ValueError, AttributeError) as exc:
                 # The POST's answer decides the job; a missed progress reading only costs a tick.
                 log.debug("Progress poll of %s failed: %s", server.url, exc)
@@ -490,10 +511,14 @@ class SdWebUiProvider:
             self._take_state(watch.unconfirmed, watch)
         watch.fraction = max(watch.fraction, min(_number(task.get("progress")) or 0.0, 1.0))
         eta = _number(task.get("eta"))
-        sink.progress(watch.fraction, watch.step_message, eta_s=eta if eta is not None and eta >= 0 else None)
+        sink.progress(
+            watch.fraction,
+            watch.step_message or "Starting",
+            eta_s=eta if eta is not None and eta >= 0 else None,
+        )
         live = task.get("live_preview")
         if isinstance(live, str) and live:
-            sink.preview(decode_image(live, "The preview"))
+            sink.preview(await off_loop(len(live), decode_image, live, "The preview"))
             preview_id = _number(task.get("id_live_preview"))
             watch.preview_id = int(preview_id) if preview_id is not None else watch.preview_id
         watch.unconfirmed = await self._read_state(server)
@@ -507,7 +532,7 @@ class SdWebUiProvider:
         if state.get("interrupted") and _running(body):
             watch.stopped_at = _raw_steps(state)
 
-    def _follow_stamp(self, body: Any, watch: _Watch, sink: ProgressSink) -> None:
+    async def _follow_stamp(self, body: Any, watch: _Watch, sink: ProgressSink) -> None:
         """Without task ids: a job under a stamp newer than the one before we sent is ours; one
         under the same stamp may be ours (begun in the same second) or not: unknown."""
         if not _running(body):
@@ -523,11 +548,15 @@ class SdWebUiProvider:
         self._take_state(body, watch)
         watch.fraction = max(watch.fraction, min(_number(body.get("progress")) or 0.0, 1.0))
         eta = _number(body.get("eta_relative"))
-        sink.progress(watch.fraction, watch.step_message, eta_s=eta if eta is not None and eta >= 0 else None)
+        sink.progress(
+            watch.fraction,
+            watch.step_message or "Starting",
+            eta_s=eta if eta is not None and eta >= 0 else None,
+        )
         current = body.get("current_image")
         if isinstance(current, str) and current and current != watch.preview:
             watch.preview = current
-            sink.preview(decode_image(current, "The preview"))
+            sink.preview(await off_loop(len(current), decode_image, current, "The preview"))
 
     @staticmethod
     def _say(message: str, watch: _Watch, sink: ProgressSink) -> None:
@@ -655,6 +684,16 @@ def _metadata(body: Any, payload: Mapping[str, Any], server: Server) -> dict[str
             if info.get(key) is not None:
                 metadata[key.removeprefix("sd_")] = str(info[key])
     return metadata
+
+
+@contextlib.contextmanager
+def _named(provider: str) -> Iterator[None]:
+    """Errors leaving the provider say which provider they come from."""
+    try:
+        yield
+    except ProviderError as exc:
+        exc.provider = exc.provider or provider
+        raise
 
 
 async def _uncancellable(work: Awaitable[None]) -> None:
