@@ -464,8 +464,17 @@ async def test_the_health_probe_and_step_reads_ask_for_no_preview(
             {"error": "OutOfMemoryError", "detail": "", "body": "", "errors": "CUDA out of memory."},
             "out of memory",
         ),
+        (  # Forge's exception handler says "message" where A1111 says "errors"
+            {
+                "error": "NansException",
+                "detail": "",
+                "body": "",
+                "message": "A tensor with NaNs was produced",
+            },
+            "NansException: A tensor with NaNs",
+        ),
     ],
-    ids=["invalid-image", "nan", "out-of-memory"],
+    ids=["invalid-image", "nan", "out-of-memory", "forge-nan"],
 )
 async def test_deterministic_500s_fail_at_once(
     webui: StartServer, client: httpx.AsyncClient, break_it: Any, expected: str
