@@ -3,7 +3,8 @@
 What it copies from A1111 (modules/api/api.py, modules/progress.py, modules/shared_state.py,
 modules/sd_samplers_common.py, as of v1.10):
 
-- One job at a time behind a queue lock, granted first come first served. A request's task id
+- One job at a time behind a queue lock granted first come first served (modules/call_queue.py:
+  ``queue_lock = fifo_lock.FIFOLock()``). A request's task id
   (``force_task_id``, else ``task(txt2img-XXXXXXX)``) is queued before the lock
   (``add_task_to_queue``), started after ``state.begin()`` (``start_task``) and finished before
   ``state.end()`` (``finish_task``; not on a failure, so a failed task stays "active").
@@ -131,7 +132,7 @@ class _ApiError(Exception):
 
 
 class FifoLock:
-    """A lock granted in the order it was asked for: the server's job queue."""
+    """A lock granted in the order it was asked for: the server's job queue (A1111's FIFOLock)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
