@@ -622,14 +622,14 @@ class SdWebUiProvider:
             await asyncio.sleep(self._poll_interval)
             try:
                 task = await self._read_task(server, watch, INTERRUPT_TIMEOUT)
+                if task is None or task.get("completed"):
+                    return
+                if task["active"]:
+                    await self._interrupt(server, watch)
+                    return
             except ProviderError as exc:
                 log.debug("Watching cancelled task on %s: %s", server.url, exc)
                 continue
-            if task is None or task.get("completed"):
-                return
-            if task["active"]:
-                await self._interrupt(server, watch)
-                return
             queued = queued or bool(task.get("queued"))
 
     async def _stop_by_stamp(self, server: Server, watch: _Watch) -> None:
