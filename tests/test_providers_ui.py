@@ -109,9 +109,10 @@ async def test_sdwebui_edit_shows_real_progress_and_preview_then_lands(
     await eventually(sdwebui_fake.paused.is_set, message="sampling to reach step 6")
 
     (card,) = loading_cards(user)
-    await user.should_see("Step 6 of 24", retries=40)
+    # An img2img of 24 steps at denoising 0.55 samples int(24 × 0.55) + 1 = 14 of them, as A1111 does.
+    await user.should_see("Step 6 of 14", retries=40)
     progress = float(card.props["data-progress"])
-    assert 0.2 < progress < 0.5, "6 of 24 steps, placed on the job's bar"
+    assert 0.2 < progress < 0.5, "6 of 14 steps, placed on the job's bar"
     await eventually(lambda: preview_of(card).visible, message="the live preview")
     assert "data-deadline" in card.props
 
@@ -131,7 +132,7 @@ async def test_sdwebui_cancel_interrupts_the_server_and_adds_nothing(
 
     await start_edit(user, services.store.list()[0].id, "oil painting")
     await eventually(sdwebui_fake.paused.is_set, message="sampling to reach step 6")
-    await user.should_see("Step 6 of 24", retries=40)
+    await user.should_see("Step 6 of 14", retries=40)
     user.find(marker="cancel").click()
 
     await eventually(lambda: len(sdwebui_fake.interrupts) == 1, message="the interrupt")
