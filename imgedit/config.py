@@ -64,6 +64,9 @@ class Settings:
     openai_input_fidelity: str | None = "high"
     sdwebui_urls: tuple[str, ...] = field(default=(), repr=False)
     sdwebui_auth: tuple[str, str] | None = field(default=None, repr=False)
+    comfyui_urls: tuple[str, ...] = field(default=(), repr=False)
+    comfyui_workflows: Path | None = None
+    """A folder of the user's own API-format ComfyUI workflows, offered beside the shipped ones."""
 
     @property
     def openai_enabled(self) -> bool:
@@ -106,6 +109,8 @@ class Settings:
             values["sdwebui_auth"] = (user, password)
         if "data_dir" in values:
             values["data_dir"] = Path(values["data_dir"])
+        if "comfyui_workflows" in values:
+            values["comfyui_workflows"] = Path(values["comfyui_workflows"]).expanduser()
         settings = cls(**values)
         if settings.password and settings.password_hash:
             parser.error("give either IMGEDIT_PASSWORD (--password) or IMGEDIT_PASSWORD_HASH, not both")
@@ -308,6 +313,13 @@ _OPTIONS: tuple[_Option, ...] = (
     ),
     _Option("sdwebui_urls", "IMGEDIT_SDWEBUI_URLS", _urls, "Stable Diffusion WebUI servers, comma-separated"),
     _Option("sdwebui_auth_text", "IMGEDIT_SDWEBUI_AUTH", _text, "user:password for SD WebUI --api-auth"),
+    _Option("comfyui_urls", "IMGEDIT_COMFYUI_URLS", _urls, "ComfyUI servers, comma-separated"),
+    _Option(
+        "comfyui_workflows",
+        "IMGEDIT_COMFYUI_WORKFLOWS",
+        _text,
+        "a folder of your own ComfyUI workflows (API format, marked imgedit:prompt, imgedit:output, …)",
+    ),
 )
 
 

@@ -96,7 +96,7 @@ def build_services(settings: Settings) -> Services:
     if settings.samples and len(store) == 0:
         seed_samples(store)
     durations = DurationModel(DEFAULT_PRIORS)
-    remote = settings.openai_enabled or bool(settings.sdwebui_urls)
+    remote = settings.openai_enabled or bool(settings.sdwebui_urls) or bool(settings.comfyui_urls)
     http = http_client() if remote else None
     providers = ProviderRegistry(build_providers(settings, http))
     journal = JobJournal(store.db)
@@ -166,6 +166,17 @@ def build_providers(settings: Settings, http: httpx.AsyncClient | None) -> list[
         from imgedit.providers.sdwebui import SdWebUiProvider
 
         providers.append(SdWebUiProvider(client=_needed(http), urls=settings.sdwebui_urls, auth=settings.sdwebui_auth))
+    if settings.comfyui_urls:
+        from imgedit.providers.comfyui import ComfyUIProvider
+        from imgedit.providers.comfyui_workflow import WorkflowError
+
+        try:
+            comfyui = ComfyUIProvider(
+                client=_needed(http), urls=settings.comfyui_urls, workflow_folder=settings.comfyui_workflows
+            )
+        except WorkflowError as exc:  # refused at start-up, naming the file and the missing mark
+            raise SystemExit(f"imgedit: {exc}") from None
+        providers.append(comfyui)
     providers.append(LocalProvider())
     for provider in providers:
         log.info("provider ready: %s", provider.label)

@@ -122,6 +122,10 @@ class FakeComfyUI:
     deletes: list[str] = field(default_factory=list)
     prompts: list[dict[str, Any]] = field(default_factory=list)
     uploads: list[str] = field(default_factory=list)
+    connections: list[str] = field(default_factory=list)
+    """The clientId of every websocket opened, in order."""
+    notices: list[str] = field(default_factory=list)
+    """Clients told ``executing {node}`` without a prompt_id on reconnecting."""
     running_id: str | None = None
     held: str | None = None
     """The prompt the worker is holding at a sampler step (after ``hold()``), else None."""
@@ -292,10 +296,12 @@ class FakeComfyUI:
             sid = uuid.uuid4().hex
         self.sockets[sid] = ws
         self.flags[sid] = {}
+        self.connections.append(sid)
         try:
             await self.send_json("status", {"status": self._queue_info(), "sid": sid}, sid)
             if self.client_id == sid and self.last_node_id is not None:
                 await self.send_json("executing", {"node": self.last_node_id}, sid)
+                self.notices.append(sid)
             first = True
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
