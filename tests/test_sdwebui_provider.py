@@ -449,6 +449,22 @@ async def test_the_health_probe_and_step_reads_ask_for_no_preview(
     assert previews[0] == -1 and previews == sorted(previews), "each preview is asked for once"
 
 
+async def test_a_preview_of_more_than_a_megabyte_is_shown(
+    webui: StartServer, client: httpx.AsyncClient
+) -> None:
+    fake, url = webui()
+    side = 1024
+    noise = Image.frombytes("RGB", (side, side), random.Random(3).randbytes(side * side * 3))
+    buffer = io.BytesIO()
+    noise.save(buffer, "PNG", compress_level=0)
+    sd = provider(client, url)
+    # HIGH: 1024 px, int(40 × 0.55) + 1 = 23 steps; near the end the preview is almost pure noise
+    _, sink = await run_gated(
+        fake, lambda s: sd.edit(edit(quality=Quality.HIGH, image=buffer.getvalue()), s), step=22, steps=23
+    )
+    assert max(map(len, sink.previews)) > 1024 * 1024, "a data: URI longer than http.LONG_STRING"
+
+
 # -- errors A1111 answers for a request that will never work ------------------------------------
 
 

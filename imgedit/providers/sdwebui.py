@@ -141,7 +141,8 @@ class _Watch:
     said: str | None = None
     """The last waiting message reported, so each is said once."""
     preview_id: int = -1
-    preview: str | None = None
+    preview: str | bytes | None = None
+    """The last preview shown by a server without task ids (it sends the same one again)."""
     stopped_at: tuple[int, int] | None = None
     """(0-based last step, steps) when a reading of our job showed it interrupted."""
 
@@ -516,8 +517,8 @@ class SdWebUiProvider:
             watch.step_message or "Starting",
             eta_s=eta if eta is not None and eta >= 0 else None,
         )
-        live = task.get("live_preview")
-        if isinstance(live, str) and live:
+        live = task.get("live_preview")  # a memoryview when longer than http.LONG_STRING
+        if isinstance(live, str | memoryview) and len(live):
             sink.preview(await off_loop(len(live), decode_image, live, "The preview"))
             preview_id = _number(task.get("id_live_preview"))
             watch.preview_id = int(preview_id) if preview_id is not None else watch.preview_id
@@ -553,8 +554,10 @@ class SdWebUiProvider:
             watch.step_message or "Starting",
             eta_s=eta if eta is not None and eta >= 0 else None,
         )
-        current = body.get("current_image")
-        if isinstance(current, str) and current and current != watch.preview:
+        current = body.get("current_image")  # a memoryview when longer than http.LONG_STRING
+        if isinstance(current, memoryview):
+            current = current.tobytes()
+        if isinstance(current, str | bytes) and current and current != watch.preview:
             watch.preview = current
             sink.preview(await off_loop(len(current), decode_image, current, "The preview"))
 
