@@ -153,6 +153,8 @@ class FakeComfyUI:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._gate: asyncio.Event | None = None
+        self._posts: asyncio.Event | None = None
+        self.posts_waiting = 0
         self._worker: asyncio.Task[None] | None = None
         self._save_counter = 0
 
@@ -177,6 +179,14 @@ class FakeComfyUI:
 
         if self._loop is not None:
             asyncio.run_coroutine_threadsafe(close_all(), self._loop).result(timeout=10)
+
+    def hold_posts(self) -> None:
+        """Keep each ``POST /prompt`` from being checked and queued until ``release_posts()``
+        (a server slow to validate: the client's POST is in flight meanwhile)."""
+        self._in_loop(lambda: self._posts.clear() if self._posts else None)
+
+    def release_posts(self) -> None:
+        self._in_loop(lambda: self._posts.set() if self._posts else None)
 
     def accept_clients(self) -> None:
         self._refuse = False
@@ -216,6 +226,8 @@ class FakeComfyUI:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._gate = asyncio.Event()
+        self._posts = asyncio.Event()
+        self._posts.set()
         if not self._holding:
             self._gate.set()
         self._worker = asyncio.create_task(self._prompt_worker())
@@ -351,6 +363,11 @@ class FakeComfyUI:
 
     async def _post_prompt(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()  # not JSON: aiohttp answers a plain-text 500, as ComfyUI does
+        assert self._posts is not None
+        if not self._posts.is_set():
+            self.posts_waiting += 1
+            await self._posts.wait()
+            self.posts_waiting -= 1
         number = self.number
         self.number += 1
         if "prompt" not in body:

@@ -395,6 +395,56 @@ async def test_cancel_while_running_interrupts_only_our_prompt(
         assert foreign.prompt_ids() == {theirs}  # our interrupt's events went to us only
 
 
+async def test_cancel_while_the_post_is_in_flight_stops_the_prompt_once_it_shows_up(
+    comfy: StartServer, http: httpx.AsyncClient
+) -> None:
+    """We chose the prompt id, so a prompt the server queues after we gave up is still found."""
+    fake, url = comfy()
+    provider = provider_for(http, url)
+    fake.hold()
+    fake.hold_posts()
+    job = asyncio.create_task(
+        provider.generate(
+            ProviderRequest(kind=JobKind.GENERATE, prompt="mine", quality=Quality.LOW), RecordingSink()
+        )
+    )
+    await eventually(lambda: fake.posts_waiting == 1, message="our POST to arrive")
+
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    assert provider.stopping == 1  # watching for it
+    fake.release_posts()
+
+    await eventually(lambda: our_prompt(fake) in fake.interrupts, message="the interrupt once it runs")
+    fake.release()
+    await provider.settled()
+    assert "execution_interrupted" in fake.messages_of(str(our_prompt(fake)))
+
+
+async def test_a_job_waiting_behind_other_prompts_says_so(
+    comfy: StartServer, http: httpx.AsyncClient
+) -> None:
+    fake, url = comfy()
+    provider = provider_for(http, url)
+    sink = RecordingSink()
+    fake.hold()
+    async with ForeignClient(url) as foreign:
+        theirs = await foreign.submit(http, generate_graph())
+        await eventually(lambda: fake.held == theirs, message="the foreign prompt to run")
+        job = asyncio.create_task(
+            provider.generate(
+                ProviderRequest(kind=JobKind.GENERATE, prompt="mine", quality=Quality.LOW), sink
+            )
+        )
+        await eventually(
+            lambda: "Waiting in the server's queue (2 queued or running)" in sink.messages, message="the wait"
+        )
+        fake.release()
+        await job
+    assert sink.updates[-1] == (1.0, "Done", True)
+
+
 # -- a dropped socket ------------------------------------------------------------------------------
 
 

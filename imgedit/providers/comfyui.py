@@ -485,6 +485,18 @@ class ComfyUIProvider:
         if not isinstance(data, dict):
             return None
         prompt_id = data.get("prompt_id")
+        if kind == "status" and not job.started and job.posted:
+            # Sent to every client whenever the queue changes: a waiting job is heard from.
+            info = data.get("status")
+            exec_info = info.get("exec_info") if isinstance(info, dict) else None
+            left = _number(exec_info.get("queue_remaining")) if isinstance(exec_info, dict) else None
+            if left:
+                sink.progress(
+                    job.fraction,
+                    f"Waiting in the server's queue ({int(left)} queued or running)",
+                    exact=False,
+                )
+            return None
         if kind == "executing" and prompt_id is None and job.started:
             # After a reconnect ComfyUI names the running node of our client, without a prompt id.
             self._enter(job, data.get("node"), sink)
