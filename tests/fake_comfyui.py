@@ -122,6 +122,8 @@ class FakeComfyUI:
     deletes: list[str] = field(default_factory=list)
     prompts: list[dict[str, Any]] = field(default_factory=list)
     uploads: list[str] = field(default_factory=list)
+    preview_kinds: list[int] = field(default_factory=list)
+    """The binary event type of every preview sent (1, or 4 with its JSON header)."""
     connections: list[str] = field(default_factory=list)
     """The clientId of every websocket opened, in order."""
     notices: list[str] = field(default_factory=list)
@@ -269,6 +271,7 @@ class FakeComfyUI:
             and sid is not None
             and bool(self.flags.get(sid, {}).get("supports_preview_metadata"))
         )
+        self.preview_kinds.append(PREVIEW_IMAGE_WITH_METADATA if wants_metadata else PREVIEW_IMAGE)
         if wants_metadata:
             mimetype = "image/png" if self.preview_format == "PNG" else "image/jpeg"
             metadata = {

@@ -174,7 +174,7 @@ async def test_generation_runs_the_shipped_workflow_with_real_progress_and_previ
     assert fractions == sorted(fractions)
     assert sink.updates[-1] == (1.0, "Done", True)
     assert all(f < 1.0 for f in fractions[:-1])
-    assert len(sink.previews) == 12
+    assert len(sink.previews) == 12 and set(fake.preview_kinds) == {1}
     assert all(p.startswith(b"\xff\xd8") for p in sink.previews)  # JPEG, the 4-byte format cut off
 
 
@@ -203,9 +203,8 @@ async def test_edit_uploads_the_source_and_gets_previews_naming_its_prompt(
             Image.new("RGB", (1, 1), (200, 30, 30)), Image.new("RGB", (1, 1), seed_colour(3)), 0.55
         )
         assert image.convert("RGB").getpixel((5, 5)) == expected.getpixel((0, 0))
-    assert sink.previews and all(
-        p.startswith(b"\x89PNG") for p in sink.previews
-    )  # type 4, JSON header cut off
+    assert set(fake.preview_kinds) == {4}  # we asked for previews that name their prompt
+    assert len(sink.previews) == 20 and all(p.startswith(b"\x89PNG") for p in sink.previews)
     assert sink.updates[-1] == (1.0, "Done", True)
 
 
