@@ -156,6 +156,8 @@ class FakeComfyUI:
         self._wake: asyncio.Event | None = None
         self._gate: asyncio.Event | None = None
         self._posts: asyncio.Event | None = None
+        self._starts: asyncio.Event | None = None
+        self.starting: str | None = None
         self.posts_waiting = 0
         self._worker: asyncio.Task[None] | None = None
         self._save_counter = 0
@@ -189,6 +191,14 @@ class FakeComfyUI:
 
     def release_posts(self) -> None:
         self._in_loop(lambda: self._posts.set() if self._posts else None)
+
+    def hold_starts(self) -> None:
+        """Stop the worker between taking a prompt off the queue (it is "running" in /queue) and
+        starting it (which clears the interrupt flag), until ``release_starts()``."""
+        self._in_loop(lambda: self._starts.clear() if self._starts else None)
+
+    def release_starts(self) -> None:
+        self._in_loop(lambda: self._starts.set() if self._starts else None)
 
     def accept_clients(self) -> None:
         self._refuse = False
@@ -230,6 +240,8 @@ class FakeComfyUI:
         self._gate = asyncio.Event()
         self._posts = asyncio.Event()
         self._posts.set()
+        self._starts = asyncio.Event()
+        self._starts.set()
         if not self._holding:
             self._gate.set()
         self._worker = asyncio.create_task(self._prompt_worker())
@@ -580,6 +592,11 @@ class FakeComfyUI:
             _, _, item = heapq.heappop(self._queue)
             self._running_item = item
             self.running_id = item[1]
+            assert self._starts is not None
+            if not self._starts.is_set():
+                self.starting = item[1]
+                await self._starts.wait()
+                self.starting = None
             messages, outputs, success = await self._execute(item)
             self.history[item[1]] = {
                 "prompt": list(item),

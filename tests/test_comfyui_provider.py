@@ -421,6 +421,37 @@ async def test_cancel_while_the_post_is_in_flight_stops_the_prompt_once_it_shows
     assert "execution_interrupted" in fake.messages_of(str(our_prompt(fake)))
 
 
+async def test_an_interrupt_lost_as_the_prompt_starts_is_sent_again(
+    comfy: StartServer, http: httpx.AsyncClient
+) -> None:
+    """ComfyUI lists a prompt as running before it starts it, and starting clears the interrupt
+    flag: an interrupt sent in between is lost, so the watch sends it again while it runs."""
+    fake, url = comfy()
+    provider = provider_for(http, url)
+    fake.hold()
+    fake.hold_starts()
+    job = asyncio.create_task(
+        provider.generate(
+            ProviderRequest(kind=JobKind.GENERATE, prompt="mine", quality=Quality.LOW), RecordingSink()
+        )
+    )
+    await eventually(lambda: fake.starting is not None, message="ours taken off the queue")
+    ours = fake.starting
+
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    assert fake.interrupts == [ours]
+    fake.release_starts()  # the flag is cleared: that interrupt is lost
+    await eventually(lambda: fake.held == ours, message="ours to sample anyway")
+
+    await eventually(lambda: len(fake.interrupts) >= 2, message="the interrupt sent again")
+    fake.release()
+    await provider.settled()
+    assert set(fake.interrupts) == {ours}
+    assert "execution_interrupted" in fake.messages_of(str(ours))
+
+
 async def test_a_job_waiting_behind_other_prompts_says_so(
     comfy: StartServer, http: httpx.AsyncClient
 ) -> None:
