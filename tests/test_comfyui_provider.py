@@ -554,6 +554,18 @@ def test_the_shipped_workflows_are_marked() -> None:
     assert set(workflows["generate"].marks) == {"prompt", "size", "seed", "steps", "output"}
 
 
+def test_the_readme_example_workflow_is_accepted() -> None:
+    """The example the README shows: a KSamplerAdvanced whose seed input is named in its mark."""
+    example = SHIPPED / "examples" / "advanced-generate.json"
+    workflow = parse_workflow(example.stem, example.read_text(), str(example))
+    filled = workflow.fill(prompt="a fox", seed=11, steps=12, size=(640, 448))
+    assert workflow.kind is JobKind.GENERATE and workflow.sampler_node == "5"
+    assert (filled["5"]["inputs"]["noise_seed"], filled["5"]["inputs"]["steps"]) == (11, 12)
+    assert (filled["4"]["inputs"]["width"], filled["4"]["inputs"]["height"]) == (640, 448)
+    assert filled["2"]["inputs"]["text"] == "a fox" and filled["3"]["inputs"]["text"].startswith("lowres")
+    assert "advanced-generate" not in load_workflows()  # an example, not offered unless copied
+
+
 def test_a_workflow_lacking_a_mark_is_refused_with_its_name(tmp_path: Path) -> None:
     graph = json.loads((SHIPPED / "generate.json").read_text())
     graph["9"]["_meta"]["title"] = "Save Image"

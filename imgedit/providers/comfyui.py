@@ -114,7 +114,6 @@ class _Job:
     """The POST /prompt went out (at least in part): the server may hold the prompt."""
     finished: bool = False
     """The server reported the prompt's end (success, error or interrupt)."""
-    succeeded: bool = False
     started: bool = False
     total: int = 1
     done: set[str] = field(default_factory=set)
@@ -531,7 +530,6 @@ class ComfyUIProvider:
                 output = data.get("output")
                 job.images = _images(output) or job.images
         elif kind == "execution_success":
-            job.succeeded = True
             job.finished = True
             if job.images is not None:
                 return job.images
