@@ -20,7 +20,8 @@ Behaviours seen on a live ComfyUI 0.3.64 that it reproduces:
 - nodes whose inputs are unchanged since an earlier prompt are cached: listed in
   ``execution_cached``, no ``executing`` for them;
 - a reconnect with the same clientId first gets ``executing {node}`` without a prompt_id;
-  nothing missed is replayed;
+  nothing missed is replayed; a socket's handler forgets its client id when it ends, even if a
+  newer socket took that id (``forget_clients()`` shows the effect);
 - ``stop_short=True``: the progress bar stops at (max-1)/max;
 - ``fail_node``: a runtime failure arrives as ``execution_error`` after a 200 from /prompt;
 - a body that is not JSON gets aiohttp's plain-text 500;
@@ -159,6 +160,7 @@ class FakeComfyUI:
         self._starts: asyncio.Event | None = None
         self.starting: str | None = None
         self.posts_waiting = 0
+        self._gone: dict[str, tuple[web.WebSocketResponse, asyncio.Event]] = {}
         self._worker: asyncio.Task[None] | None = None
         self._save_counter = 0
 
@@ -178,7 +180,10 @@ class FakeComfyUI:
         self._refuse = refuse
 
         async def close_all() -> None:
-            for ws in list(self.sockets.values()):
+            for sid, ws in list(self.sockets.items()):
+                # A new socket with this id waits until this one's handler has ended: its
+                # unconditional pop would otherwise forget the new one (see forget_clients).
+                self._gone[sid] = (ws, asyncio.Event())
                 await ws.close()
 
         if self._loop is not None:
@@ -199,6 +204,12 @@ class FakeComfyUI:
 
     def release_starts(self) -> None:
         self._in_loop(lambda: self._starts.set() if self._starts else None)
+
+    def forget_clients(self) -> None:
+        """Forget every client id while its socket stays open, as ComfyUI does when an older
+        socket with the same id closes late (its handler pops the id unconditionally): the
+        socket looks alive but hears nothing more."""
+        self._in_loop(self.sockets.clear)
 
     def accept_clients(self) -> None:
         self._refuse = False
@@ -321,6 +332,8 @@ class FakeComfyUI:
             self.sockets.pop(sid, None)
         else:
             sid = uuid.uuid4().hex
+        if sid in self._gone:
+            await self._gone[sid][1].wait()
         self.sockets[sid] = ws
         self.flags[sid] = {}
         self.connections.append(sid)
@@ -346,9 +359,13 @@ class FakeComfyUI:
                             )
                     first = False
         finally:
-            if self.sockets.get(sid) is ws:
-                self.sockets.pop(sid, None)
-                self.flags.pop(sid, None)
+            # As ComfyUI: popped even if a newer socket has taken the id meanwhile.
+            self.sockets.pop(sid, None)
+            self.flags.pop(sid, None)
+            gone = self._gone.get(sid)
+            if gone is not None and gone[0] is ws:
+                del self._gone[sid]
+                gone[1].set()
         return ws
 
     async def _upload(self, request: web.Request) -> web.StreamResponse:

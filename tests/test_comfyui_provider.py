@@ -78,7 +78,8 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 def provider_for(http: httpx.AsyncClient, *urls: str, **options: Any) -> ComfyUIProvider:
-    return ComfyUIProvider(client=http, urls=list(urls), poll_interval=0.01, reconnect_window=10.0, **options)
+    options = {"poll_interval": 0.01, "reconnect_window": 10.0, "quiet_check": 5.0, **options}
+    return ComfyUIProvider(client=http, urls=list(urls), **options)
 
 
 def png(size: tuple[int, int], colour: tuple[int, int, int] = (200, 30, 30)) -> bytes:
@@ -527,6 +528,33 @@ async def test_a_socket_dropped_while_running_picks_up_the_running_prompt(
     steps = [m for m in sink.messages if m and m.startswith("Step ")]
     assert steps[-1] == "Step 12 of 12"  # the steps after the reconnect arrived on the new socket
     assert sink.updates[-1] == (1.0, "Done", True)
+
+
+async def test_a_socket_the_server_forgot_is_noticed_by_its_silence(
+    comfy: StartServer, http: httpx.AsyncClient
+) -> None:
+    """ComfyUI can forget our client id while our socket stays open (an older socket with the
+    same id closing late): no event comes, so after a quiet spell the queue and history tell."""
+    fake, url = comfy()
+    provider = provider_for(http, url, quiet_check=0.05)
+    fake.hold()
+    job = asyncio.create_task(
+        provider.generate(
+            ProviderRequest(kind=JobKind.GENERATE, prompt="mine", quality=Quality.LOW, seed=6),
+            RecordingSink(),
+        )
+    )
+    await eventually(lambda: fake.held is not None, message="ours to run")
+    ours = fake.held
+
+    fake.forget_clients()
+    fake.release()
+    result = await asyncio.wait_for(job, 15)
+
+    assert fake.status_of(str(ours)) == "success"
+    with Image.open(io.BytesIO(result.image)) as image:
+        assert image.convert("RGB").getpixel((0, 0)) == seed_colour(6)
+    assert len(fake.connections) == 1  # found without reconnecting
 
 
 async def test_a_server_that_does_not_answer_is_skipped_for_one_that_does(

@@ -82,6 +82,8 @@ HEARTBEAT = 20.0
 """Seconds between websocket pings: a server that stops answering is noticed between events."""
 RECONNECT_WINDOW = 120.0
 """How long a dropped socket is retried before the job fails (retryable)."""
+QUIET_CHECK = 15.0
+"""Seconds without any event after which ``/queue`` and the history are read (one small GET)."""
 WATCH_SECONDS = 30 * 60.0
 """How long a cancelled prompt is watched (it may wait behind other prompts) to stop it."""
 UNSEEN_SECONDS = 10.0
@@ -143,6 +145,7 @@ class ComfyUIProvider:
         auth: tuple[str, str] | None = None,
         poll_interval: float = 0.5,
         reconnect_window: float = RECONNECT_WINDOW,
+        quiet_check: float = QUIET_CHECK,
         denoise: float = 0.55,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -161,6 +164,7 @@ class ComfyUIProvider:
                 )
         self._poll_interval = poll_interval
         self._reconnect_window = reconnect_window
+        self._quiet_check = quiet_check
         self._denoise = denoise
         self._clock = clock
         self._background: set[asyncio.Future[None]] = set()
@@ -416,22 +420,46 @@ class ComfyUIProvider:
         """The output images of our prompt, from its events (or its history after a reconnect)."""
         while True:
             assert job.ws is not None
-            try:
-                async for message in job.ws:
-                    if message.type is aiohttp.WSMsgType.TEXT:
-                        images = await self._on_event(server, job, message.data, sink)
-                        if images is not None:
-                            return images
-                    elif message.type is aiohttp.WSMsgType.BINARY:
-                        self._on_binary(job, message.data, sink)
-                    elif message.type is aiohttp.WSMsgType.ERROR:
-                        break
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                log.info("Lost the socket to %s: %s", server.url, exc)
+            while True:
+                try:
+                    message = await job.ws.receive(timeout=self._quiet_check)
+                except TimeoutError:
+                    images = await self._look(server, job)
+                    if images is not None:
+                        return images
+                    continue
+                except (aiohttp.ClientError, OSError) as exc:
+                    log.info("Lost the socket to %s: %s", server.url, exc)
+                    break
+                if message.type is aiohttp.WSMsgType.TEXT:
+                    images = await self._on_event(server, job, message.data, sink)
+                    if images is not None:
+                        return images
+                elif message.type is aiohttp.WSMsgType.BINARY:
+                    self._on_binary(job, message.data, sink)
+                else:  # closing, closed or broken
+                    break
             await job.ws.close()
             images = await self._reconnect(server, job)
             if images is not None:
                 return images
+
+    async def _look(self, server: Server, job: _Job) -> list[dict[str, Any]] | None:
+        """After ``quiet_check`` seconds without a word, ask where our prompt is. ComfyUI forgets
+        a client id when an older socket with the same id closes late (its ``/ws`` handler pops
+        the id unconditionally), and a socket it forgot hears nothing more while looking open."""
+        try:
+            running, pending = await self._read_queue(server)
+            if job.prompt_id in running or job.prompt_id in pending:
+                return None
+            entry = await self._read_history(server, job)
+        except ProviderError as exc:
+            log.debug("Looking for our prompt on %s: %s", server.url, exc)
+            return None  # the socket's heartbeat tells whether the server is gone
+        if entry is None:
+            raise ProviderFailed(f"{_label(server)} no longer knows this job (was it restarted?).")
+        log.info("Prompt %s on %s ended unheard; its history says how", job.prompt_id, server.url)
+        return self._from_history(server, job, entry)
 
     async def _reconnect(self, server: Server, job: _Job) -> list[dict[str, Any]] | None:
         """Reopen the socket with the same client id, then ask where our prompt is: ComfyUI
