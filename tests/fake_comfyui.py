@@ -153,6 +153,7 @@ class FakeComfyUI:
         self._interrupt = False
         self._refuse = False
         self._holding = False
+        self._hold_after: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._gate: asyncio.Event | None = None
@@ -166,13 +167,18 @@ class FakeComfyUI:
 
     # -- test controls (any thread) ---------------------------------------------------------
 
-    def hold(self) -> None:
-        """Stop the worker at the sampler's next step until ``release()``."""
+    def hold(self, after_steps: int = 0) -> None:
+        """Stop the worker at the sampler's next step (or once a sampler has reported
+        ``after_steps`` steps) until ``release()``."""
+        if after_steps:
+            self._hold_after = after_steps
+            return
         self._holding = True
         self._in_loop(lambda: self._gate.clear() if self._gate else None)
 
     def release(self) -> None:
         self._holding = False
+        self._hold_after = None
         self._in_loop(lambda: self._gate.set() if self._gate else None)
 
     def drop_clients(self, *, refuse: bool = False) -> None:
@@ -841,6 +847,9 @@ class FakeComfyUI:
         reported = steps - 1 if self.stop_short else steps
         for step in range(1, steps + 1):
             assert self._gate is not None
+            if self._hold_after is not None and step > self._hold_after:
+                self._hold_after = None
+                self._gate.clear()
             if not self._gate.is_set():
                 self.held = prompt_id
                 await self._gate.wait()

@@ -20,6 +20,8 @@ from typing import Any
 import aiohttp
 import httpx
 import pytest
+from nicegui import ui
+from nicegui.testing import User
 from PIL import Image
 
 from imgedit.config import Settings
@@ -30,9 +32,11 @@ from imgedit.providers.base import ProviderRequest
 from imgedit.providers.comfyui import ComfyUIProvider
 from imgedit.providers.comfyui_workflow import SHIPPED, WorkflowError, load_workflows, parse_workflow
 from imgedit.services import build_providers
+from tests.conftest import app_services
 from tests.fake_comfyui import FakeComfyUI, serve_comfyui
 from tests.fakes import eventually
 from tests.loopback import free_port
+from tests.test_gallery_ui import loading_cards, start_edit
 
 StartServer = Callable[..., tuple[FakeComfyUI, str]]
 
@@ -385,10 +389,11 @@ async def test_cancel_while_running_interrupts_only_our_prompt(
         with pytest.raises(asyncio.CancelledError):
             await job
 
-        assert fake.interrupts == [ours] and fake.deletes == []
+        assert fake.interrupts[:1] == [ours] and fake.deletes == []
         fake.release()
         await eventually(lambda: fake.status_of(theirs) == "success", message="the foreign prompt to finish")
         await provider.settled()
+        assert set(fake.interrupts) == {ours}  # sent again while it ran on, never for theirs
         assert fake.status_of(ours) == "error"
         assert "execution_interrupted" in fake.messages_of(ours)
         assert "execution_interrupted" not in fake.messages_of(theirs)
@@ -442,7 +447,7 @@ async def test_an_interrupt_lost_as_the_prompt_starts_is_sent_again(
     job.cancel()
     with pytest.raises(asyncio.CancelledError):
         await job
-    assert fake.interrupts == [ours]
+    assert fake.interrupts[:1] == [ours]
     fake.release_starts()  # the flag is cleared: that interrupt is lost
     await eventually(lambda: fake.held == ours, message="ours to sample anyway")
 
@@ -646,3 +651,65 @@ def test_a_badly_marked_workflow_says_what_is_wrong(
     change(graph)
     with pytest.raises(WorkflowError, match=re.escape(complaint)):
         parse_workflow("mine", json.dumps(graph), "mine.json")
+
+
+# -- in the app ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def comfyui_app(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeComfyUI]:
+    """A fake ComfyUI the app is configured with, as a user would: IMGEDIT_COMFYUI_URLS."""
+    fake = FakeComfyUI(step_seconds=0.01)
+    fake.hold(after_steps=6)
+    with serve_comfyui(fake) as base:
+        monkeypatch.setenv("IMGEDIT_COMFYUI_URLS", base)
+        yield fake
+        fake.release()
+
+
+def preview_of(card: ui.element) -> ui.element:
+    return next(e for e in card.descendants() if e.props.get("alt") == "live preview")
+
+
+async def test_an_edit_in_the_gallery_shows_comfyuis_steps_and_preview_then_lands(
+    comfyui_app: FakeComfyUI, user: User
+) -> None:
+    await user.open("/")
+    services = app_services()
+    assert services.providers.default.name == "comfyui"
+    source = services.store.list()[0]
+    before = len(services.store)
+
+    await start_edit(user, source.id, "oil painting")
+    await eventually(lambda: comfyui_app.held is not None, message="sampling to reach step 6")
+
+    (card,) = loading_cards(user)
+    await user.should_see("Step 6 of 20", retries=40)
+    await eventually(lambda: preview_of(card).visible, message="the live preview")
+    comfyui_app.release()
+    await eventually(lambda: len(services.store) == before + 1, message="the result")
+    result = services.store.list()[0]
+    assert result.provider == "comfyui" and result.parent_id == source.id
+    assert (result.width, result.height) == (source.width, source.height)
+    assert comfyui_app.interrupts == []
+
+
+async def test_cancel_in_the_gallery_interrupts_our_comfyui_prompt_and_adds_nothing(
+    comfyui_app: FakeComfyUI, user: User
+) -> None:
+    await user.open("/")
+    services = app_services()
+    before = len(services.store)
+
+    await start_edit(user, services.store.list()[0].id, "oil painting")
+    await user.should_see("Step 6 of 20", retries=40)
+    await eventually(lambda: comfyui_app.held is not None, message="sampling held after step 6")
+    ours = comfyui_app.held
+    user.find(marker="cancel").click()
+
+    await eventually(lambda: comfyui_app.interrupts[:1] == [ours], message="the interrupt")
+    await eventually(lambda: services.registry.snapshots()[0].stage == "cancelled", message="cancelled")
+    comfyui_app.release()
+    await eventually(lambda: "execution_interrupted" in comfyui_app.messages_of(str(ours)), message="stopped")
+    assert loading_cards(user) == []
+    assert len(services.store) == before

@@ -648,6 +648,7 @@ class ComfyUIProvider:
     async def _stop(self, server: Server, job: _Job) -> None:
         """Delete our prompt if it waits, interrupt it if it runs; never anyone else's."""
         seen = False
+        running: set[str] = set()
         try:
             running, pending = await self._read_queue(server)
             seen = job.prompt_id in pending or job.prompt_id in running
@@ -659,13 +660,18 @@ class ComfyUIProvider:
                 log.info("Interrupted our prompt %s on %s", job.prompt_id, server.url)
         except ProviderError as exc:
             log.info("Could not stop our prompt on %s yet: %s", server.url, exc)
-        self._keep(self._watch_stopped(server, job.prompt_id, job, seen=seen))
+        interrupted = self._clock() if seen and job.prompt_id in running else None
+        self._keep(self._watch_stopped(server, job.prompt_id, job, seen=seen, interrupted=interrupted))
 
-    async def _watch_stopped(self, server: Server, prompt_id: str, job: _Job, *, seen: bool) -> None:
+    async def _watch_stopped(
+        self, server: Server, prompt_id: str, job: _Job, *, seen: bool, interrupted: float | None
+    ) -> None:
         """Until the server lets go of our cancelled prompt: delete it again if it (still, or
-        only now) waits, interrupt it again if it runs (an interrupt sent as a prompt starts is
-        cleared by ComfyUI); then read the history to confirm."""
+        only now) waits, interrupt it again if it still runs some polls after the last interrupt
+        (one lands at the next sampler step or node boundary, but one sent as the prompt starts
+        is cleared by ComfyUI); then read the history to confirm."""
         started = self._clock()
+        resend_after = 4 * self._poll_interval
         while self._clock() - started < WATCH_SECONDS:
             try:
                 running, pending = await self._read_queue(server)
@@ -674,7 +680,9 @@ class ComfyUIProvider:
                     await self._post(server, "/queue", {"delete": [prompt_id]})
                 elif prompt_id in running:
                     seen = True
-                    await self._post(server, "/interrupt", {"prompt_id": prompt_id})
+                    if interrupted is None or self._clock() - interrupted >= resend_after:
+                        await self._post(server, "/interrupt", {"prompt_id": prompt_id})
+                        interrupted = self._clock()
                 else:
                     entry = await self._read_history(server, job)
                     if entry is not None:
