@@ -231,6 +231,28 @@ async def test_a_repeated_job_runs_from_cached_nodes(comfy: StartServer, http: h
     assert sink.updates[-1] == (1.0, "Done", True)
 
 
+async def test_editing_one_image_twice_reuses_its_upload(comfy: StartServer, http: httpx.AsyncClient) -> None:
+    fake, url = comfy()
+    provider = provider_for(http, url)
+    source = png((96, 64))
+
+    for seed in (1, 2):
+        await provider.edit(
+            ProviderRequest(kind=JobKind.EDIT, prompt="ink", quality=Quality.LOW, image=source, seed=seed),
+            RecordingSink(),
+        )
+
+    assert len(set(fake.uploads)) == 1 and len(fake.uploads) == 2
+    assert len(list(fake.dirs["input"].iterdir())) == 1
+    second = fake.prompts[1]["prompt_id"]
+    cached = next(
+        data["nodes"]
+        for event, data in fake.history[second]["status"]["messages"]
+        if event == "execution_cached"
+    )
+    assert "10" in cached  # the same file: ComfyUI reuses its LoadImage
+
+
 async def test_a_progress_bar_that_stops_one_short_still_finishes(
     comfy: StartServer, http: httpx.AsyncClient
 ) -> None:

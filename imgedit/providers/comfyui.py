@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -62,7 +63,7 @@ from imgedit.imaging import media_type, sniff_format
 from imgedit.models import JobKind, Quality
 from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult
 from imgedit.providers.comfyui_workflow import DEFAULT_NAMES, Workflow, WorkflowError, load_workflows
-from imgedit.providers.http import MAX_MESSAGE, error_from_response, json_body, never_arrived, send
+from imgedit.providers.http import MAX_MESSAGE, error_from_response, json_body, never_arrived, off_loop, send
 from imgedit.providers.sdwebui_pool import Server, ServerPool
 
 log = logging.getLogger(__name__)
@@ -328,7 +329,10 @@ class ComfyUIProvider:
 
     async def _upload(self, server: Server, image: bytes) -> str:
         fmt = sniff_format(image) or "PNG"
-        filename = f"imgedit-{uuid.uuid4().hex}.{fmt.lower()}"
+        # Named by content: editing one image again reuses its upload instead of piling up copies
+        # in ComfyUI's input folder (and lets ComfyUI reuse its cached LoadImage).
+        digest = await off_loop(len(image), _digest, image)
+        filename = f"imgedit-{digest}.{fmt.lower()}"
         request = self._client.build_request(
             "POST",
             server.url + "/upload/image",
@@ -784,6 +788,10 @@ def _no_image(server: Server, job: _Job) -> ProviderFailed:
     )
     error.retryable = False
     return error
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 def _images(output: object) -> list[dict[str, Any]] | None:
