@@ -27,10 +27,14 @@ Behaviours seen on a live ComfyUI 0.3.64 that it reproduces:
 - a body that is not JSON gets aiohttp's plain-text 500;
 - ``/interrupt {prompt_id}`` for a prompt that is not running does nothing and answers 200.
 
-Test controls (safe to call from the test's thread): ``hold()`` / ``release()`` stop and restart
-the worker at the sampler's next step; ``drop_clients(refuse=...)`` closes every websocket (and
-refuses new ones until ``accept_clients()``); ``held``, ``history``, ``interrupts``,
-``deletes``, ``pending_ids()``, ``running_id`` to look at.
+Test controls (safe to call from the test's thread): ``hold(after_steps=0)`` / ``release()``
+stop and restart the worker at a sampler step; ``hold_posts()`` keeps ``POST /prompt`` in flight;
+``hold_starts()`` keeps a prompt between "running" in /queue and its start (which clears the
+interrupt flag); ``drop_clients(refuse=...)`` closes every websocket (and refuses new ones until
+``accept_clients()``); ``forget_clients()`` forgets client ids behind open sockets. To look at:
+``held``, ``starting``, ``history``, ``prompts``, ``uploads``, ``interrupts``, ``deletes``,
+``connections``, ``notices``, ``preview_kinds``, ``pending_ids()``, ``status_of()``,
+``messages_of()``.
 
 Usage::
 
@@ -148,6 +152,7 @@ class FakeComfyUI:
         self.last_node_id: str | None = None
         self.number = 0
         self._queue: list[tuple[float, int, tuple[Any, ...]]] = []
+        self._running_item: tuple[Any, ...] = ()
         self._counter = 0
         self._cache: dict[str, Any] = {}
         self._interrupt = False
