@@ -246,7 +246,8 @@ class ComfyUIProvider:
                 reasons = "; ".join(str(error) for error in errors)
                 raise ProviderUnavailable(f"No {NAME} server answers: {reasons}") from errors[-1]
             try:
-                async with aiohttp.ClientSession() as session:
+                # trust_env as httpx does: HTTP(S)_PROXY / NO_PROXY apply to the socket too.
+                async with aiohttp.ClientSession(trust_env=True) as session:
                     job = _Job(workflow=workflow, session=session)
                     try:
                         await self._connect(server, job)
