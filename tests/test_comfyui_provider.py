@@ -442,6 +442,7 @@ async def test_cancel_while_the_post_is_in_flight_stops_the_prompt_once_it_shows
         await job
     assert provider.stopping == 1  # watching for it
     fake.release_posts()
+    await eventually(lambda: our_prompt(fake) is not None, message="ours to arrive")
 
     await eventually(lambda: our_prompt(fake) in fake.interrupts, message="the interrupt once it runs")
     fake.release()
@@ -478,6 +479,28 @@ async def test_an_interrupt_lost_as_the_prompt_starts_is_sent_again(
     await provider.settled()
     assert set(fake.interrupts) == {ours}
     assert "execution_interrupted" in fake.messages_of(str(ours))
+
+
+async def test_closing_the_provider_ends_its_watches(comfy: StartServer, http: httpx.AsyncClient) -> None:
+    fake, url = comfy()
+    provider = provider_for(http, url)
+    fake.hold()
+    fake.hold_posts()
+    job = asyncio.create_task(
+        provider.generate(
+            ProviderRequest(kind=JobKind.GENERATE, prompt="mine", quality=Quality.LOW), RecordingSink()
+        )
+    )
+    await eventually(lambda: fake.posts_waiting == 1, message="our POST to arrive")
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    assert provider.stopping == 1
+
+    await provider.aclose()
+
+    assert provider.stopping == 0
+    fake.release_posts()
 
 
 async def test_a_job_waiting_behind_other_prompts_says_so(

@@ -191,6 +191,13 @@ class ComfyUIProvider:
         while self._background:
             await asyncio.wait(set(self._background))
 
+    async def aclose(self) -> None:
+        """At shutdown: stop watching cancelled prompts (each one's first delete or interrupt
+        went out when it was cancelled)."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
     def workflows(self, kind: JobKind) -> list[str]:
         """Names of the workflows that do ``kind``, the default first: what the dialog can offer."""
         names = [name for name, workflow in self._workflows.items() if workflow.kind is kind]
