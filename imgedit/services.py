@@ -14,6 +14,7 @@ from imgedit.auth import Auth, storage_secret
 from imgedit.config import DEFAULT_PRIORS, Settings
 from imgedit.editing import Studio
 from imgedit.eta import DurationModel
+from imgedit.health import HealthMonitor
 from imgedit.jobs import JobRegistry, JobStage
 from imgedit.jobs.journal import JobJournal
 from imgedit.jobs.registry import PAUSED_SETTING
@@ -44,6 +45,8 @@ class Services:
     journal: JobJournal
     session_secret: str
     """Signs the browser session cookie (IMGEDIT_STORAGE_SECRET, else kept in the data dir)."""
+    health: HealthMonitor
+    """The providers' servers as last probed (up, busy, down), for the status line."""
     auth: Auth | None = None
     """The studio's sign-in, when it has a password."""
 
@@ -77,8 +80,10 @@ class Services:
         log.info("%d job(s) left unfinished by the last run are shown as interrupted", len(rows))
 
     async def close(self) -> None:
+        await self.health.close()
         await self.store.stop_checking()
         await self.registry.shutdown()
+        await self.providers.aclose()
         await self.journal.flush()
         self.journal.close()
         if self.http is not None:
@@ -130,6 +135,7 @@ def build_services(settings: Settings) -> Services:
         http=http,
         journal=journal,
         session_secret=session_secret,
+        health=HealthMonitor(providers),
         auth=Auth.from_settings(settings, store.db),
     )
 

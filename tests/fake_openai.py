@@ -794,9 +794,26 @@ def make_app(state: FakeOpenAI) -> Starlette:
             failure = None
         return _answer(state, job, failure)
 
+    async def model(request: Request) -> Response:
+        """``GET /v1/models/{model}`` (the status line's probe), as the real API answers it. Not
+        kept in ``requests``: those are the image calls the tests look at."""
+        denied = _auth_error(state, request)
+        if denied is not None:
+            return denied
+        name = request.path_params["model"]
+        if not name.startswith(IMAGE_MODEL_PREFIXES):
+            message = f"The model '{name}' does not exist or you do not have access to it."
+            return JSONResponse(error_body(message, "invalid_request_error", None, "model_not_found"), 404)
+        return JSONResponse({"id": name, "object": "model", "created": 1745000000, "owned_by": "system"})
+
     return Starlette(
         routes=[
             Route("/v1/images/edits", images, methods=["POST"]),
             Route("/v1/images/generations", images, methods=["POST"]),
+            Route("/v1/models/{model}", model, methods=["GET"]),
         ]
     )
+
+
+IMAGE_MODEL_PREFIXES = ("gpt-image-", "dall-e-")
+"""The models this fake knows (with their dated versions); any other is not found, as there."""

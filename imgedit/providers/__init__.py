@@ -6,11 +6,20 @@ each can do. Must not import nicegui.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterable
 
 from imgedit.errors import InvalidRequest
 from imgedit.models import JobKind
-from imgedit.providers.base import Capabilities, ProgressSink, Provider, ProviderRequest, ProviderResult
+from imgedit.providers.base import (
+    Capabilities,
+    ProgressSink,
+    Provider,
+    ProviderRequest,
+    ProviderResult,
+    ServerHealth,
+)
 
 __all__ = [
     "Capabilities",
@@ -19,7 +28,10 @@ __all__ = [
     "ProviderRegistry",
     "ProviderRequest",
     "ProviderResult",
+    "ServerHealth",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class ProviderRegistry:
@@ -59,3 +71,31 @@ class ProviderRegistry:
     @property
     def default(self) -> Provider:
         return next(iter(self._providers.values()))
+
+    async def health(self) -> dict[str, list[ServerHealth]]:
+        """Every provider's servers as their probes find them, probed at once; a provider
+        without a probe (or whose probe fails) is reported, never skipped."""
+
+        async def probe(provider: Provider) -> list[ServerHealth]:
+            check = getattr(provider, "health", None)
+            if check is None:
+                return [ServerHealth(provider.label, "up")]
+            try:
+                found: list[ServerHealth] = await check()
+            except Exception as exc:  # a probe must not take the status line down with it
+                log.warning("health probe of %s failed", provider.name, exc_info=True)
+                return [ServerHealth(provider.label, "down", f"its check failed ({type(exc).__name__})")]
+            return found
+
+        providers = self.all()
+        found = await asyncio.gather(*(probe(p) for p in providers))
+        return {p.name: servers for p, servers in zip(providers, found, strict=True)}
+
+    async def aclose(self) -> None:
+        for provider in self.all():
+            close = getattr(provider, "aclose", None)
+            if close is not None:
+                try:
+                    await close()
+                except Exception:  # closing the others matters more
+                    log.warning("closing %s failed", provider.name, exc_info=True)

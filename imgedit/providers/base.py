@@ -9,7 +9,7 @@ Must not import nicegui or anything under ``imgedit.ui``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from imgedit.models import JobKind, Quality
 
@@ -21,6 +21,8 @@ class Capabilities:
     edit: bool = True
     generate: bool = True
     mask: bool = False
+    offline: bool = False
+    """Runs on this computer: no model download, no network, nothing leaves the machine."""
     stream_previews: bool = False
     real_progress: bool = False
     cancel_remote: bool = False
@@ -87,3 +89,30 @@ class Provider(Protocol):
     async def edit(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult: ...
 
     async def generate(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult: ...
+
+
+HealthState = Literal["up", "busy", "down"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerHealth:
+    """One server of a provider (or the provider itself) as its health probe found it: ``up``
+    (ready for a job), ``busy`` (working, e.g. on another client's job) or ``down`` (``detail``
+    says why). The status line in the gallery's header shows these."""
+
+    label: str
+    state: HealthState
+    detail: str = ""
+
+
+class Lifecycle(Protocol):
+    """What a provider may add to ``Provider``: a health probe and a close. ``providers.health``
+    and ``providers.aclose`` call them where present (a provider without a probe counts as up)."""
+
+    async def health(self) -> list[ServerHealth]:
+        """Ask each server how it is, briefly (a few seconds at most); never raises."""
+        ...
+
+    async def aclose(self) -> None:
+        """Let go of what the provider holds (background watches, connections)."""
+        ...

@@ -138,7 +138,7 @@ class LocalProvider:
 
     name = "local"
     label = "Local engine (offline)"
-    capabilities = Capabilities(edit=True, generate=True, real_progress=True)
+    capabilities = Capabilities(edit=True, generate=True, real_progress=True, offline=True)
 
     def expected_seconds(self, kind: JobKind, quality: Quality) -> float:
         return _PRIORS[(kind, quality)]

@@ -39,7 +39,7 @@ from imgedit.errors import (
 )
 from imgedit.imaging import media_type, open_image, sniff_format
 from imgedit.models import JobKind, Quality
-from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult
+from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult, ServerHealth
 from imgedit.providers.http import (
     MAX_MESSAGE,
     decode_image,
@@ -230,6 +230,10 @@ class SseParser:
         return SseEvent(event or "message", "\n".join(data))
 
 
+HEALTH_TIMEOUT = httpx.Timeout(5.0)
+"""The status line's probe: a server slower than this to answer counts as down."""
+
+
 class OpenAIProvider:
     """Edits and generates with OpenAI's GPT image models over HTTP.
 
@@ -277,6 +281,20 @@ class OpenAIProvider:
 
     def __repr__(self) -> str:
         return f"OpenAIProvider(base_url={public_url(self._base_url)!r}, model={self.model!r})"
+
+    async def health(self) -> list[ServerHealth]:
+        """Whether the server answers and this key may use the model: ``GET /models/{model}``,
+        which costs no credit. Down with the reason (key refused, model unknown, no answer)."""
+        headers = self._headers()
+        headers["Accept"] = "application/json"
+        request = self._client.build_request(
+            "GET", f"{self._base_url}/models/{self.model}", headers=headers, timeout=HEALTH_TIMEOUT
+        )
+        try:
+            await send(self._client, request, self._who, errors=self._error_from_response)
+        except ProviderError as exc:
+            return [ServerHealth(self.label, "down", str(exc))]
+        return [ServerHealth(self.label, "up")]
 
     def expected_seconds(self, kind: JobKind, quality: Quality) -> float:
         seconds = SECONDS_OVERHEAD + OUTPUT_TOKENS[quality] * SECONDS_PER_TOKEN

@@ -53,7 +53,7 @@ from imgedit.errors import (
     ProviderUnavailable,
 )
 from imgedit.models import JobKind, Quality
-from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult
+from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult, ServerHealth
 from imgedit.providers.http import (
     MAX_MESSAGE,
     decode_image,
@@ -95,6 +95,8 @@ MIN_SIDE = 64
 PROBE_TIMEOUT = httpx.Timeout(10.0)
 """Progress reads answer at once on a healthy server; a hung one must not hold a job for minutes."""
 INTERRUPT_TIMEOUT = httpx.Timeout(5.0)
+HEALTH_TIMEOUT = httpx.Timeout(4.0)
+"""The status line's probe: a server slower than this to say how it is counts as down."""
 TASK_PREFIX = "imgedit-"
 QUEUED_WATCH_SECONDS = 30 * 60.0
 """How long a task cancelled while queued behind other jobs is watched, to stop it when it starts."""
@@ -297,6 +299,30 @@ class SdWebUiProvider:
         """One job per server: a server's progress and interrupt are global. The job scheduler
         starts no more than this, so a job waiting for a free server holds no global slot."""
         return len(self._pool.servers)
+
+    async def health(self) -> list[ServerHealth]:
+        """Each server: busy with an imgedit job, busy with someone else's (its state says a job
+        runs), up, or down (no answer, refused, or not an API server). Asks for no preview."""
+
+        async def one(server: Server) -> ServerHealth:
+            label = _server_label(server)
+            if server.busy:
+                return ServerHealth(label, "busy", "running an imgedit job")
+            try:
+                body = await self._read_state(server, HEALTH_TIMEOUT)
+            except ProviderError as exc:
+                return ServerHealth(label, "down", str(exc))
+            if _running(body):
+                return ServerHealth(label, "busy", "running another client's job")
+            return ServerHealth(label, "up")
+
+        return list(await asyncio.gather(*(one(server) for server in self._pool.servers)))
+
+    async def aclose(self) -> None:
+        """Stop watching tasks cancelled while queued (the server is left as it is)."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
 
     def expected_seconds(self, kind: JobKind, quality: Quality) -> float:
         # img2img often runs only steps × denoising; the full count keeps the first ETA on the long side.

@@ -169,9 +169,9 @@ class JobDialog:
 
 def engine_note(provider: Provider) -> str:
     """What the chosen provider is and what it shows while it works, from its capabilities."""
-    if provider.name == "local":
-        return "Offline engine: Pillow on this computer, no AI model and no network."
     caps = provider.capabilities
+    if caps.offline:
+        return f"{provider.label}: runs on this computer, no AI model and no network."
     shows = [
         text
         for wanted, text in (

@@ -95,8 +95,10 @@ class GalleryPage:
         with ui.row().classes("imgedit-header imgedit-sticky"):
             ui.label("imgedit").classes("imgedit-logo")
             history.nav("/")
-            engines = ", ".join(p.label for p in self.services.providers.all())
-            ui.label(engines).classes("imgedit-chip")
+            # Each provider's servers: up, busy or down, as the health monitor last found them.
+            self.status = ui.element("div").classes("imgedit-status").mark("provider-status")
+            self._health_version = -1
+            self._draw_status()
             ui.space()
             self.tray.build_badge()
             theme.switch()
@@ -158,10 +160,32 @@ class GalleryPage:
         """
         if self.images.behind:
             self.images.sync()
+        health = self.services.health
+        health.wanted()
+        if health.version != self._health_version:
+            self._draw_status()
         registry_version = self.registry.version
         if registry_version != self._registry_version and self._sync_jobs():
             self._registry_version = registry_version
         self._flush_news()
+
+    def _draw_status(self) -> None:
+        """One chip per server: its provider's label, its state in words (not only a colour), and
+        on hover why it is down or what keeps it busy. Until the first probe: the labels alone."""
+        health = self.services.health
+        self._health_version = health.version
+        self.status.clear()
+        with self.status:
+            for provider in self.services.providers.all():
+                servers = health.found.get(provider.name)
+                if not servers or provider.capabilities.offline:
+                    ui.label(provider.label).classes("imgedit-chip")
+                    continue
+                for server in servers:
+                    chip = ui.label(f"{server.label}: {server.state}").classes("imgedit-chip imgedit-health")
+                    chip.props["data-state"] = server.state
+                    if server.detail:
+                        chip.props["title"] = server.detail
 
     # -- the live region -------------------------------------------------------------------------
 
