@@ -15,9 +15,11 @@ from imgedit.health import HealthMonitor
 from imgedit.models import JobKind, Quality
 from imgedit.providers import ProviderRegistry, ServerHealth
 from imgedit.providers.base import Capabilities, ProviderRequest, ProviderResult
+from imgedit.providers.comfyui import ComfyUIProvider
 from imgedit.providers.local import LocalProvider
 from imgedit.providers.openai import OpenAIProvider
 from imgedit.providers.sdwebui import SdWebUiProvider
+from tests.fake_comfyui import FakeComfyUI, serve_comfyui
 from tests.fake_openai import FakeOpenAI, make_app
 from tests.fake_sdwebui import FakeWebUI
 from tests.fakes import eventually
@@ -51,6 +53,34 @@ async def test_sd_servers_are_up_busy_with_someone_elses_job_or_down(client: htt
         again, _ = await sd.health()
         assert again.state == "up"
     assert fake.progress_queries and all(fake.progress_queries), "the probe asks for no preview"
+
+
+async def test_comfyui_servers_are_up_busy_with_prompts_of_others_or_down(client: httpx.AsyncClient) -> None:
+    from tests.test_comfyui_provider import ForeignClient, generate_graph
+
+    fake = FakeComfyUI()
+    dead = f"http://127.0.0.1:{free_port()}"
+    with serve_comfyui(fake) as url:
+        comfy = ComfyUIProvider(client=client, urls=[url, dead])
+        up, down = await comfy.health()
+        assert (up.state, down.state) == ("up", "down") and down.detail
+        fake.hold()
+        try:
+            async with ForeignClient(url) as foreign:
+                theirs = await foreign.submit(client, generate_graph())
+                await eventually(lambda: fake.held == theirs, message="the foreign prompt to run")
+                busy, _ = await comfy.health()
+                assert busy.state == "busy" and "others" in busy.detail
+        finally:
+            fake.release()
+        states = []
+        for _ in range(200):  # the foreign prompt finishes on the fake's own thread
+            again, _down = await comfy.health()
+            states.append(again.state)
+            if again.state == "up":
+                break
+            await asyncio.sleep(0.05)  # polling the fake's queue until it is empty, bounded
+        assert states[-1] == "up", states
 
 
 async def test_openai_is_up_with_a_good_key_and_down_with_the_reason_otherwise(client: httpx.AsyncClient) -> None:

@@ -61,7 +61,7 @@ from imgedit.errors import (
 )
 from imgedit.imaging import media_type, sniff_format
 from imgedit.models import JobKind, Quality
-from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult
+from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult, ServerHealth
 from imgedit.providers.comfyui_workflow import DEFAULT_NAMES, Workflow, WorkflowError, load_workflows
 from imgedit.providers.http import MAX_MESSAGE, error_from_response, json_body, never_arrived, off_loop, send
 from imgedit.providers.sdwebui_pool import Server, ServerPool
@@ -190,6 +190,24 @@ class ComfyUIProvider:
         """Wait until every cancelled prompt's watch has ended (for shutdown and tests)."""
         while self._background:
             await asyncio.wait(set(self._background))
+
+    async def health(self) -> list[ServerHealth]:
+        """Each server from its ``/queue``: busy with an imgedit job or with prompts of others
+        (running or waiting), up when idle, down when it does not answer as ComfyUI would."""
+
+        async def one(server: Server) -> ServerHealth:
+            label = _label(server)
+            if server.busy:
+                return ServerHealth(label, "busy", "running an imgedit job")
+            try:
+                running, pending = await self._read_queue(server)
+            except ProviderError as exc:
+                return ServerHealth(label, "down", str(exc))
+            if running or pending:
+                return ServerHealth(label, "busy", f"{len(running) + len(pending)} prompt(s) of others in its queue")
+            return ServerHealth(label, "up")
+
+        return list(await asyncio.gather(*(one(server) for server in self._pool.servers)))
 
     async def aclose(self) -> None:
         """At shutdown: stop watching cancelled prompts (each one's first delete or interrupt
