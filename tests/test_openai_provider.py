@@ -31,7 +31,8 @@ from imgedit.errors import (
 )
 from imgedit.models import JobKind, Quality
 from imgedit.providers.base import Provider, ProviderRequest
-from imgedit.providers.openai import OpenAIProvider, SseEvent, SseParser, generation_size
+from imgedit.providers.openai import OpenAIProvider, generation_size
+from imgedit.providers.sse import SseEvent, SseParser
 from imgedit.retry import RetryPolicy, call_with_retries
 from tests.fake_openai import (
     SIZES,

@@ -21,7 +21,6 @@ import asyncio
 import io
 import math
 import re
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,7 +43,6 @@ from imgedit.providers.http import (
     MAX_MESSAGE,
     decode_image,
     error_from_response,
-    error_from_transport,
     off_loop,
     parse_json,
     parse_retry_after,
@@ -53,6 +51,7 @@ from imgedit.providers.http import (
     send,
     server_message,
 )
+from imgedit.providers.sse import SseEvent, sse_events
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-image-1.5"
@@ -185,49 +184,6 @@ def _to_png(data: bytes) -> bytes:
             return buffer.getvalue()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise InvalidRequest(f"The source image could not be read: {exc}") from exc
-
-
-@dataclass(slots=True)
-class SseEvent:
-    event: str
-    data: str
-
-
-@dataclass(slots=True)
-class SseParser:
-    """Turns the lines of a ``text/event-stream`` into events, per the WHATWG SSE rules.
-
-    Feed it lines without their terminators; it returns an event at each blank line.
-    """
-
-    _event: str = ""
-    _data: list[str] = field(default_factory=list)
-
-    def feed(self, line: str) -> SseEvent | None:
-        line = line.rstrip("\r\n")
-        if not line:
-            return self._dispatch()
-        if line.startswith(":"):
-            return None  # a comment, e.g. a keep-alive
-        name, colon, value = line.partition(":")
-        if colon and value.startswith(" "):
-            value = value[1:]
-        if name == "event":
-            self._event = value
-        elif name == "data":
-            self._data.append(value)
-        return None  # "id", "retry" and unknown fields mean nothing here
-
-    def finish(self) -> SseEvent | None:
-        """The event still pending when the stream ended without a final blank line."""
-        return self._dispatch()
-
-    def _dispatch(self) -> SseEvent | None:
-        event, data = self._event, self._data
-        self._event, self._data = "", []
-        if not data:
-            return None
-        return SseEvent(event or "message", "\n".join(data))
 
 
 HEALTH_TIMEOUT = httpx.Timeout(5.0)
@@ -436,18 +392,7 @@ class OpenAIProvider:
     async def _read_stream(
         self, response: httpx.Response, sink: ProgressSink
     ) -> tuple[bytes, dict[str, Any]]:
-        parser = SseParser()
-        try:
-            async for line in response.aiter_lines():
-                event = parser.feed(line)
-                if event is not None:
-                    done = await self._handle(event, sink)
-                    if done is not None:
-                        return done
-        except httpx.TransportError as exc:
-            raise error_from_transport(exc, self._who) from exc
-        event = parser.finish()
-        if event is not None:
+        async for event in sse_events(response, self._who):
             done = await self._handle(event, sink)
             if done is not None:
                 return done
