@@ -1,7 +1,7 @@
 """The ComfyUI provider (0.3.x API): runs a marked API-format workflow for edits and generations.
 
 Owns ``ComfyUIProvider``. One job on one server (a pool of ``IMGEDIT_COMFYUI_URLS``, through
-``sdwebui_pool.ServerPool``: one job per server, resting servers that stopped answering) goes:
+``pool.ServerPool``: one job per server, resting servers that stopped answering) goes:
 
 1. ``GET /ws?clientId=<ours>`` first, with the ``supports_preview_metadata`` feature flag:
    ComfyUI sends a prompt's events only to the socket of the client id that submitted it, and
@@ -64,7 +64,7 @@ from imgedit.models import JobKind, Quality
 from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult, ServerHealth
 from imgedit.providers.comfyui_workflow import DEFAULT_NAMES, Workflow, WorkflowError, load_workflows
 from imgedit.providers.http import MAX_MESSAGE, error_from_response, json_body, never_arrived, off_loop, send
-from imgedit.providers.sdwebui_pool import Server, ServerPool
+from imgedit.providers.pool import Server, ServerPool
 
 log = logging.getLogger(__name__)
 

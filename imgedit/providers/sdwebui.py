@@ -68,7 +68,7 @@ from imgedit.providers.http import (
     send,
     went_unanswered,
 )
-from imgedit.providers.sdwebui_pool import Server, ServerPool
+from imgedit.providers.pool import Server, ServerPool
 
 log = logging.getLogger(__name__)
 

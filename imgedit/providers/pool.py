@@ -1,7 +1,8 @@
-"""Which Stable Diffusion WebUI server a job runs on: one job per server, first come first served.
+"""Which server of a pool a job runs on: one job per server, first come first served.
 
-A1111's progress and interrupt endpoints are global to a server, so a job only knows which
-progress is its own, and may only interrupt, while no other job of ours shares the server. Owns
+Shared by the Stable Diffusion WebUI and ComfyUI providers. A1111's progress and interrupt
+endpoints are global to a server, so a job only knows which progress is its own, and may only
+interrupt, while no other job of ours shares the server; ComfyUI runs one prompt at a time. Owns
 ``Server`` (one configured URL and its health) and ``ServerPool`` (hands out free servers in
 FIFO order and rests servers that stopped answering). Sends nothing itself: the provider says
 what happened through ``mark_down`` / ``mark_up``. Must not import nicegui.
