@@ -57,20 +57,9 @@ class Settings:
     """Open in a native window (pywebview) instead of a browser tab."""
     max_attempts: int = 3
     """Provider calls per job, first try included, before a transient failure fails the job."""
-    openai_api_key: str = field(default="", repr=False)
-    openai_base_url: str = field(default="https://api.openai.com/v1", repr=False)
-    openai_model: str = "gpt-image-1.5"
-    openai_partial_images: int = 2
-    openai_input_fidelity: str | None = "high"
-    sdwebui_urls: tuple[str, ...] = field(default=(), repr=False)
-    sdwebui_auth: tuple[str, str] | None = field(default=None, repr=False)
-    comfyui_urls: tuple[str, ...] = field(default=(), repr=False)
-    comfyui_workflows: Path | None = None
-    """A folder of the user's own API-format ComfyUI workflows, offered beside the shipped ones."""
-
-    @property
-    def openai_enabled(self) -> bool:
-        return bool(self.openai_api_key)
+    providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
+    """Per provider name, the values its plug-in read from the environment
+    (``imgedit/providers/plugins.py``); nothing here knows what they mean."""
 
     @property
     def is_loopback(self) -> bool:
@@ -101,16 +90,9 @@ class Settings:
             values["show"] = False
         if values.pop("no_resume", False):
             values["resume"] = False
-        auth = values.pop("sdwebui_auth_text", "")
-        user, _, password = auth.partition(":")
-        if auth and not password:
-            parser.error("IMGEDIT_SDWEBUI_AUTH: expected user:password")
-        if auth:
-            values["sdwebui_auth"] = (user, password)
         if "data_dir" in values:
             values["data_dir"] = Path(values["data_dir"])
-        if "comfyui_workflows" in values:
-            values["comfyui_workflows"] = Path(values["comfyui_workflows"]).expanduser()
+        values["providers"] = _provider_values(env, parser)
         settings = cls(**values)
         if settings.password and settings.password_hash:
             parser.error("give either IMGEDIT_PASSWORD (--password) or IMGEDIT_PASSWORD_HASH, not both")
@@ -301,31 +283,34 @@ _OPTIONS: tuple[_Option, ...] = (
     _Option("native", "IMGEDIT_NATIVE", _boolean, "open in a native window instead of a browser tab", "--native"),
     _Option("samples", "IMGEDIT_SAMPLES", _boolean, "draw sample images into an empty gallery (default on)"),
     _Option("storage_secret", "IMGEDIT_STORAGE_SECRET", _text, "secret that signs browser sessions"),
-    _Option("openai_api_key", "OPENAI_API_KEY", _text, "enables the OpenAI Images API"),
-    _Option("openai_base_url", "OPENAI_BASE_URL", _url, "an OpenAI-compatible server"),
-    _Option("openai_model", "IMGEDIT_OPENAI_MODEL", _text, "OpenAI image model"),
-    _Option("openai_partial_images", "IMGEDIT_OPENAI_PARTIAL_IMAGES", _whole(0, 3), "live previews per job"),
-    _Option(
-        "openai_input_fidelity",
-        "IMGEDIT_OPENAI_INPUT_FIDELITY",
-        _choice("high", "low", none="none"),
-        "input fidelity of edits",
-    ),
-    _Option("sdwebui_urls", "IMGEDIT_SDWEBUI_URLS", _urls, "Stable Diffusion WebUI servers, comma-separated"),
-    _Option("sdwebui_auth_text", "IMGEDIT_SDWEBUI_AUTH", _text, "user:password for SD WebUI --api-auth"),
-    _Option("comfyui_urls", "IMGEDIT_COMFYUI_URLS", _urls, "ComfyUI servers, comma-separated"),
-    _Option(
-        "comfyui_workflows",
-        "IMGEDIT_COMFYUI_WORKFLOWS",
-        _text,
-        "a folder of your own ComfyUI workflows (API format, marked imgedit:prompt, imgedit:output, …)",
-    ),
 )
+
+
+def _provider_values(env: Mapping[str, str], parser: argparse.ArgumentParser) -> dict[str, dict[str, Any]]:
+    """Each provider plug-in's variables, parsed by its own rules (a bad one stops start-up)."""
+    from imgedit.providers.plugins import PLUGINS
+
+    found: dict[str, dict[str, Any]] = {}
+    for plugin in PLUGINS:
+        values: dict[str, Any] = {}
+        for variable in plugin.variables:
+            raw = env.get(variable.env, "")
+            if not raw.strip():
+                continue
+            try:
+                values[variable.key] = variable.parse(raw)
+            except ValueError as exc:
+                parser.error(f"{variable.env}: {exc}")
+        found[plugin.name] = values
+    return found
 
 
 def unknown_variables(env: Mapping[str, str]) -> list[str]:
     """``IMGEDIT_*`` variables that are set but mean nothing to imgedit (a typo, or a removed one)."""
+    from imgedit.providers.plugins import PLUGINS
+
     known = {o.env for o in _OPTIONS} | {"IMGEDIT_REQUIRE_BROWSER", "IMGEDIT_REQUIRE_NATIVE"}
+    known |= {v.env for plugin in PLUGINS for v in plugin.variables}
     return sorted(name for name in env if name.startswith("IMGEDIT_") and name not in known)
 
 
@@ -340,7 +325,11 @@ def _argparse_type(option: _Option) -> Callable[[str], Any]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    environment_only = ", ".join(o.env for o in _OPTIONS if o.flag is None)
+    from imgedit.providers.plugins import PLUGINS
+
+    environment_only = ", ".join(
+        [o.env for o in _OPTIONS if o.flag is None] + [v.env for p in PLUGINS for v in p.variables]
+    )
     parser = argparse.ArgumentParser(
         prog="python main.py",
         description="imgedit: edit and generate images in the background, in your browser.",

@@ -41,11 +41,14 @@ class Redactor:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, more: Iterable[str] = ()) -> Redactor:
-        secrets = [settings.openai_api_key, settings.storage_secret, settings.password, *more]
-        if settings.sdwebui_auth is not None:
-            secrets.append(settings.sdwebui_auth[1])
-        for url in (settings.openai_base_url, *settings.sdwebui_urls):
-            secrets.extend(_url_secrets(url))
+        from imgedit.providers.plugins import PLUGINS
+
+        secrets = [settings.storage_secret, settings.password, *more]
+        for plugin in PLUGINS:  # each provider says which of its values are secret
+            values = settings.providers.get(plugin.name, {})
+            secrets.extend(plugin.secrets(values))
+            for url in plugin.urls(values):
+                secrets.extend(_url_secrets(url))
         return cls(secrets)
 
     def __call__(self, text: str) -> str:

@@ -20,7 +20,7 @@ from imgedit.jobs.journal import JobJournal
 from imgedit.jobs.registry import PAUSED_SETTING
 from imgedit.models import ImageOrigin
 from imgedit.providers import Provider, ProviderRegistry
-from imgedit.providers.local import LocalProvider
+from imgedit.providers.plugins import PLUGINS
 from imgedit.redact import Redactor, install_log_redaction
 from imgedit.retry import RetryPolicy
 from imgedit.samples import SAMPLE_PROMPTS, render_sample
@@ -101,7 +101,7 @@ def build_services(settings: Settings) -> Services:
     if settings.samples and len(store) == 0:
         seed_samples(store)
     durations = DurationModel(DEFAULT_PRIORS)
-    remote = settings.openai_enabled or bool(settings.sdwebui_urls) or bool(settings.comfyui_urls)
+    remote = remote_configured(settings)
     http = http_client() if remote else None
     providers = ProviderRegistry(build_providers(settings, http))
     journal = JobJournal(store.db)
@@ -150,49 +150,21 @@ def http_client() -> httpx.AsyncClient:
 
 
 def build_providers(settings: Settings, http: httpx.AsyncClient | None) -> list[Provider]:
-    """The configured providers, the one offered first in the dialog first; local is always there.
-    ``http`` is needed (not None) when a remote provider is configured."""
-    providers: list[Provider] = []
-    if settings.openai_enabled:
-        from imgedit.providers.openai import OpenAIProvider
-
-        try:
-            openai = OpenAIProvider(
-                client=_needed(http),
-                api_key=settings.openai_api_key,
-                base_url=settings.openai_base_url,
-                model=settings.openai_model,
-                partial_images=settings.openai_partial_images,
-                input_fidelity=settings.openai_input_fidelity,
-            )
-        except ValueError as exc:  # the message never contains the key itself
-            raise SystemExit(f"imgedit: OPENAI_API_KEY cannot be used: {exc}") from None
-        providers.append(openai)
-    if settings.sdwebui_urls:
-        from imgedit.providers.sdwebui import SdWebUiProvider
-
-        providers.append(SdWebUiProvider(client=_needed(http), urls=settings.sdwebui_urls, auth=settings.sdwebui_auth))
-    if settings.comfyui_urls:
-        from imgedit.providers.comfyui import ComfyUIProvider
-        from imgedit.providers.comfyui_workflow import WorkflowError
-
-        try:
-            comfyui = ComfyUIProvider(
-                client=_needed(http), urls=settings.comfyui_urls, workflow_folder=settings.comfyui_workflows
-            )
-        except WorkflowError as exc:  # refused at start-up, naming the file and the missing mark
-            raise SystemExit(f"imgedit: {exc}") from None
-        providers.append(comfyui)
-    providers.append(LocalProvider())
+    """The configured providers, in plug-in order (the first is the dialog's default; the local
+    engine, always there, is last). ``http`` is needed (not None) when a remote one is configured."""
+    providers = [
+        plugin.build(values, http)
+        for plugin in PLUGINS
+        if plugin.configured(values := settings.providers.get(plugin.name, {}))
+    ]
     for provider in providers:
         log.info("provider ready: %s", provider.label)
     return providers
 
 
-def _needed(http: httpx.AsyncClient | None) -> httpx.AsyncClient:
-    if http is None:
-        raise ValueError("a remote provider is configured: it needs the HTTP client")
-    return http
+def remote_configured(settings: Settings) -> bool:
+    """Whether a configured provider talks HTTP (then the services make the shared client)."""
+    return any(p.remote and p.configured(settings.providers.get(p.name, {})) for p in PLUGINS)
 
 
 def seed_samples(store: ImageStore) -> None:

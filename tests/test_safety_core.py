@@ -95,21 +95,25 @@ KEY = "sk-proj-MARKER0123456789abcdef"
 
 
 def test_the_redactor_blanks_keys_passwords_and_url_credentials() -> None:
-    settings = Settings(
-        openai_api_key=KEY,
-        openai_base_url="http://proxyuser:pr0xy-pass@proxy.example/v1",
-        sdwebui_urls=("http://gpu:url-secret%21@gpu-box:7860",),
-        sdwebui_auth=("alice", "auth-secret"),
+    settings = Settings.from_args(
+        [],
+        {
+            "OPENAI_API_KEY": KEY,
+            "OPENAI_BASE_URL": "http://proxyuser:pr0xy-pass@proxy.example/v1",
+            "IMGEDIT_SDWEBUI_URLS": "http://gpu:url-secret%21@gpu-box:7860",
+            "IMGEDIT_SDWEBUI_AUTH": "alice:auth-secret",
+            "IMGEDIT_COMFYUI_URLS": "http://comfy:comfy-secret@comfy-box:8188",
+        },
     )
     redact = Redactor.from_settings(settings)
     text = (
-        f"Incorrect API key provided: {KEY}. auth-secret pr0xy-pass url-secret! "
+        f"Incorrect API key provided: {KEY}. auth-secret pr0xy-pass url-secret! comfy-secret "
         "see http://someone:hunter22@elsewhere.example/x"
     )
     cleaned = redact(text)
-    for secret in (KEY, "auth-secret", "pr0xy-pass", "url-secret!", "hunter22"):
+    for secret in (KEY, "auth-secret", "pr0xy-pass", "url-secret!", "hunter22", "comfy-secret"):
         assert secret not in cleaned
-    assert cleaned.count(MASK) == 5
+    assert cleaned.count(MASK) == 6
     assert "elsewhere.example/x" in cleaned
 
 
@@ -249,7 +253,7 @@ def test_flags_win_over_the_environment_and_lists_are_split() -> None:
     )
     assert settings.port == 9000
     assert settings.allowed_hosts == ("photos.example", "gallery.lan")
-    assert settings.sdwebui_urls == ("http://a:7860", "http://b:7860")
+    assert settings.providers["sdwebui"]["urls"] == ("http://a:7860", "http://b:7860")
     assert settings.max_attempts == 5
 
 
