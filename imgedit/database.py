@@ -87,6 +87,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE images ADD COLUMN favourite INTEGER NOT NULL DEFAULT 0;
     """,
+    # 5: the provider's variant a job runs (a ComfyUI workflow), "" for its default
+    """
+    ALTER TABLE jobs ADD COLUMN variant TEXT NOT NULL DEFAULT '';
+    """,
 )
 
 

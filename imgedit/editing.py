@@ -58,7 +58,14 @@ class Studio:
         return self.durations.expected(provider, kind, quality)
 
     def submit_edit(
-        self, image_id: str, prompt: str, quality: Quality, provider: str, *, started_by: str = ""
+        self,
+        image_id: str,
+        prompt: str,
+        quality: Quality,
+        provider: str,
+        *,
+        started_by: str = "",
+        variant: str = "",
     ) -> JobId:
         """Queue an edit of a gallery image; returns at once."""
         source = self.store.get(image_id)
@@ -70,6 +77,7 @@ class Studio:
             source_image_id=source.id,
             model=self._model_of(provider),
             started_by=started_by,
+            variant=self._variant_of(provider, JobKind.EDIT, variant),
         )
         return self.registry.submit(spec)
 
@@ -81,6 +89,7 @@ class Studio:
         size: tuple[int, int] | None = None,
         *,
         started_by: str = "",
+        variant: str = "",
     ) -> JobId:
         """Queue a new image drawn from a prompt; returns at once."""
         spec = JobSpec(
@@ -91,12 +100,22 @@ class Studio:
             size=size,
             model=self._model_of(provider),
             started_by=started_by,
+            variant=self._variant_of(provider, JobKind.GENERATE, variant),
         )
         return self.registry.submit(spec)
 
     def _model_of(self, name: str) -> str:
         model = getattr(self.providers.get(name), "model", "")
         return model if isinstance(model, str) else ""
+
+    def _variant_of(self, name: str, kind: JobKind, variant: str) -> str:
+        """``variant`` if the provider offers it for ``kind`` ("" stays its default)."""
+        if not variant:
+            return ""
+        offered = getattr(self.providers.get(name), "variants", None)
+        if offered is None or variant not in offered(kind):
+            raise InvalidRequest(f"“{variant}” is not one of the choices of {self.providers.get(name).label}.")
+        return variant
 
     def _provider_for(self, name: str, kind: JobKind) -> str:
         provider = self.providers.get(name)
@@ -119,7 +138,12 @@ class Studio:
         else:
             job.stage(JobStage.INITIALIZING, "Preparing")
         request = ProviderRequest(
-            kind=spec.kind, prompt=spec.prompt, quality=spec.quality, image=source, size=spec.size
+            kind=spec.kind,
+            prompt=spec.prompt,
+            quality=spec.quality,
+            image=source,
+            size=spec.size,
+            variant=spec.variant,
         )
         job.stage(JobStage.PROCESSING, f"Working with {provider.label}")
         result = await self._call_provider(provider, request, job)

@@ -758,3 +758,52 @@ async def test_cancel_in_the_gallery_interrupts_our_comfyui_prompt_and_adds_noth
     await eventually(lambda: "execution_interrupted" in comfyui_app.messages_of(str(ours)), message="stopped")
     assert loading_cards(user) == []
     assert len(services.store) == before
+
+
+@pytest.fixture
+def comfyui_with_workflows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeComfyUI]:
+    """The app configured with a fake ComfyUI and a folder holding one more edit workflow."""
+    graph = json.loads((SHIPPED / "edit.json").read_text())
+    graph["12"] = {
+        "class_type": "ImageBlur",
+        "inputs": {"image": ["8", 0], "blur_radius": 2, "sigma": 1.0},
+        "_meta": {"title": "Blur"},
+    }
+    graph["9"]["inputs"]["images"] = ["12", 0]
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    (folder / "soft-edit.json").write_text(json.dumps(graph))
+    fake = FakeComfyUI(step_seconds=0.001)
+    with serve_comfyui(fake) as base:
+        monkeypatch.setenv("IMGEDIT_COMFYUI_URLS", base)
+        monkeypatch.setenv("IMGEDIT_COMFYUI_WORKFLOWS", str(folder))
+        yield fake
+
+
+async def test_the_edit_dialog_offers_the_workflows_and_the_job_runs_the_one_chosen(
+    comfyui_with_workflows: FakeComfyUI, user: User
+) -> None:
+    await user.open("/")
+    services = app_services()
+    source = services.store.list()[0]
+    before = len(services.store)
+    user.find(marker=f"image-{source.id}").click()
+    user.find(marker="edit").click()
+    (choice,) = user.find(marker="variant").elements
+    assert choice.visible and choice.props["label"] == "Workflow"
+    assert list(choice.options) == ["edit", "soft-edit"] and choice.value == "edit"  # the default first
+    user.find(marker="prompt").type("soft light")
+    user.find(marker="variant").click()
+    user.find("soft-edit").click()
+    user.find("Start Edit").click()
+
+    await eventually(lambda: len(services.store) == before + 1, message="the result")
+    (job,) = services.registry.snapshots()
+    assert job.spec.variant == "soft-edit"
+    sent = comfyui_with_workflows.prompts[0]["prompt"]
+    assert sent["12"]["class_type"] == "ImageBlur", "the chosen workflow ran"
+
+    # New image: one generate workflow only, so no choice is shown (the same dialog, reused).
+    user.find(marker="new-image").click()
+    await user.should_see("Describe the image")
+    assert not choice.visible

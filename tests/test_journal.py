@@ -137,6 +137,7 @@ async def test_with_no_resume_unfinished_jobs_are_interrupted_and_can_be_retried
     again = second.registry.retry(JobId(job_id))
     gated(second).gate.set()
     assert (await second.registry.wait(again)).stage is JobStage.COMPLETED
+    await second.journal.flush()  # as a real stop does: the completion is written before the restart
     third = start()
     assert third.registry.snapshots() == [], "nothing is left to resume"
 
@@ -175,3 +176,19 @@ async def test_learned_durations_survive_a_restart(start: Callable[..., Services
 
     second = start()
     assert second.studio.durations.expected("local", JobKind.GENERATE, Quality.LOW) == pytest.approx(learned)
+
+
+async def test_a_jobs_variant_survives_a_restart(start: Callable[..., Services]) -> None:
+    """The provider's variant (a ComfyUI workflow) is part of the spec the journal keeps."""
+    from imgedit.jobs.model import JobSpec
+    from imgedit.models import JobKind
+
+    first = start()
+    spec = JobSpec(kind=JobKind.GENERATE, prompt="a fox", quality=Quality.LOW, provider="gated", variant="soft")
+    job_id = first.registry.submit(spec)
+    await first.journal.flush()
+    await first.close()
+
+    second = start()
+    (resumed,) = [s for s in second.registry.snapshots() if s.id == job_id]
+    assert resumed.spec.variant == "soft"

@@ -33,10 +33,11 @@ log = logging.getLogger(__name__)
 
 _COLUMNS = (
     "id, kind, prompt, quality, provider, model, source_image_id, width, height, stage, attempt, message, "
-    "error, created_at, started_at, finished_at, duration, result_image_id, queue_order, retry_of, started_by"
+    "error, created_at, started_at, finished_at, duration, result_image_id, queue_order, retry_of, started_by, "
+    "variant"
 )
 _UPSERT = (
-    f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 21)}) "
+    f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 22)}) "
     "ON CONFLICT(id) DO UPDATE SET stage=excluded.stage, attempt=excluded.attempt, "
     "message=excluded.message, error=excluded.error, started_at=excluded.started_at, "
     "finished_at=excluded.finished_at, duration=excluded.duration, "
@@ -99,6 +100,7 @@ class JobJournal:
             record.order,
             record.retry_of,
             spec.started_by,
+            spec.variant,
         )
         self._submit(self._db.execute, _UPSERT, row)
 
@@ -200,6 +202,7 @@ def _row(row: sqlite3.Row) -> JournalRow:
         source_image_id=ImageId(row["source_image_id"]) if row["source_image_id"] else None,
         size=(int(width), int(height)) if width and height else None,
         started_by=row["started_by"] or "",
+        variant=row["variant"] or "",
     )
     return JournalRow(
         id=JobId(row["id"]),

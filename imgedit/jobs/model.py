@@ -68,6 +68,8 @@ class JobSpec:
     """The provider's model when the job was made ("" if it has none): durations are learned per model."""
     started_by: str = ""
     """Who started it: the name given at sign-in when the studio has a password ("" otherwise)."""
+    variant: str = ""
+    """The provider's variant chosen in the dialog (a ComfyUI workflow's name); "" for its default."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

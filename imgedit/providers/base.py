@@ -42,6 +42,8 @@ class ProviderRequest:
     size: tuple[int, int] | None = None
     """Requested output size for generation (width, height); ``None`` lets the provider choose."""
     seed: int | None = None
+    variant: str = ""
+    """One of the provider's ``variants(kind)`` (a ComfyUI workflow); "" for its default."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -103,6 +105,14 @@ class ServerHealth:
     label: str
     state: HealthState
     detail: str = ""
+
+
+class Variants(Protocol):
+    """What a provider may add to ``Provider``: named ways of doing a kind of job (ComfyUI's
+    workflows), offered in the dialog when there is more than one. ``variants(kind)`` lists
+    their names, the default first; the chosen one arrives as ``ProviderRequest.variant``."""
+
+    def variants(self, kind: JobKind) -> list[str]: ...
 
 
 class Lifecycle(Protocol):

@@ -216,6 +216,13 @@ class ComfyUIProvider:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
 
+    variant_label = "Workflow"
+    """What the dialog calls the choice among ``variants``."""
+
+    def variants(self, kind: JobKind) -> list[str]:
+        """The dialog's choices (``base.Variants``): the workflows that do ``kind``."""
+        return self.workflows(kind)
+
     def workflows(self, kind: JobKind) -> list[str]:
         """Names of the workflows that do ``kind``, the default first: what the dialog can offer."""
         names = [name for name, workflow in self._workflows.items() if workflow.kind is kind]
@@ -247,7 +254,7 @@ class ComfyUIProvider:
         if request.image is None:
             raise InvalidRequest("An edit needs a source image.")
         with _named(self.name):
-            return await self._run(request, sink, self.workflow(JobKind.EDIT, workflow))
+            return await self._run(request, sink, self.workflow(JobKind.EDIT, workflow or request.variant))
 
     async def generate(
         self, request: ProviderRequest, sink: ProgressSink, *, workflow: str | None = None
@@ -256,7 +263,7 @@ class ComfyUIProvider:
         if size is not None and (size[0] < 1 or size[1] < 1):
             raise InvalidRequest(f"The image size {size[0]}x{size[1]} is not possible.")
         with _named(self.name):
-            return await self._run(request, sink, self.workflow(JobKind.GENERATE, workflow))
+            return await self._run(request, sink, self.workflow(JobKind.GENERATE, workflow or request.variant))
 
     # -- one job on one server ---------------------------------------------------------------
 

@@ -64,6 +64,13 @@ class JobDialog:
                     .classes("grow")
                     .mark("provider")
                 )
+            # A provider's named variants (ComfyUI's workflows), shown only when there is a choice.
+            self.variant = (
+                ui.select({}, label="Workflow")
+                .props("outlined dense options-dense color=ie-accent")
+                .classes("w-full")
+                .mark("variant")
+            )
             self.size = (
                 ui.select(
                     list(SIZES), label="Size", value=next(iter(SIZES)), on_change=self._refresh_estimates
@@ -128,6 +135,18 @@ class JobDialog:
         self.quality.set_options(options, value=self.quality.value or Quality.MEDIUM.value)
         self.hint.set_text(provider.describe(self.kind))
         self.engine_note.set_text(engine_note(provider))
+        offered = getattr(provider, "variants", None)
+        names = offered(self.kind) if offered is not None else []
+        if len(names) > 1:
+            self.variant.props["label"] = getattr(provider, "variant_label", "Variant")
+            value = self.variant.value if self.variant.value in names else names[0]
+            self.variant.set_options(names, value=value)
+        else:
+            self.variant.set_options([], value=None)
+        self.variant.set_visibility(len(names) > 1)
+
+    def _variant(self) -> str:
+        return str(self.variant.value or "") if self.variant.visible else ""
 
     def _chosen_provider(self) -> Provider | None:
         try:
@@ -151,11 +170,17 @@ class JobDialog:
                     Quality(self.quality.value),
                     str(self.provider.value),
                     started_by=by,
+                    variant=self._variant(),
                 )
             else:
                 size = SIZES.get(str(self.size.value))
                 studio.submit_generate(
-                    prompt, Quality(self.quality.value), str(self.provider.value), size, started_by=by
+                    prompt,
+                    Quality(self.quality.value),
+                    str(self.provider.value),
+                    size,
+                    started_by=by,
+                    variant=self._variant(),
                 )
         except ImgEditError as exc:
             self.prompt.props["error-message"] = str(exc)
