@@ -79,13 +79,9 @@ class Settings:
             if given is not None:
                 values[option.dest] = given  # argparse already checked it with the same rule
                 continue
-            raw = env.get(option.env, "")
-            if not raw.strip():
-                continue
-            try:
-                values[option.dest] = option.parse(raw)
-            except ValueError as exc:
-                parser.error(f"{option.env}: {exc}")
+            value = _from_env(env, option.env, option.parse, parser)
+            if value is not _UNSET:
+                values[option.dest] = value
         if values.pop("no_show", False):
             values["show"] = False
         if values.pop("no_resume", False):
@@ -286,6 +282,23 @@ _OPTIONS: tuple[_Option, ...] = (
 )
 
 
+_UNSET = object()
+
+
+def _from_env(
+    env: Mapping[str, str], name: str, parse: Callable[[str], Any], parser: argparse.ArgumentParser
+) -> Any:
+    """The variable ``name`` parsed by its rule, ``_UNSET`` if it is not set (or blank); a bad
+    value stops start-up with a usage message naming it."""
+    raw = env.get(name, "")
+    if not raw.strip():
+        return _UNSET
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        parser.error(f"{name}: {exc}")
+
+
 def _provider_values(env: Mapping[str, str], parser: argparse.ArgumentParser) -> dict[str, dict[str, Any]]:
     """Each provider plug-in's variables, parsed by its own rules (a bad one stops start-up)."""
     from imgedit.providers.plugins import PLUGINS
@@ -294,13 +307,9 @@ def _provider_values(env: Mapping[str, str], parser: argparse.ArgumentParser) ->
     for plugin in PLUGINS:
         values: dict[str, Any] = {}
         for variable in plugin.variables:
-            raw = env.get(variable.env, "")
-            if not raw.strip():
-                continue
-            try:
-                values[variable.key] = variable.parse(raw)
-            except ValueError as exc:
-                parser.error(f"{variable.env}: {exc}")
+            value = _from_env(env, variable.env, variable.parse, parser)
+            if value is not _UNSET:
+                values[variable.key] = value
         found[plugin.name] = values
     return found
 

@@ -35,16 +35,14 @@ Must not import nicegui.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
-import math
 import random
 import struct
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +61,7 @@ from imgedit.imaging import media_type, sniff_format
 from imgedit.models import JobKind, Quality
 from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult, ServerHealth
 from imgedit.providers.comfyui_workflow import DEFAULT_NAMES, Workflow, WorkflowError, load_workflows
+from imgedit.providers.common import finite_number, named_errors, uncancellable
 from imgedit.providers.http import MAX_MESSAGE, error_from_response, json_body, never_arrived, off_loop, send
 from imgedit.providers.pool import Server, ServerPool
 
@@ -253,7 +252,7 @@ class ComfyUIProvider:
     ) -> ProviderResult:
         if request.image is None:
             raise InvalidRequest("An edit needs a source image.")
-        with _named(self.name):
+        with named_errors(self.name):
             return await self._run(request, sink, self.workflow(JobKind.EDIT, workflow or request.variant))
 
     async def generate(
@@ -262,7 +261,7 @@ class ComfyUIProvider:
         size = request.size
         if size is not None and (size[0] < 1 or size[1] < 1):
             raise InvalidRequest(f"The image size {size[0]}x{size[1]} is not possible.")
-        with _named(self.name):
+        with named_errors(self.name):
             return await self._run(request, sink, self.workflow(JobKind.GENERATE, workflow or request.variant))
 
     # -- one job on one server ---------------------------------------------------------------
@@ -316,12 +315,12 @@ class ComfyUIProvider:
             data = await self._fetch(server, images, workflow)
         except asyncio.CancelledError:
             if job.posted and not job.finished:
-                await _uncancellable(self._stop(server, job))
+                await uncancellable(self._stop(server, job))
             raise
         except ProviderError as exc:
             if job.posted and not job.finished:
                 # It may still run: stop it before a retry sends it again.
-                await _uncancellable(self._stop(server, job))
+                await uncancellable(self._stop(server, job))
             if not job.posted and isinstance(exc, ProviderUnavailable):
                 self._pool.mark_down(server)
             raise
@@ -553,7 +552,7 @@ class ComfyUIProvider:
             # Sent to every client whenever the queue changes: a waiting job is heard from.
             info = data.get("status")
             exec_info = info.get("exec_info") if isinstance(info, dict) else None
-            left = _number(exec_info.get("queue_remaining")) if isinstance(exec_info, dict) else None
+            left = finite_number(exec_info.get("queue_remaining")) if isinstance(exec_info, dict) else None
             if left:
                 sink.progress(
                     job.fraction,
@@ -643,7 +642,7 @@ class ComfyUIProvider:
         self._milestone(job, sink)
 
     def _on_progress(self, job: _Job, data: Mapping[str, Any], sink: ProgressSink) -> None:
-        value, top = _number(data.get("value")), _number(data.get("max"))
+        value, top = finite_number(data.get("value")), finite_number(data.get("max"))
         node = data.get("node")
         if value is None or not top or str(node) != job.workflow.sampler_node:
             return  # a node of its own with a bar (an upscaler): its boundaries are the milestones
@@ -833,28 +832,3 @@ def _images(output: object) -> list[dict[str, Any]] | None:
         return None
     found = [image for image in images if isinstance(image, dict) and image.get("filename")]
     return found or None
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-@contextlib.contextmanager
-def _named(provider: str) -> Iterator[None]:
-    """Errors leaving the provider say which provider they come from."""
-    try:
-        yield
-    except ProviderError as exc:
-        exc.provider = exc.provider or provider
-        raise
-
-
-async def _uncancellable(work: Awaitable[None]) -> None:
-    """Run ``work`` to the end even if the caller is cancelled again meanwhile."""
-    task = asyncio.ensure_future(work)
-    while not task.done():
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait({task})
-    task.result()

@@ -28,15 +28,13 @@ task was active) tells, and such a result fails (retryable) instead of being kep
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
 import logging
-import math
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +52,7 @@ from imgedit.errors import (
 )
 from imgedit.models import JobKind, Quality
 from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult, ServerHealth
+from imgedit.providers.common import finite_number, named_errors, uncancellable
 from imgedit.providers.http import (
     MAX_MESSAGE,
     decode_image,
@@ -163,10 +162,6 @@ def _running(body: Any) -> bool:
     return bool(_state(body).get("job_count"))
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
 
 
 def _steps(state: Mapping[str, Any]) -> tuple[int, int] | None:
@@ -176,7 +171,7 @@ def _steps(state: Mapping[str, Any]) -> tuple[int, int] | None:
     but leaves ``sampling_steps`` at the previous job's total until sampling starts, so a 0 says
     nothing yet; from 1 on both belong to this job.
     """
-    step, steps = _number(state.get("sampling_step")), _number(state.get("sampling_steps"))
+    step, steps = finite_number(state.get("sampling_step")), finite_number(state.get("sampling_steps"))
     if step is None or not steps or step < 1 or step >= steps:
         return None
     return int(step) + 1, int(steps)
@@ -184,7 +179,7 @@ def _steps(state: Mapping[str, Any]) -> tuple[int, int] | None:
 
 def _raw_steps(state: Mapping[str, Any]) -> tuple[int, int] | None:
     """(0-based last step, steps) as the state says them, whatever job they belong to."""
-    step, steps = _number(state.get("sampling_step")), _number(state.get("sampling_steps"))
+    step, steps = finite_number(state.get("sampling_step")), finite_number(state.get("sampling_steps"))
     return (int(step), int(steps)) if step is not None and steps else None
 
 
@@ -337,11 +332,11 @@ class SdWebUiProvider:
         return "Describe the scene, style and mood in words or comma-separated tags, e.g. “a fox in snow, oil painting”."
 
     async def edit(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
-        with _named(self.name):
+        with named_errors(self.name):
             return await self._edit(request, sink)
 
     async def generate(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
-        with _named(self.name):
+        with named_errors(self.name):
             return await self._generate(request, sink)
 
     async def _edit(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
@@ -439,14 +434,14 @@ class SdWebUiProvider:
             answer = await read_chunks(response, label)
         except asyncio.CancelledError:
             poller.cancel()
-            await _uncancellable(self._stop(server, watch))
+            await uncancellable(self._stop(server, watch))
             raise
         except ProviderError as exc:
             poller.cancel()
             if went_unanswered(exc):
                 # A1111 renders on after the client gives up: stop it before a retry sends it again.
                 # A slow answer is a busy server, not a dead one, so it is not rested.
-                await _uncancellable(self._stop(server, watch))
+                await uncancellable(self._stop(server, watch))
             elif never_arrived(exc):
                 self._pool.mark_down(server)
             raise
@@ -536,8 +531,8 @@ class SdWebUiProvider:
         if watch.unconfirmed is not None:
             # Our task was active before and after that reading: it described our job.
             self._take_state(watch.unconfirmed, watch)
-        watch.fraction = max(watch.fraction, min(_number(task.get("progress")) or 0.0, 1.0))
-        eta = _number(task.get("eta"))
+        watch.fraction = max(watch.fraction, min(finite_number(task.get("progress")) or 0.0, 1.0))
+        eta = finite_number(task.get("eta"))
         sink.progress(
             watch.fraction,
             watch.step_message or "Starting",
@@ -546,7 +541,7 @@ class SdWebUiProvider:
         live = task.get("live_preview")  # a memoryview when longer than http.LONG_STRING
         if isinstance(live, str | memoryview) and len(live):
             sink.preview(await off_loop(len(live), decode_image, live, "The preview"))
-            preview_id = _number(task.get("id_live_preview"))
+            preview_id = finite_number(task.get("id_live_preview"))
             watch.preview_id = int(preview_id) if preview_id is not None else watch.preview_id
         watch.unconfirmed = await self._read_state(server)
 
@@ -573,8 +568,8 @@ class SdWebUiProvider:
         elif stamp != watch.ours:
             return  # ours finished and someone else's began while our answer is on its way
         self._take_state(body, watch)
-        watch.fraction = max(watch.fraction, min(_number(body.get("progress")) or 0.0, 1.0))
-        eta = _number(body.get("eta_relative"))
+        watch.fraction = max(watch.fraction, min(finite_number(body.get("progress")) or 0.0, 1.0))
+        eta = finite_number(body.get("eta_relative"))
         sink.progress(
             watch.fraction,
             watch.step_message or "Starting",
@@ -713,22 +708,3 @@ def _metadata(body: Any, payload: Mapping[str, Any], server: Server) -> dict[str
             if info.get(key) is not None:
                 metadata[key.removeprefix("sd_")] = str(info[key])
     return metadata
-
-
-@contextlib.contextmanager
-def _named(provider: str) -> Iterator[None]:
-    """Errors leaving the provider say which provider they come from."""
-    try:
-        yield
-    except ProviderError as exc:
-        exc.provider = exc.provider or provider
-        raise
-
-
-async def _uncancellable(work: Awaitable[None]) -> None:
-    """Run ``work`` to the end even if the caller is cancelled again meanwhile."""
-    task = asyncio.ensure_future(work)
-    while not task.done():
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait({task})
-    task.result()
