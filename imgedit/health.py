@@ -30,8 +30,12 @@ class HealthMonitor:
         *,
         interval: float = INTERVAL,
         clock: Callable[[], float] = time.monotonic,
+        redact: Callable[[str], str] = lambda text: text,
     ) -> None:
+        """``redact`` cleans what a probe found before anyone sees it: a server's message may
+        echo a key or a URL's password (the same redactor as for job errors)."""
         self._providers = providers
+        self._redact = redact
         self.interval = interval
         self._clock = clock
         self.found: dict[str, list[ServerHealth]] = {}
@@ -50,7 +54,10 @@ class HealthMonitor:
 
     async def _run(self) -> None:
         try:
-            found = await self._providers.health()
+            found = {
+                name: [ServerHealth(self._redact(s.label), s.state, self._redact(s.detail)) for s in servers]
+                for name, servers in (await self._providers.health()).items()
+            }
         except Exception:  # the registry reports each provider's failure itself; this is a bug
             log.exception("the providers' health could not be read")
             return

@@ -135,7 +135,7 @@ def build_services(settings: Settings) -> Services:
         http=http,
         journal=journal,
         session_secret=session_secret,
-        health=HealthMonitor(providers),
+        health=HealthMonitor(providers, redact=redact),
         auth=Auth.from_settings(settings, store.db),
     )
 

@@ -170,3 +170,19 @@ async def test_the_header_shows_each_sd_server_and_its_state(dead_sd: str, user:
     await user.open("/")
     await user.should_see(f"Stable Diffusion WebUI at {dead_sd}: down", retries=50)
     await user.should_see("Local engine (offline)")
+
+
+async def test_what_a_probe_found_is_redacted_before_anyone_sees_it(client: httpx.AsyncClient) -> None:
+    """A server that echoes the key in its refusal: the status line must not repeat it."""
+    from imgedit.redact import MASK, Redactor
+
+    state = FakeOpenAI(api_key=KEY, echo_key=True)
+    with serve(make_app(state)) as server:
+        openai = OpenAIProvider(client=client, api_key=KEY, base_url=server + "/v1")
+        (raw,) = await openai.health()
+        assert KEY in raw.detail, "the fake echoes the key, as such servers do"
+        monitor = HealthMonitor(ProviderRegistry([openai]), redact=Redactor([KEY]))
+        monitor.wanted()
+        await eventually(lambda: monitor.version == 1, message="the probe")
+    (found,) = monitor.found["openai"]
+    assert found.state == "down" and KEY not in found.detail and MASK in found.detail
