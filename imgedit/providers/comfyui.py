@@ -61,7 +61,7 @@ from imgedit.imaging import media_type, sniff_format
 from imgedit.models import JobKind, Quality
 from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult, ServerHealth
 from imgedit.providers.comfyui_workflow import DEFAULT_NAMES, Workflow, WorkflowError, load_workflows
-from imgedit.providers.common import finite_number, named_errors, uncancellable
+from imgedit.providers.common import finite_number, named_errors, pool_health, uncancellable
 from imgedit.providers.http import MAX_MESSAGE, error_from_response, json_body, never_arrived, off_loop, send
 from imgedit.providers.pool import Server, ServerPool
 
@@ -194,19 +194,12 @@ class ComfyUIProvider:
         """Each server from its ``/queue``: busy with an imgedit job or with prompts of others
         (running or waiting), up when idle, down when it does not answer as ComfyUI would."""
 
-        async def one(server: Server) -> ServerHealth:
-            label = _label(server)
-            if server.busy:
-                return ServerHealth(label, "busy", "running an imgedit job")
-            try:
-                running, pending = await self._read_queue(server)
-            except ProviderError as exc:
-                return ServerHealth(label, "down", str(exc))
-            if running or pending:
-                return ServerHealth(label, "busy", f"{len(running) + len(pending)} prompt(s) of others in its queue")
-            return ServerHealth(label, "up")
+        async def others_work(server: Server) -> str | None:
+            running, pending = await self._read_queue(server)
+            waiting = len(running) + len(pending)
+            return f"{waiting} prompt(s) of others in its queue" if waiting else None
 
-        return list(await asyncio.gather(*(one(server) for server in self._pool.servers)))
+        return await pool_health(self._pool.servers, _label, others_work)
 
     async def aclose(self) -> None:
         """At shutdown: stop watching cancelled prompts (each one's first delete or interrupt

@@ -52,7 +52,7 @@ from imgedit.errors import (
 )
 from imgedit.models import JobKind, Quality
 from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult, ServerHealth
-from imgedit.providers.common import finite_number, named_errors, uncancellable
+from imgedit.providers.common import finite_number, named_errors, pool_health, uncancellable
 from imgedit.providers.http import (
     MAX_MESSAGE,
     decode_image,
@@ -146,6 +146,17 @@ class _Watch:
     """The last preview shown by a server without task ids (it sends the same one again)."""
     stopped_at: tuple[int, int] | None = None
     """(0-based last step, steps) when a reading of our job showed it interrupted."""
+
+
+def _report(watch: _Watch, sink: ProgressSink, progress: object, eta: object) -> None:
+    """One progress reading to the sink: the fraction never goes back, an ETA only if sane."""
+    watch.fraction = max(watch.fraction, min(finite_number(progress) or 0.0, 1.0))
+    seconds = finite_number(eta)
+    sink.progress(
+        watch.fraction,
+        watch.step_message or "Starting",
+        eta_s=seconds if seconds is not None and seconds >= 0 else None,
+    )
 
 
 def _state(body: Any) -> dict[str, Any]:
@@ -299,19 +310,11 @@ class SdWebUiProvider:
         """Each server: busy with an imgedit job, busy with someone else's (its state says a job
         runs), up, or down (no answer, refused, or not an API server). Asks for no preview."""
 
-        async def one(server: Server) -> ServerHealth:
-            label = _server_label(server)
-            if server.busy:
-                return ServerHealth(label, "busy", "running an imgedit job")
-            try:
-                body = await self._read_state(server, HEALTH_TIMEOUT)
-            except ProviderError as exc:
-                return ServerHealth(label, "down", str(exc))
-            if _running(body):
-                return ServerHealth(label, "busy", "running another client's job")
-            return ServerHealth(label, "up")
+        async def others_work(server: Server) -> str | None:
+            body = await self._read_state(server, HEALTH_TIMEOUT)
+            return "running another client's job" if _running(body) else None
 
-        return list(await asyncio.gather(*(one(server) for server in self._pool.servers)))
+        return await pool_health(self._pool.servers, _server_label, others_work)
 
     async def aclose(self) -> None:
         """Stop watching tasks cancelled while queued (the server is left as it is)."""
@@ -531,13 +534,7 @@ class SdWebUiProvider:
         if watch.unconfirmed is not None:
             # Our task was active before and after that reading: it described our job.
             self._take_state(watch.unconfirmed, watch)
-        watch.fraction = max(watch.fraction, min(finite_number(task.get("progress")) or 0.0, 1.0))
-        eta = finite_number(task.get("eta"))
-        sink.progress(
-            watch.fraction,
-            watch.step_message or "Starting",
-            eta_s=eta if eta is not None and eta >= 0 else None,
-        )
+        _report(watch, sink, task.get("progress"), task.get("eta"))
         live = task.get("live_preview")  # a memoryview when longer than http.LONG_STRING
         if isinstance(live, str | memoryview) and len(live):
             sink.preview(await off_loop(len(live), decode_image, live, "The preview"))
@@ -568,13 +565,7 @@ class SdWebUiProvider:
         elif stamp != watch.ours:
             return  # ours finished and someone else's began while our answer is on its way
         self._take_state(body, watch)
-        watch.fraction = max(watch.fraction, min(finite_number(body.get("progress")) or 0.0, 1.0))
-        eta = finite_number(body.get("eta_relative"))
-        sink.progress(
-            watch.fraction,
-            watch.step_message or "Starting",
-            eta_s=eta if eta is not None and eta >= 0 else None,
-        )
+        _report(watch, sink, body.get("progress"), body.get("eta_relative"))
         current = body.get("current_image")  # a memoryview when longer than http.LONG_STRING
         if isinstance(current, memoryview):
             current = current.tobytes()
