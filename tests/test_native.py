@@ -425,22 +425,36 @@ def test_download_in_the_window_saves_the_image_through_the_save_dialog(tmp_path
             display.click((left + right) // 2, (top + bottom) // 2)
 
             # The image dialog is open (its picture is elsewhere, the card is dimmed) and has
-            # stopped moving: Quasar has put the keyboard focus in it.
-            frames: list[Image.Image] = []
+            # stopped moving for longer than Quasar's 300 ms transition: the keyboard focus is in
+            # it. (Two equal frames were not enough: a loaded machine can stall a frame mid-way.)
+            frames: list[tuple[float, Image.Image]] = []
+
+            def still_since(since: float) -> bool:
+                now = time.monotonic()
+                frames[:] = [*frames, (now, ImageGrab.grab(xdisplay=xvfb))]
+                newest = frames[-1][1]
+                while ImageChops.difference(frames[0][1], newest).getbbox() is not None:
+                    frames.pop(0)
+                return now - frames[0][0] >= since
 
             def dialog_settled() -> bool:
-                frames[:] = [*frames[-1:], ImageGrab.grab(xdisplay=xvfb)]
-                box = magenta_box(frames[-1])
-                return (
-                    box is not None
-                    and box != card[0]
-                    and len(frames) == 2
-                    and ImageChops.difference(*frames).getbbox() is None
-                )
+                box = magenta_box(ImageGrab.grab(xdisplay=xvfb))
+                return box is not None and box != card[0] and still_since(0.5)
 
-            wait_for(dialog_settled, 10.0, "the image dialog did not open")
-            for key in ("Tab", "Tab", "Return"):  # View, Download; activate it
-                display.press(key)
+            wait_for(dialog_settled, 20.0, "the image dialog did not open")
+            for _ in range(2):  # View, then Download: each Tab moves the focus ring, seen on screen
+                before = ImageGrab.grab(xdisplay=xvfb)
+                display.press("Tab")
+                wait_for(
+                    lambda before=before: (
+                        ImageChops.difference(before, ImageGrab.grab(xdisplay=xvfb)).getbbox() is not None
+                    ),
+                    10.0,
+                    "Tab moved no focus ring",
+                )
+                frames.clear()
+                wait_for(lambda: still_since(0.3), 10.0, "the screen did not settle after Tab")
+            display.press("Return")  # activate Download
 
             saving: list[int] = []
 
@@ -448,7 +462,7 @@ def test_download_in_the_window_saves_the_image_through_the_save_dialog(tmp_path
                 saving[:] = [w for w in display.windows_named("Save file") if display.is_viewable(w)]
                 return bool(saving)
 
-            wait_for(save_dialog_shown, 10.0, "no save dialog opened")
+            wait_for(save_dialog_shown, 30.0, "no save dialog opened")
             display.focus(saving[0])
             display.press("Return")  # the file name is filled in; Enter saves
 
