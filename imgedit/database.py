@@ -91,6 +91,14 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE jobs ADD COLUMN variant TEXT NOT NULL DEFAULT '';
     """,
+    # 6: a failed job's error as structure (kind, provider, HTTP status, the server's code)
+    """
+    ALTER TABLE jobs ADD COLUMN failure_kind TEXT;
+    ALTER TABLE jobs ADD COLUMN failure_provider TEXT;
+    ALTER TABLE jobs ADD COLUMN failure_status INTEGER;
+    ALTER TABLE jobs ADD COLUMN failure_code TEXT;
+    CREATE INDEX jobs_failure ON jobs (failure_kind) WHERE failure_kind IS NOT NULL;
+    """,
 )
 
 

@@ -538,6 +538,10 @@ def test_history_screenshot(tmp_path: Path) -> None:
         ),
     ]
     store.db.execute_many(rows)
+    store.db.execute(
+        "UPDATE jobs SET failure_kind = 'sign_in', failure_provider = 'openai', failure_status = 401, "
+        "failure_code = 'invalid_api_key' WHERE stage = 'failed'"
+    )
     # A chain of edits for the lineage: harbour.png ← sepia and a vignette ← blur 4.
     blurred = store.add_sync(png(colours[3]), origin=ImageOrigin.EDIT, prompt="blur 4")
     store.db.execute("UPDATE images SET parent_id = ? WHERE id = ?", (original.id, edited.id))
@@ -561,6 +565,7 @@ def test_history_screenshot(tmp_path: Path) -> None:
             text = driver.find_element(By.CSS_SELECTOR, ".imgedit-history-list").text
             assert '<img src=x onerror="alert(1)"> make it <b>pop</b>' in text, "shown as text"
             assert not driver.find_elements(By.CSS_SELECTOR, ".imgedit-history-prompt b")
+            assert "Key or password refused · HTTP 401 · invalid_api_key" in text, "the failure's structure"
             driver.save_screenshot(str(ARTIFACTS / "history.png"))
 
             # Retry opens with the old prompt ready to edit.
@@ -576,7 +581,8 @@ def test_history_screenshot(tmp_path: Path) -> None:
             wait(driver).until(lambda d: not d.find_elements(By.CSS_SELECTOR, ".q-dialog"))
 
             # The search box asks the server once the typing pauses (Quasar's debounce).
-            driver.find_element(By.CSS_SELECTOR, "input[aria-label='Search prompts']").send_keys("vignette")
+            search = driver.find_element(By.CSS_SELECTOR, "input[aria-label='Search prompts and errors']")
+            search.send_keys("vignette")
             wait(driver).until(
                 lambda d: len(d.find_elements(By.CSS_SELECTOR, ".imgedit-history-row")) == 1 or None
             )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imgedit.database import Database
-from imgedit.jobs.model import JobStage
+from imgedit.jobs.model import Failure, FailureKind, JobStage
 from imgedit.models import ImageId, JobId, JobKind, Quality
 
 PAGE_SIZE = 50
@@ -27,7 +27,8 @@ MAX_PAGE_SIZE = 500
 
 _COLUMNS = (
     "id, kind, prompt, quality, provider, model, source_image_id, width, height, stage, attempt, "
-    "message, error, created_at, started_at, finished_at, duration, result_image_id, retry_of, started_by"
+    "message, error, created_at, started_at, finished_at, duration, result_image_id, retry_of, started_by, "
+    "failure_kind, failure_provider, failure_status, failure_code"
 )
 _FINISHED = tuple(stage.value for stage in JobStage if stage.is_finished)
 
@@ -58,6 +59,9 @@ class HistoryRow:
     retry_of: JobId | None
     started_by: str = ""
     """The signed-in name of whoever started it ("" when the studio has no password)."""
+    failure: Failure | None = None
+    """A failed job's error as structure (kind, provider, HTTP status, code); None otherwise
+    (and for jobs that failed before imgedit kept it)."""
 
     @property
     def size(self) -> tuple[int, int] | None:
@@ -87,16 +91,22 @@ def page(
     status: Collection[JobStage | str] | None = None,
     provider: str | None = None,
     search: str | None = None,
+    failure: Collection[FailureKind | str] | None = None,
+    status_code: int | None = None,
     before: Cursor | None = None,
     limit: int = PAGE_SIZE,
 ) -> HistoryPage:
     """Jobs matching every given filter, newest first, at most ``limit`` of them.
 
-    ``status``: stages to keep (None or empty: all). ``search``: text the prompt contains
-    (case-insensitive for ASCII; ``%``, ``_`` and ``\\`` are matched as themselves).
+    ``status``: stages to keep (None or empty: all). ``search``: text the prompt, the error
+    message or the server's error code contains (case-insensitive for ASCII; ``%``, ``_`` and
+    ``\\`` are matched as themselves). ``failure``: kinds of failure to keep (None or empty:
+    any job). ``status_code``: the HTTP status a failed job's provider answered.
     """
     limit = max(1, min(limit, MAX_PAGE_SIZE))
-    where, params = _filters(status=status, provider=provider, search=search)
+    where, params = _filters(
+        status=status, provider=provider, search=search, failure=failure, status_code=status_code
+    )
     total = db.query(f"SELECT COUNT(*) FROM jobs{_where(where)}", params)[0][0]
     if before is not None:
         # Written as a range on created_at first, so SQLite walks the jobs_created index from
@@ -133,6 +143,14 @@ def providers(db: Database) -> list[str]:
     return [row[0] for row in db.query("SELECT DISTINCT provider FROM jobs ORDER BY provider")]
 
 
+def failure_kinds(db: Database) -> list[FailureKind]:
+    """Every kind of failure that appears in the history, in the enum's order, for the filter."""
+    found = {
+        row[0] for row in db.query("SELECT DISTINCT failure_kind FROM jobs WHERE failure_kind IS NOT NULL")
+    }
+    return [kind for kind in FailureKind if kind.value in found]
+
+
 def like_pattern(text: str) -> str:
     """``%text%`` for ``LIKE ... ESCAPE '\\'``, with the wildcards in ``text`` taken literally."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -140,7 +158,12 @@ def like_pattern(text: str) -> str:
 
 
 def _filters(
-    *, status: Collection[JobStage | str] | None, provider: str | None, search: str | None
+    *,
+    status: Collection[JobStage | str] | None,
+    provider: str | None,
+    search: str | None,
+    failure: Collection[FailureKind | str] | None = None,
+    status_code: int | None = None,
 ) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     params: list[Any] = []
@@ -151,9 +174,19 @@ def _filters(
     if provider:
         where.append("provider = ?")
         params.append(provider)
+    if failure:
+        kinds = sorted({FailureKind(k).value for k in failure})
+        where.append(f"failure_kind IN ({', '.join('?' for _ in kinds)})")
+        params.extend(kinds)
+    if status_code is not None:
+        where.append("failure_status = ?")
+        params.append(int(status_code))
     if search and search.strip():
-        where.append("prompt LIKE ? ESCAPE '\\'")
-        params.append(like_pattern(search.strip()))
+        pattern = like_pattern(search.strip())
+        where.append(
+            "prompt LIKE ? ESCAPE '\\' OR error LIKE ? ESCAPE '\\' OR failure_code LIKE ? ESCAPE '\\'"
+        )
+        params.extend((pattern, pattern, pattern))
     return where, params
 
 
@@ -183,4 +216,19 @@ def _from_row(row: Any) -> HistoryRow:
         result_image_id=ImageId(row["result_image_id"]) if row["result_image_id"] else None,
         retry_of=JobId(row["retry_of"]) if row["retry_of"] else None,
         started_by=row["started_by"] or "",
+        failure=_failure(row),
+    )
+
+
+def _failure(row: Any) -> Failure | None:
+    try:
+        kind = FailureKind(row["failure_kind"])
+    except ValueError:  # NULL (not failed, or failed before migration 6) or a kind since renamed
+        return None
+    status = row["failure_status"]
+    return Failure(
+        kind=kind,
+        provider=row["failure_provider"],
+        status=int(status) if status is not None else None,
+        code=row["failure_code"],
     )

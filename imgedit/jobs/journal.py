@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imgedit.database import Database
-from imgedit.jobs.model import JobRecord, JobSpec, JobStage
+from imgedit.jobs.model import Failure, JobRecord, JobSpec, JobStage
 from imgedit.models import ImageId, JobId, JobKind, Quality
 
 log = logging.getLogger(__name__)
@@ -34,14 +34,16 @@ log = logging.getLogger(__name__)
 _COLUMNS = (
     "id, kind, prompt, quality, provider, model, source_image_id, width, height, stage, attempt, message, "
     "error, created_at, started_at, finished_at, duration, result_image_id, queue_order, retry_of, started_by, "
-    "variant"
+    "variant, failure_kind, failure_provider, failure_status, failure_code"
 )
 _UPSERT = (
-    f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 22)}) "
+    f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 26)}) "
     "ON CONFLICT(id) DO UPDATE SET stage=excluded.stage, attempt=excluded.attempt, "
     "message=excluded.message, error=excluded.error, started_at=excluded.started_at, "
     "finished_at=excluded.finished_at, duration=excluded.duration, "
-    "result_image_id=excluded.result_image_id, queue_order=excluded.queue_order"
+    "result_image_id=excluded.result_image_id, queue_order=excluded.queue_order, "
+    "failure_kind=excluded.failure_kind, failure_provider=excluded.failure_provider, "
+    "failure_status=excluded.failure_status, failure_code=excluded.failure_code"
 )
 UNFINISHED = tuple(s.value for s in JobStage if not s.is_finished)
 
@@ -101,6 +103,7 @@ class JobJournal:
             record.retry_of,
             spec.started_by,
             spec.variant,
+            *_failure_columns(record.failure),
         )
         self._submit(self._db.execute, _UPSERT, row)
 
@@ -213,3 +216,9 @@ def _row(row: sqlite3.Row) -> JournalRow:
         queue_order=float(row["queue_order"]),
         retry_of=JobId(row["retry_of"]) if row["retry_of"] else None,
     )
+
+
+def _failure_columns(failure: Failure | None) -> tuple[str | None, str | None, int | None, str | None]:
+    if failure is None:
+        return None, None, None, None
+    return failure.kind.value, failure.provider, failure.status, failure.code

@@ -72,6 +72,63 @@ class JobSpec:
     """The provider's variant chosen in the dialog (a ComfyUI workflow's name); "" for its default."""
 
 
+class FailureKind(StrEnum):
+    """Why a job failed, in the words a filter offers (history, the failed card)."""
+
+    UNREACHABLE = "unreachable"
+    """The provider could not be reached (connection refused, timed out, every server down)."""
+    RATE_LIMITED = "rate_limited"
+    """The provider said too many requests (HTTP 429)."""
+    SIGN_IN = "sign_in"
+    """The key or password was refused (HTTP 401/403)."""
+    REFUSED = "refused"
+    """The provider refused this request (a safety system, a bad parameter, no credit)."""
+    PROVIDER_BROKE = "provider_broke"
+    """The provider broke while working (5xx, an unreadable answer, a cut stream)."""
+    INPUT = "input"
+    """imgedit could not use the input (the prompt, the image)."""
+    STORAGE = "storage"
+    """The data folder refused the result (full, read-only)."""
+    STALLED = "stalled"
+    """The provider went silent and the watchdog stopped the job."""
+    INTERNAL = "internal"
+    """Something inside imgedit went wrong (the traceback is in the server log)."""
+
+    @property
+    def label(self) -> str:
+        return _FAILURE_LABELS[self]
+
+
+_FAILURE_LABELS = {
+    FailureKind.UNREACHABLE: "Could not reach the provider",
+    FailureKind.RATE_LIMITED: "Rate limited",
+    FailureKind.SIGN_IN: "Key or password refused",
+    FailureKind.REFUSED: "Refused by the provider",
+    FailureKind.PROVIDER_BROKE: "Provider error",
+    FailureKind.INPUT: "Input not usable",
+    FailureKind.STORAGE: "Could not save",
+    FailureKind.STALLED: "Provider went silent",
+    FailureKind.INTERNAL: "imgedit error",
+}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Failure:
+    """The structure of a failed job's error, beside its message: what kind of failure, and for a
+    provider's, which provider, the HTTP status and the server's own error code (each ``None``
+    when unknown, e.g. for a connection that was never made)."""
+
+    kind: FailureKind
+    provider: str | None = None
+    status: int | None = None
+    code: str | None = None
+
+    def describe(self) -> str:
+        """``HTTP 429 · insufficient_quota``; "" when there is neither status nor code."""
+        parts = [f"HTTP {self.status}" if self.status is not None else "", self.code or ""]
+        return " · ".join(part for part in parts if part)
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class JobSnapshot:
     """A read-only view of one job at one moment. Unknown values are ``None``, never 0."""
@@ -104,6 +161,8 @@ class JobSnapshot:
     """Queued only because its provider is at capacity (e.g. every SD WebUI server is busy)."""
     paused: bool = False
     """Queued while the queue is paused: it starts only once the queue is resumed (no ETA)."""
+    failure: Failure | None = None
+    """A FAILED job's error as structure (kind, provider, HTTP status, code); None otherwise."""
 
     @property
     def is_finished(self) -> bool:
@@ -136,6 +195,7 @@ class JobRecord:
     stage: JobStage = JobStage.QUEUED
     message: str = ""
     error: str | None = None
+    failure: Failure | None = None
     result: ImageId | None = None
     started_mono: float | None = None
     started_wall: float | None = None

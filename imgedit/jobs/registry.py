@@ -23,11 +23,30 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import fields, replace
 
-from imgedit.errors import ImgEditError, NotFound
+from imgedit.errors import (
+    ImgEditError,
+    InvalidRequest,
+    NotFound,
+    ProviderAuthFailed,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderUnavailable,
+    StorageFailed,
+)
 from imgedit.eta import DurationModel, remaining_seconds
 from imgedit.jobs import progress
 from imgedit.jobs.journal import JobJournal
-from imgedit.jobs.model import GENERIC_FAILURE, JobRecord, JobSnapshot, JobSpec, JobStage, Work
+from imgedit.jobs.model import (
+    GENERIC_FAILURE,
+    Failure,
+    FailureKind,
+    JobRecord,
+    JobSnapshot,
+    JobSpec,
+    JobStage,
+    Work,
+)
 from imgedit.jobs.scheduler import Scheduler
 from imgedit.models import JobId, JobKind, new_job_id
 
@@ -38,6 +57,8 @@ _QUEUED = JobStage.QUEUED
 _NO_POSITIONS: dict[JobId, int] = {}
 KEEP_FINISHED = 200
 """Finished jobs kept for clients that have not seen the outcome yet; older ones are forgotten."""
+MAX_CODE_CHARS = 100
+"""A server's error code longer than this is cut (it is a name, e.g. ``insufficient_quota``)."""
 
 
 class JobContext:
@@ -399,8 +420,12 @@ class JobRegistry:
 
     def _finish(self, record: JobRecord, error: BaseException | None) -> None:
         self._scheduler.release(record.id)
-        record.stage, error_text = _final_stage(record, error)
+        record.stage, error_text, failure = _final_stage(record, error)
         record.error = None if error_text is None else self._redact(error_text)
+        if failure is not None and failure.code is not None:
+            # The server's own words: kept as data, cleaned and bounded like any message.
+            failure = replace(failure, code=self._redact(failure.code)[:MAX_CODE_CHARS] or None)
+        record.failure = failure
         record.finished_mono = self._clock()
         record.finished_wall = self._wall()
         if record.stage is JobStage.COMPLETED:
@@ -592,6 +617,7 @@ class JobRegistry:
         _set_milestone(snap, None if milestone is None else progress.overall(milestone))
         _set_waiting_for_provider(snap, waiting_for_provider)
         _set_paused(snap, held)
+        _set_failure(snap, record.failure)
         return snap
 
 
@@ -617,6 +643,7 @@ _SNAPSHOT_FIELDS = (
     "milestone",
     "waiting_for_provider",
     "paused",
+    "failure",
 )
 if set(_SNAPSHOT_FIELDS) != {field.name for field in fields(JobSnapshot)}:
     raise ImportError("JobRegistry._snapshot must set every JobSnapshot field")
@@ -641,6 +668,7 @@ if set(_SNAPSHOT_FIELDS) != {field.name for field in fields(JobSnapshot)}:
     _set_milestone,
     _set_waiting_for_provider,
     _set_paused,
+    _set_failure,
 ) = (getattr(JobSnapshot, name).__set__ for name in _SNAPSHOT_FIELDS)
 """Each ``JobSnapshot`` field's slot setter (module globals: the cheapest lookup), for
 ``JobRegistry._snapshot``."""
@@ -650,15 +678,40 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
-def _final_stage(record: JobRecord, error: BaseException | None) -> tuple[JobStage, str | None]:
-    """The one place where an outcome becomes a final stage and a user-facing message."""
+def _final_stage(
+    record: JobRecord, error: BaseException | None
+) -> tuple[JobStage, str | None, Failure | None]:
+    """The one place where an outcome becomes a final stage, a user-facing message and, for a
+    failure, its structure."""
     if error is None:
-        return JobStage.COMPLETED, None
+        return JobStage.COMPLETED, None, None
+    provider = record.spec.provider
     if isinstance(error, asyncio.CancelledError) and record.stalled is not None:
-        return JobStage.FAILED, record.stalled
+        return JobStage.FAILED, record.stalled, Failure(kind=FailureKind.STALLED, provider=provider)
     if isinstance(error, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
-        return JobStage.CANCELLED, None
+        return JobStage.CANCELLED, None, None
     if isinstance(error, ImgEditError):
-        return JobStage.FAILED, str(error) or type(error).__name__
+        return JobStage.FAILED, str(error) or type(error).__name__, failure_of(error, provider)
     log.error("job %s failed unexpectedly", record.id, exc_info=error)
-    return JobStage.FAILED, GENERIC_FAILURE
+    return JobStage.FAILED, GENERIC_FAILURE, Failure(kind=FailureKind.INTERNAL)
+
+
+def failure_of(error: ImgEditError, provider: str) -> Failure:
+    """The structure of an imgedit error: its kind from the class, the rest from the error."""
+    if isinstance(error, ProviderError):
+        if isinstance(error, ProviderRateLimited):
+            kind = FailureKind.RATE_LIMITED
+        elif isinstance(error, ProviderUnavailable):
+            kind = FailureKind.UNREACHABLE
+        elif isinstance(error, ProviderAuthFailed):
+            kind = FailureKind.SIGN_IN
+        elif isinstance(error, ProviderRejected):
+            kind = FailureKind.REFUSED
+        else:
+            kind = FailureKind.PROVIDER_BROKE
+        return Failure(kind=kind, provider=error.provider or provider, status=error.status, code=error.code)
+    if isinstance(error, StorageFailed):
+        return Failure(kind=FailureKind.STORAGE)
+    if isinstance(error, InvalidRequest | NotFound):
+        return Failure(kind=FailureKind.INPUT)
+    return Failure(kind=FailureKind.INTERNAL)

@@ -457,15 +457,20 @@ class OpenAIProvider:
             message = message[: MAX_MESSAGE - 1] + "…"
         code = str(error.get("code") or "")
         error_type = str(error.get("type") or "")
+        result: ProviderError
         if code == "insufficient_quota":
-            return self._no_quota(message)
-        if code == "moderation_blocked":
-            return ProviderRejected(f"{self._who}'s safety system blocked this image: {message}")
-        if code == "rate_limit_exceeded":
-            return ProviderRateLimited(f"{self._who} is busy or rate limited: {message}")
-        if code in _REJECTION_CODES or error_type == "invalid_request_error":
-            return ProviderRejected(f"{self._who} refused the request: {message}")
-        return ProviderFailed(f"{self._who} failed while drawing: {message}")
+            result = self._no_quota(message)
+        elif code == "moderation_blocked":
+            result = ProviderRejected(f"{self._who}'s safety system blocked this image: {message}")
+        elif code == "rate_limit_exceeded":
+            result = ProviderRateLimited(f"{self._who} is busy or rate limited: {message}")
+        elif code in _REJECTION_CODES or error_type == "invalid_request_error":
+            result = ProviderRejected(f"{self._who} refused the request: {message}")
+        else:
+            result = ProviderFailed(f"{self._who} failed while drawing: {message}")
+        # Inside a 200 stream: no HTTP status of its own, but the server's code is known.
+        result.provider, result.code = self.name, code or error_type or None
+        return result
 
     def _error_from_response(self, response: httpx.Response, label: str) -> ProviderError:
         """A failed answer judged as the official SDK judges it (``_base_client._should_retry``).

@@ -37,6 +37,7 @@ STATUS_FILTERS: dict[str, tuple[str, frozenset[JobStage]]] = {
     ),
 }
 ALL_PROVIDERS = "__all__"
+ANY_REASON = "__any__"
 SEARCH_DEBOUNCE_MS = 350
 
 
@@ -86,12 +87,12 @@ class HistoryView:
         with ui.column().classes("imgedit-main imgedit-history"):
             with ui.row().classes("imgedit-history-filters w-full items-center no-wrap gap-3"):
                 self.search = (
-                    ui.input(placeholder="Search prompts", on_change=self.reload)
+                    ui.input(placeholder="Search prompts and errors", on_change=self.reload)
                     .props(f"outlined dense clearable debounce={SEARCH_DEBOUNCE_MS} color=ie-accent")
                     .classes("grow")
                     .mark("history-search")
                 )
-                self.search.props["aria-label"] = "Search prompts"
+                self.search.props["aria-label"] = "Search prompts and errors"
                 with self.search.add_slot("prepend"):
                     ui.icon("search")
                 self.status = (
@@ -112,6 +113,14 @@ class HistoryView:
                     .mark("history-provider")
                 )
                 self.provider.on_value_change(self.reload)
+                # Why jobs failed (FailureKind), offered once the history holds a failure of that kind.
+                self.reason = (
+                    ui.select({ANY_REASON: "Any reason"}, value=ANY_REASON, label="Failure")
+                    .props("outlined dense options-dense color=ie-accent")
+                    .classes("imgedit-history-select")
+                    .mark("history-failure")
+                )
+                self.reason.on_value_change(self.reload)
             self.list = ui.element("div").classes("imgedit-history-list").mark("history-list")
             self.empty = ui.label().classes("imgedit-empty").mark("history-empty")
             self.more = (
@@ -128,8 +137,14 @@ class HistoryView:
     def _query(self, before: Cursor | None) -> journal_history.HistoryPage:
         stages = STATUS_FILTERS.get(str(self.status.value), STATUS_FILTERS["all"])[1]
         provider = None if self.provider.value in (None, ALL_PROVIDERS) else str(self.provider.value)
+        reason = None if self.reason.value in (None, ANY_REASON) else {str(self.reason.value)}
         return journal_history.page(
-            self.db, status=stages, provider=provider, search=str(self.search.value or ""), before=before
+            self.db,
+            status=stages,
+            provider=provider,
+            failure=reason,
+            search=str(self.search.value or ""),
+            before=before,
         )
 
     async def reload(self) -> None:
@@ -157,7 +172,13 @@ class HistoryView:
             self._show(page)
 
     async def _load_providers(self) -> None:
-        names = await asyncio.to_thread(journal_history.providers, self.db)
+        names, kinds = await asyncio.to_thread(
+            lambda: (journal_history.providers(self.db), journal_history.failure_kinds(self.db))
+        )
+        reasons = {ANY_REASON: "Any reason", **{kind.value: kind.label for kind in kinds}}
+        self.reason.set_options(
+            reasons, value=self.reason.value if self.reason.value in reasons else ANY_REASON
+        )
         known = {p.name: p.label for p in self.services.providers.all()}
         options = {ALL_PROVIDERS: "All providers", **{n: known.get(n, n) for n in names}}
         self.provider.set_options(
@@ -176,7 +197,10 @@ class HistoryView:
     def _update_counts(self) -> None:
         self.more.set_visibility(self.cursor is not None)
         filtered = (
-            bool(self.search.value) or self.status.value != "all" or self.provider.value != ALL_PROVIDERS
+            bool(self.search.value)
+            or self.status.value != "all"
+            or self.provider.value != ALL_PROVIDERS
+            or self.reason.value != ANY_REASON
         )
         noun = "job" if self.total == 1 else "jobs"
         self.count.set_text(
@@ -212,6 +236,10 @@ class HistoryView:
                 ui.label(self._meta(row)).classes("imgedit-meta")
                 if row.stage is JobStage.FAILED and row.error:
                     ui.label(row.error).classes("imgedit-history-error")
+                if row.stage is JobStage.FAILED and row.failure is not None:
+                    ui.label(self._failure_text(row)).classes("imgedit-meta imgedit-failure").mark(
+                        "history-failure-detail"
+                    )
             with ui.element("div").classes("imgedit-history-actions"):
                 retry = ui.button(icon="replay", on_click=lambda r=row: self.retry_dialog.open(r))
                 retry.props("flat round color=ie-accent").mark("history-retry", f"retry-{row.id}")
@@ -254,6 +282,21 @@ class HistoryView:
             else:
                 ui.icon("block")
                 ui.label("no image")
+
+    def _failure_text(self, row: HistoryRow) -> str:
+        """``Rate limited · HTTP 429 · rate_limit_exceeded``: the error's structure in words, as on
+        the failed card."""
+        failure = row.failure
+        assert failure is not None
+        parts = [failure.kind.label]
+        if failure.provider and failure.provider != row.provider:  # the row's own is in its meta line
+            try:
+                parts.append(self.services.providers.get(failure.provider).label)
+            except ImgEditError:
+                parts.append(failure.provider)
+        if described := failure.describe():
+            parts.append(described)
+        return " · ".join(parts)
 
     def _meta(self, row: HistoryRow) -> str:
         try:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from nicegui import ui
 
 from imgedit.jobs import JobSnapshot, JobStage
+from imgedit.jobs.model import Failure
 from imgedit.models import JobId
 from imgedit.ui import format as fmt
 from imgedit.ui import urls
@@ -120,6 +121,7 @@ class LoadingCard:
         self.announced_quarter = 0
         """The last progress milestone (in quarters) the live region told; see the gallery."""
         self._error_open = False
+        self._failure: Failure | None = None
         percent = f"{snapshot.percent}%"
         # As few elements as it takes (a burst of jobs builds one card per job in every tab): the
         # stage icons (badge and stage row) are drawn by CSS from the card's ``data-stage``, as is
@@ -168,6 +170,7 @@ class LoadingCard:
                 self.message = LiveLabel(snapshot.message).classes("imgedit-message")
                 self.message.props["id"] = f"imgedit-message-{snapshot.id}"
                 self.error_toggle: ui.button | None = None
+                self.failure_detail: LiveLabel | None = None
                 # The track draws its bar itself (CSS, from --ie-bar). Values, never parsed: the
                 # label quotes a prompt. The browser keeps the bar and aria-valuenow current
                 # (static/imgedit.js) between server updates.
@@ -225,6 +228,10 @@ class LoadingCard:
         if text != self._message:
             self._message = text
             self._set_message(text)
+        failure = snapshot.failure if stage is JobStage.FAILED else None
+        if failure != self._failure:
+            self._failure = failure
+            self._set_failure(failure)
         # A finished job's preview is gone from the server; only a live job shows one.
         preview = snapshot.preview_version if stage not in _FINISHED else 0
         if preview != self._preview:
@@ -301,6 +308,23 @@ class LoadingCard:
             self.error_toggle.set_visibility(long_error)
         if self._error_open and not long_error:
             self.toggle_error()  # a retried job starts closed again
+
+    def _set_failure(self, failure: Failure | None) -> None:
+        """A failed card names the kind of failure, with the HTTP status and the server's code when
+        known ("Rate limited · HTTP 429 · rate_limit_exceeded"); built at the first failure."""
+        text = "" if failure is None else " · ".join(p for p in (failure.kind.label, failure.describe()) if p)
+        self._patch.prop(self.root, "data-failure", failure.kind.value if failure else None)
+        if self.failure_detail is None:
+            if not text:
+                return
+            with self.body:
+                self.failure_detail = LiveLabel("").classes("imgedit-failure").mark("failure-detail")
+            self.failure_detail.move(
+                self.body, target_index=self.body.default_slot.children.index(self.message) + 1
+            )
+        self._patch.text(self.failure_detail, text)
+        if self.failure_detail.visible != bool(text):
+            self.failure_detail.set_visibility(bool(text))
 
     def _build_error_toggle(self) -> None:
         """The "Show full error" button, right under the message; built when an error needs it."""
