@@ -154,9 +154,16 @@ SD_CASES = [
     Case("connect error, then success", [raise_(httpx.ConnectError), sd_ok], JobStage.COMPLETED, 2),
     Case(
         "500 every time",
-        [status(500, {"error": "RuntimeError", "errors": "CUDA out of memory"})] * 3,
+        [status(500, {"error": "OSError", "errors": "[Errno 24] Too many open files"})] * 3,
         JobStage.FAILED,
         3,
+        "Too many open files",
+    ),
+    Case(
+        "out of memory fails at once",
+        [status(500, {"error": "RuntimeError", "errors": "CUDA out of memory"})],
+        JobStage.FAILED,
+        1,
         "CUDA out of memory",
     ),
     Case(

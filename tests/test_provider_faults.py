@@ -263,10 +263,10 @@ SD_CASES = [
     ),
     SdCase(
         "500 every time",
-        [{"count": 3, "status": 500, "body": {"error": "RuntimeError", "errors": "CUDA out of memory"}}],
+        [{"count": 3, "status": 500, "body": {"error": "OSError", "errors": "[Errno 24] Too many open files"}}],
         JobStage.FAILED,
         3,
-        "had a server error (500): RuntimeError: CUDA out of memory",
+        "had a server error (500): OSError: [Errno 24] Too many open files",
     ),
     SdCase(
         "a connection cut in the middle of the answer, then drawn",

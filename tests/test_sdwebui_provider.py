@@ -28,7 +28,7 @@ from imgedit.errors import ProviderAuthFailed, ProviderFailed, ProviderRejected,
 from imgedit.models import JobKind, Quality
 from imgedit.providers import Provider
 from imgedit.providers.base import ProviderRequest
-from imgedit.providers.sdwebui import SdWebUiProvider
+from imgedit.providers.sdwebui import OVERHEAD_SECONDS, QUALITY_SPECS, SdWebUiProvider
 from imgedit.retry import RetryPolicy, call_with_retries
 from tests import loopback
 from tests.fake_sdwebui import IMG2IMG, INTERRUPT, PROGRESS, TASK_PROGRESS, TXT2IMG, FakeWebUI
@@ -262,6 +262,13 @@ async def test_label_capabilities_and_priors(client: httpx.AsyncClient) -> None:
         priors = [one.expected_seconds(kind, q) for q in (Quality.LOW, Quality.MEDIUM, Quality.HIGH)]
         assert priors == sorted(priors) and priors[0] > 3 and len(set(priors)) == 3
         assert one.describe(kind)
+    # img2img runs int(steps × denoising) + 1 steps, so an edit is expected to take less time.
+    for quality in Quality:
+        steps = QUALITY_SPECS[quality].steps
+        ratio = (one.expected_seconds(JobKind.EDIT, quality) - OVERHEAD_SECONDS) / (
+            one.expected_seconds(JobKind.GENERATE, quality) - OVERHEAD_SECONDS
+        )
+        assert ratio == pytest.approx((int(steps * 0.55) + 1) / steps)
 
 
 # -- cancel --------------------------------------------------------------------------------------
@@ -480,6 +487,15 @@ async def test_a_preview_of_more_than_a_megabyte_is_shown(
             {"error": "OutOfMemoryError", "detail": "", "body": "", "errors": "CUDA out of memory."},
             "out of memory",
         ),
+        (  # torch before 1.13 raised a RuntimeError with these words for the same thing
+            {
+                "error": "RuntimeError",
+                "detail": "",
+                "body": "",
+                "errors": "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total capacity)",
+            },
+            "RuntimeError: CUDA out of memory",
+        ),
         (  # Forge's exception handler says "message" where A1111 says "errors"
             {
                 "error": "NansException",
@@ -490,7 +506,7 @@ async def test_a_preview_of_more_than_a_megabyte_is_shown(
             "NansException: A tensor with NaNs",
         ),
     ],
-    ids=["invalid-image", "nan", "out-of-memory", "forge-nan"],
+    ids=["invalid-image", "nan", "out-of-memory", "old-torch-out-of-memory", "forge-nan"],
 )
 async def test_deterministic_500s_fail_at_once(
     webui: StartServer, client: httpx.AsyncClient, break_it: Any, expected: str
@@ -721,8 +737,9 @@ async def test_wrong_credentials_fail_as_auth_and_are_never_shown(
     ("failure", "expected"),
     [
         (
-            {"status": 500, "body": {"error": "RuntimeError", "errors": "CUDA out of memory"}},
-            "CUDA out of memory",
+            # A passing trouble (out of memory is not: test_deterministic_500s_fail_at_once).
+            {"status": 500, "body": {"error": "OSError", "errors": "[Errno 24] Too many open files"}},
+            "Too many open files",
         ),
         ({"status": 200, "body": "<html>busy</html>"}, "not valid JSON"),
         ({"status": 200, "body": {"images": [], "parameters": {}, "info": "{}"}}, "sent no image data"),

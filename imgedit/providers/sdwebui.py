@@ -188,6 +188,13 @@ def _steps(state: Mapping[str, Any]) -> tuple[int, int] | None:
     return int(step) + 1, int(steps)
 
 
+def img2img_steps(steps: int, denoising: float) -> int:
+    """How many steps img2img samples for ``steps`` at ``denoising`` (A1111's
+    ``setup_img2img_steps`` without ``img2img_fix_steps``: ``int(min(d, 0.999) × steps)`` is the
+    last 0-based step, so one more than that are run)."""
+    return int(min(denoising, 0.999) * steps) + 1
+
+
 def _raw_steps(state: Mapping[str, Any]) -> tuple[int, int] | None:
     """(0-based last step, steps) as the state says them, whatever job they belong to."""
     step, steps = finite_number(state.get("sampling_step")), finite_number(state.get("sampling_steps"))
@@ -262,7 +269,8 @@ def _error_of(response: httpx.Response, label: str) -> ProviderError:
     error = ProviderFailed(
         f"{label} had a server error ({status}): {message}", retry_after=retry_after, code=kind
     )
-    if kind in DETERMINISTIC_500:
+    if kind in DETERMINISTIC_500 or "out of memory" in message.lower():
+        # torch before 1.13 said "CUDA out of memory" in a RuntimeError: the same wall.
         error.retryable = False
     return error
 
@@ -323,8 +331,10 @@ class SdWebUiProvider:
         await asyncio.gather(*self._background, return_exceptions=True)
 
     def expected_seconds(self, kind: JobKind, quality: Quality) -> float:
-        # img2img often runs only steps × denoising; the full count keeps the first ETA on the long side.
-        return QUALITY_SPECS[quality].steps * SECONDS_PER_STEP + OVERHEAD_SECONDS
+        steps = QUALITY_SPECS[quality].steps
+        if kind is JobKind.EDIT:
+            steps = img2img_steps(steps, self._denoising)
+        return steps * SECONDS_PER_STEP + OVERHEAD_SECONDS
 
     def describe(self, kind: JobKind) -> str:
         if kind is JobKind.EDIT:
