@@ -99,6 +99,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN failure_code TEXT;
     CREATE INDEX jobs_failure ON jobs (failure_kind) WHERE failure_kind IS NOT NULL;
     """,
+    # 7: region edits (the mask's id), batches (one prompt over several images), a chosen seed
+    """
+    ALTER TABLE jobs ADD COLUMN mask TEXT NOT NULL DEFAULT '';
+    ALTER TABLE jobs ADD COLUMN batch TEXT NOT NULL DEFAULT '';
+    ALTER TABLE jobs ADD COLUMN seed INTEGER;
+    """,
 )
 
 

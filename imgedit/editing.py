@@ -15,6 +15,7 @@ import asyncio
 import math
 import unicodedata
 
+from imgedit import cpu
 from imgedit.errors import ImgEditError, InvalidRequest, ProviderFailed
 from imgedit.eta import DurationModel
 from imgedit.jobs import JobContext, JobRegistry, JobSpec, JobStage
@@ -66,9 +67,18 @@ class Studio:
         *,
         started_by: str = "",
         variant: str = "",
+        mask: str = "",
+        batch: str = "",
+        seed: int | None = None,
     ) -> JobId:
-        """Queue an edit of a gallery image; returns at once."""
+        """Queue an edit of a gallery image; returns at once. ``mask``: an id from
+        ``prepare_mask`` for a region edit ("" edits the whole image)."""
         source = self.store.get(image_id)
+        if mask and not self.providers.get(provider).capabilities.mask:
+            raise InvalidRequest(
+                f"{self.providers.get(provider).label} cannot edit a selected area; "
+                "choose another provider or clear the selection."
+            )
         spec = JobSpec(
             kind=JobKind.EDIT,
             prompt=_clean_prompt(prompt, "Describe what to change, e.g. “sepia and a vignette”."),
@@ -78,8 +88,20 @@ class Studio:
             model=self._model_of(provider),
             started_by=started_by,
             variant=self._variant_of(provider, JobKind.EDIT, variant),
+            mask=mask,
+            batch=batch,
+            seed=seed,
         )
         return self.registry.submit(spec)
+
+    async def prepare_mask(self, image_id: str, painted: bytes) -> str:
+        """Check a painted mask against its image and keep it; the id to pass to ``submit_edit``.
+        ``InvalidRequest`` says what is wrong with it (wrong size, nothing painted)."""
+        from imgedit import masks  # Pillow's filters: loaded by the first region edit, not at start-up
+
+        source = self.store.get(image_id)
+        kept = await cpu.run(masks.normalise, painted, (source.width, source.height))
+        return await self.store.save_mask(kept)
 
     def submit_generate(
         self,
@@ -90,6 +112,7 @@ class Studio:
         *,
         started_by: str = "",
         variant: str = "",
+        seed: int | None = None,
     ) -> JobId:
         """Queue a new image drawn from a prompt; returns at once."""
         spec = JobSpec(
@@ -101,6 +124,7 @@ class Studio:
             model=self._model_of(provider),
             started_by=started_by,
             variant=self._variant_of(provider, JobKind.GENERATE, variant),
+            seed=seed,
         )
         return self.registry.submit(spec)
 
@@ -131,10 +155,13 @@ class Studio:
             return done.id
         provider = self.providers.get(spec.provider)
         source: bytes | None = None
+        mask: bytes | None = None
         if spec.kind is JobKind.EDIT:
             job.stage(JobStage.INITIALIZING, "Loading the image")
             assert spec.source_image_id is not None
             source = await self.store.read_bytes(spec.source_image_id)
+            if spec.mask:
+                mask = await self.store.read_mask(spec.mask)
         else:
             job.stage(JobStage.INITIALIZING, "Preparing")
         request = ProviderRequest(
@@ -144,6 +171,8 @@ class Studio:
             image=source,
             size=spec.size,
             variant=spec.variant,
+            mask=mask,
+            seed=spec.seed,
         )
         job.stage(JobStage.PROCESSING, f"Working with {provider.label}")
         result = await self._call_provider(provider, request, job)

@@ -81,6 +81,8 @@ class ImageStore:
         self._opener = opener
         self.images_dir = data_dir / "images"
         self.thumbs_dir = data_dir / "thumbs"
+        self.masks_dir = data_dir / "masks"
+        """Region edits' masks (``imgedit.masks``' kept form), named by their content's hash."""
         self.db = Database(data_dir / "imgedit.sqlite3")
         self._records: dict[ImageId, ImageRecord] = {}
         self._order: list[ImageRecord] = []
@@ -227,6 +229,32 @@ class ImageStore:
         except FileNotFoundError:
             self.forget_missing(record.id)
             raise NotFound("That image's file is missing from the data folder.") from None
+
+    async def save_mask(self, kept: bytes) -> str:
+        """Keep a mask (already in ``imgedit.masks``' kept form) durably; its id (content hash).
+        A job names its mask by this id, so a restart finds it again."""
+        from imgedit.masks import mask_id
+
+        name = mask_id(kept)
+        path = self.masks_dir / f"{name}.png"
+
+        def write() -> None:
+            with _storage_errors("Could not keep the selected area"):
+                self.masks_dir.mkdir(parents=True, exist_ok=True)
+                if not path.exists():
+                    self._write_file(path, kept)
+
+        await asyncio.to_thread(write)
+        return name
+
+    async def read_mask(self, name: str) -> bytes:
+        """A kept mask's bytes; ``NotFound`` if the id is not a mask's (or its file is gone)."""
+        if len(name) != 64 or not all(c in "0123456789abcdef" for c in name):
+            raise NotFound("That selected area is not known.")
+        try:
+            return await asyncio.to_thread((self.masks_dir / f"{name}.png").read_bytes)
+        except FileNotFoundError:
+            raise NotFound("The selected area's file is missing from the data folder; select it again.") from None
 
     def made_by(self, job_id: JobId) -> ImageRecord | None:
         """The image a job made and the gallery still shows, if any."""

@@ -34,10 +34,10 @@ log = logging.getLogger(__name__)
 _COLUMNS = (
     "id, kind, prompt, quality, provider, model, source_image_id, width, height, stage, attempt, message, "
     "error, created_at, started_at, finished_at, duration, result_image_id, queue_order, retry_of, started_by, "
-    "variant, failure_kind, failure_provider, failure_status, failure_code"
+    "variant, failure_kind, failure_provider, failure_status, failure_code, mask, batch, seed"
 )
 _UPSERT = (
-    f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 26)}) "
+    f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 29)}) "
     "ON CONFLICT(id) DO UPDATE SET stage=excluded.stage, attempt=excluded.attempt, "
     "message=excluded.message, error=excluded.error, started_at=excluded.started_at, "
     "finished_at=excluded.finished_at, duration=excluded.duration, "
@@ -104,6 +104,9 @@ class JobJournal:
             spec.started_by,
             spec.variant,
             *_failure_columns(record.failure),
+            spec.mask,
+            spec.batch,
+            spec.seed,
         )
         self._submit(self._db.execute, _UPSERT, row)
 
@@ -206,6 +209,9 @@ def _row(row: sqlite3.Row) -> JournalRow:
         size=(int(width), int(height)) if width and height else None,
         started_by=row["started_by"] or "",
         variant=row["variant"] or "",
+        mask=row["mask"] or "",
+        batch=row["batch"] or "",
+        seed=int(row["seed"]) if row["seed"] is not None else None,
     )
     return JournalRow(
         id=JobId(row["id"]),

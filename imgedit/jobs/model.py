@@ -70,6 +70,13 @@ class JobSpec:
     """Who started it: the name given at sign-in when the studio has a password ("" otherwise)."""
     variant: str = ""
     """The provider's variant chosen in the dialog (a ComfyUI workflow's name); "" for its default."""
+    mask: str = ""
+    """A region edit's mask: the id the store keeps it under (``ImageStore.save_mask``); "" for the
+    whole image."""
+    batch: str = ""
+    """The batch this job is one of (one prompt over several images); "" when on its own."""
+    seed: int | None = None
+    """The seed asked for; None lets the provider pick (a new one on every run)."""
 
 
 class FailureKind(StrEnum):

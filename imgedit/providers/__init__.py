@@ -63,10 +63,15 @@ class ProviderRegistry:
     def all(self) -> list[Provider]:
         return list(self._providers.values())
 
-    def offering(self, kind: JobKind) -> list[Provider]:
-        """Providers that can do ``kind`` (edit or generate), default first."""
+    def offering(self, kind: JobKind, *, mask: bool = False) -> list[Provider]:
+        """Providers that can do ``kind`` (edit or generate), default first; with ``mask``, only
+        those that can edit a selected area."""
         wanted = "edit" if kind is JobKind.EDIT else "generate"
-        return [p for p in self._providers.values() if getattr(p.capabilities, wanted)]
+        return [
+            p
+            for p in self._providers.values()
+            if getattr(p.capabilities, wanted) and (not mask or p.capabilities.mask)
+        ]
 
     @property
     def default(self) -> Provider:

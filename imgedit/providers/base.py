@@ -44,6 +44,10 @@ class ProviderRequest:
     seed: int | None = None
     variant: str = ""
     """One of the provider's ``variants(kind)`` (a ComfyUI workflow); "" for its default."""
+    mask: bytes | None = None
+    """A region edit: a PNG the size of ``image``, RGBA, alpha 0 where the edit applies and opaque
+    where the image stays (OpenAI's form; ``imgedit.masks`` converts it). Only sent to providers
+    whose ``capabilities.mask`` is true; None edits the whole image."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
