@@ -12,6 +12,14 @@ It runs aiohttp.web (as ComfyUI does) in its own thread and event loop. The "mod
 LoadImage reads the uploaded file, KSampler paints an image from the seed (tinting the source
 for an edit), SaveImage writes a real PNG that ``/view`` serves.
 
+Masks as in ``nodes.py`` and ``comfy_extras/nodes_mask.py`` (a MASK is an 'L' image here, 255 =
+1.0): LoadImageMask reads one channel of the uploaded file, "alpha" giving ``1 - alpha`` (a
+transparent pixel is 1, to change), LoadImage's second output is ``1 - alpha`` too (all 0 without
+alpha); SetLatentNoiseMask puts the mask on the latent, and KSampler then changes only where it
+is set (the sampler keeps the rest of the latent); VAEEncodeForInpaint greys the masked pixels and
+grows the noise mask; ImageCompositeMasked pastes ``source`` over ``destination`` through the mask.
+``mask_loads`` keeps each mask a LoadImageMask read, for tests to look at.
+
 Behaviours seen on a live ComfyUI 0.3.64 that it reproduces:
 - only nodes in ``progress_nodes`` (KSampler) send ``progress``; the others only ``executing``
   and ``progress_state`` at their boundaries;
@@ -61,18 +69,23 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
 from tests.loopback import free_port
 
 PREVIEW_IMAGE = 1
 PREVIEW_IMAGE_WITH_METADATA = 4
 CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
+MASK_CHANNELS = ("alpha", "red", "green", "blue")
 OUTPUT_NODES = frozenset({"SaveImage", "PreviewImage"})
 REQUIRED_INPUTS: dict[str, tuple[str, ...]] = {
     "CheckpointLoaderSimple": ("ckpt_name",),
     "CLIPTextEncode": ("text", "clip"),
     "LoadImage": ("image",),
+    "LoadImageMask": ("image", "channel"),
+    "SetLatentNoiseMask": ("samples", "mask"),
+    "VAEEncodeForInpaint": ("pixels", "vae", "mask", "grow_mask_by"),
+    "ImageCompositeMasked": ("destination", "source", "x", "y", "resize_source"),
     "VAEEncode": ("pixels", "vae"),
     "EmptyLatentImage": ("width", "height", "batch_size"),
     "KSampler": (
@@ -127,6 +140,8 @@ class FakeComfyUI:
     deletes: list[str] = field(default_factory=list)
     prompts: list[dict[str, Any]] = field(default_factory=list)
     uploads: list[str] = field(default_factory=list)
+    mask_loads: list[tuple[str, Image.Image]] = field(default_factory=list)
+    """(file name, MASK as 'L') of every LoadImageMask run."""
     preview_kinds: list[int] = field(default_factory=list)
     """The binary event type of every preview sent (1, or 4 with its JSON header)."""
     connections: list[str] = field(default_factory=list)
@@ -583,9 +598,19 @@ class FakeComfyUI:
                     "extra_info": {"input_name": "ckpt_name", "received_value": ckpt},
                 }
             )
+        channel = inputs.get("channel")
+        if node["class_type"] == "LoadImageMask" and channel is not None and channel not in MASK_CHANNELS:
+            reasons.append(
+                {
+                    "type": "value_not_in_list",
+                    "message": "Value not in list",
+                    "details": f"channel: '{channel}' not in {list(MASK_CHANNELS)}",
+                    "extra_info": {"input_name": "channel", "received_value": channel},
+                }
+            )
         image = inputs.get("image")
         if (
-            node["class_type"] == "LoadImage"
+            node["class_type"] in ("LoadImage", "LoadImageMask")
             and isinstance(image, str)
             and not (self.dirs["input"] / image).is_file()
         ):
@@ -775,7 +800,7 @@ class FakeComfyUI:
             parts[name] = (
                 ["link", self._signature(prompt, str(value[0])), value[1]] if _is_link(value) else value
             )
-        if node["class_type"] == "LoadImage":  # IS_CHANGED: the file's content
+        if node["class_type"] in ("LoadImage", "LoadImageMask"):  # IS_CHANGED: the file's content
             path = self.dirs["input"] / str(node["inputs"].get("image"))
             parts["hash"] = path.read_bytes().hex()[:64] if path.is_file() else ""
         if node["class_type"] in OUTPUT_NODES:
@@ -819,9 +844,39 @@ class FakeComfyUI:
         if class_type == "LoadImage":
             with Image.open(self.dirs["input"] / inputs["image"]) as opened:
                 image = opened.convert("RGB")
-            return (image, None), None
+                has_alpha = "A" in opened.getbands() or "transparency" in opened.info
+                alpha = opened.convert("RGBA").getchannel("A") if has_alpha else None
+            mask = ImageOps.invert(alpha) if alpha is not None else Image.new("L", (64, 64), 0)
+            return (image, mask), None
+        if class_type == "LoadImageMask":
+            with Image.open(self.dirs["input"] / inputs["image"]) as opened:
+                rgba = opened.convert("RGBA")
+            band = str(inputs["channel"])[0].upper()
+            mask = rgba.getchannel(band)
+            if band == "A":
+                mask = ImageOps.invert(mask)
+            self.mask_loads.append((str(inputs["image"]), mask))
+            return (mask,), None
         if class_type == "VAEEncode":
             return ({"image": inputs["pixels"]},), None
+        if class_type == "SetLatentNoiseMask":
+            return ({**inputs["samples"], "noise_mask": inputs["mask"]},), None
+        if class_type == "VAEEncodeForInpaint":
+            pixels: Image.Image = inputs["pixels"]
+            area = inputs["mask"].resize(pixels.size).point(lambda v: 255 if v >= 128 else 0)
+            greyed = Image.composite(Image.new("RGB", pixels.size, (128, 128, 128)), pixels, area)
+            grow = int(inputs["grow_mask_by"])
+            grown = area.filter(ImageFilter.MaxFilter(grow // 2 * 2 + 1)) if grow > 1 else area
+            return ({"image": greyed, "noise_mask": grown},), None
+        if class_type == "ImageCompositeMasked":
+            destination: Image.Image = inputs["destination"].copy()
+            source: Image.Image = inputs["source"]
+            if inputs["resize_source"]:
+                source = source.resize(destination.size, Image.Resampling.BILINEAR)
+            given = inputs.get("mask")
+            mask = given.resize(source.size, Image.Resampling.BILINEAR) if given is not None else None
+            destination.paste(source, (int(inputs["x"]), int(inputs["y"])), mask)
+            return (destination,), None
         if class_type == "EmptyLatentImage":
             return ({"size": (int(inputs["width"]), int(inputs["height"]))},), None
         if class_type == "KSampler":
@@ -847,6 +902,9 @@ class FakeComfyUI:
         if "image" in latent:
             source = latent["image"]
             target = Image.blend(source, Image.new("RGB", source.size, colour), float(inputs["denoise"]))
+            noise_mask = latent.get("noise_mask")
+            if noise_mask is not None:  # the sampler keeps the latent where the mask is 0
+                target = Image.composite(target, source, noise_mask.resize(source.size))
         else:
             target = Image.new("RGB", latent["size"], colour)
         reported = steps - 1 if self.stop_short else steps

@@ -36,6 +36,13 @@ of a model that accepts any (``gpt-image-2``); ``image`` may also come as ``imag
 official SDK's name for a list of images, up to 16); ``input_fidelity`` is refused, as the real
 API refuses it, for models that do not take it (``gpt-image-2``, ``gpt-image-1-mini``, ...).
 
+A ``mask`` part (a region edit) is checked as the API checks it: a PNG (else 400
+``invalid_mask_image_format``), with an alpha channel (else the 400 "Invalid mask image format -
+mask image missing alpha channel"), the size of the first image (else a 400
+``invalid_request_error``), less than 4 MB for dall-e-2 and 50 MB otherwise. The edit then changes
+only the mask's fully transparent pixels (inverted there, the source everywhere else), so a test
+sees where the mask took effect; the mask's bytes are kept in ``RecordedRequest.mask``.
+
 ``Hang(seconds)`` answers only after ``seconds`` (a server past the client's read timeout).
 
 ``FakeOpenAI(echo_key=True)``: every request is refused with the 401 an OpenAI-compatible server
@@ -84,6 +91,8 @@ FREE_SIZE_STEP = 16
 FREE_SIZE_MAX_EDGE = 3840
 FREE_SIZE_MIN_PIXELS = 655_360
 FREE_SIZE_MAX_PIXELS = 3840 * 2160
+MASK_LIMIT = 50 * 1024 * 1024
+DALL_E_2_LIMIT = 4 * 1024 * 1024
 OUTPUT_FORMATS = ("png", "jpeg", "webp")
 UPLOAD_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
 # Output tokens per square image, as in OpenAI's pricing table; the 1536-px sizes cost 1.5x.
@@ -277,6 +286,8 @@ class RecordedRequest:
     json: dict[str, Any] | None = None
     """The JSON body (generations)."""
     uploads: list[Upload] = field(default_factory=list)
+    mask: bytes | None = None
+    """The ``mask`` part's bytes, as they arrived (a region edit)."""
     outcome: str = "pending"
     """``ok``, ``auth``, ``invalid: <message>`` or the scripted failure's class name."""
 
@@ -516,6 +527,7 @@ async def _edit_job(request: Request, recorded: RecordedRequest) -> _Job:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise _Invalid("Edits take multipart/form-data.")
     images: list[tuple[Upload, Image.Image | None]] = []
+    masks: list[tuple[Upload, Image.Image | None]] = []
     async with request.form() as form:  # closes the spooled upload files
         for name, value in form.multi_items():
             if not isinstance(value, UploadFile):
@@ -538,6 +550,9 @@ async def _edit_job(request: Request, recorded: RecordedRequest) -> _Job:
             recorded.uploads.append(upload)
             if name in ("image", "image[]"):
                 images.append((upload, decoded))
+            elif name == "mask":
+                recorded.mask = data
+                masks.append((upload, decoded))
     unknown = sorted(({*recorded.fields, *(u.field for u in recorded.uploads)}) - EDIT_FIELDS)
     if unknown:
         raise _Invalid(f"Unrecognized request argument supplied: {unknown[0]}", unknown[0])
@@ -560,6 +575,7 @@ async def _edit_job(request: Request, recorded: RecordedRequest) -> _Job:
     source = images[0][1]
     assert source is not None  # checked above
     prompt, model, quality, size, streaming, partial_images = _check_common(recorded.fields, multipart=True)
+    area = _mask_area(masks, source, model, len(recorded.mask or b""))
     fidelity = recorded.fields.get("input_fidelity")
     if fidelity is not None:
         if not takes_input_fidelity(model):
@@ -573,6 +589,8 @@ async def _edit_job(request: Request, recorded: RecordedRequest) -> _Job:
         if fidelity not in ("high", "low"):
             raise _Invalid(f"Invalid value: '{fidelity}'.", "input_fidelity", "invalid_value")
     final = ImageOps.invert(source.convert("RGB"))
+    if area is not None:
+        final = Image.composite(final, source.convert("RGB"), area)
     if size != "auto":
         final = final.resize(_size_tuple(size))
     return _Job(
@@ -585,6 +603,49 @@ async def _edit_job(request: Request, recorded: RecordedRequest) -> _Job:
         partial_images,
         input_tokens=len(prompt.split()) + 194,
     )
+
+
+def _mask_area(
+    masks: list[tuple[Upload, Image.Image | None]], source: Image.Image, model: str, length: int
+) -> Image.Image | None:
+    """The area a ``mask`` part lets the edit change ('L', 255 where fully transparent), after
+    the API's checks; None without a mask."""
+    if not masks:
+        return None
+    if len(masks) > 1:
+        raise _Invalid("Only one mask may be given.", "mask")
+    upload, decoded = masks[0]
+    limit = DALL_E_2_LIMIT if model.startswith("dall-e-2") else MASK_LIMIT
+    if length >= limit:
+        raise _Invalid(
+            f"Invalid mask image: the file must be less than {limit // 2**20} MB.",
+            "mask",
+            "image_too_large",
+        )
+    if upload.content_type != "image/png" or decoded is None or decoded.format != "PNG":
+        raise _Invalid(
+            "Invalid mask image format - mask must be a PNG image.",
+            "mask",
+            "invalid_mask_image_format",
+            "image_generation_user_error",
+        )
+    if "A" not in decoded.getbands() and "transparency" not in decoded.info:
+        # The real message (seen in public reports of 2025-07), with its type and code.
+        raise _Invalid(
+            "Invalid mask image format - mask image missing alpha channel",
+            "mask",
+            "invalid_mask_image_format",
+            "image_generation_user_error",
+        )
+    if decoded.size != source.size:
+        raise _Invalid(
+            f"Invalid mask image: the mask is {decoded.width}x{decoded.height} but the image is "
+            f"{source.width}x{source.height}; they must have the same dimensions.",
+            "mask",
+            "invalid_mask_image_format",
+        )
+    alpha = decoded.convert("RGBA").getchannel("A")
+    return alpha.point(lambda v: 255 if v == 0 else 0)
 
 
 async def _generation_job(request: Request, recorded: RecordedRequest) -> _Job:

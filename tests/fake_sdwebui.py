@@ -26,6 +26,16 @@ modules/sd_samplers_common.py, as of v1.10):
   without ``img2img_fix_steps``).
 - ``/sdapi/v1/interrupt`` sets the global flag: the job stops before its next step and still
   answers 200 with the half-finished image; sampling goes on after the client hangs up.
+- Inpainting (modules/processing.py ``StableDiffusionProcessingImg2Img.init``, modules/api/api.py
+  ``img2imgapi``): ``mask`` (base64) is decoded before the queue lock (a 500 "Invalid encoded
+  image" if it does not decode) and made binary as ``create_binary_mask`` does (an RGBA mask
+  with any transparency is read from its *alpha*, opaque = change; any other from its grey level,
+  white = change), inverted with ``inpainting_mask_invert``, blurred by ``mask_blur``, stretched
+  to width × height (no error for a mask of another size), doubled for the overlay; the
+  result is the sample inside that overlay and the (resized) original outside it, as
+  ``apply_overlay`` pastes it back. ``inpainting_fill`` other than 1 ("original") starts the
+  masked area from a flat fill instead of the original. ``inpaint_full_res`` (A1111's API
+  default: true, "only masked") is kept in ``received`` but rendered like the whole picture.
 - Errors: FastAPI's 422 with a list-shaped ``detail``; an image that does not decode is a 500
   ``{"error": "HTTPException", "detail": "Invalid encoded image", "body": "", "errors": ...}``
   raised inside the lock (its task stays queued for ever, as on A1111); 404 as JSON.
@@ -69,7 +79,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image, ImageColor, ImageDraw, ImageFilter, ImageOps
+from PIL import Image, ImageColor, ImageDraw, ImageFilter, ImageOps, ImageStat
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -471,11 +481,16 @@ class FakeWebUI:
             init = None
             if kind == "img2img":
                 init = _decode_image(payload["init_images"][0])  # inside the lock, as on A1111
-            target = (
-                ImageOps.invert(init.convert("RGB").resize(size))
-                if init is not None
-                else _prompt_picture(payload.get("prompt", ""), size)
-            )
+            mask = payload.get("mask")
+            area = _inpaint_area(mask, payload, size) if isinstance(mask, Image.Image) else None
+            if init is not None:
+                start = init.convert("RGB").resize(size)
+                if area is not None and payload.get("inpainting_fill", 0) != 1:
+                    fill = Image.new("RGB", size, tuple(int(v) for v in ImageStat.Stat(start).mean))
+                    start = Image.composite(fill, start, area.point(lambda v: 255 if v else 0))
+                target = ImageOps.invert(start)
+            else:
+                target = _prompt_picture(payload.get("prompt", ""), size)
             record = self._begin(kind, self._sampling_steps(kind, payload), task_id)
             try:
                 if self.pause_step == 0 and self._pauses(record):
@@ -490,7 +505,12 @@ class FakeWebUI:
                     if step + 1 == self.pause_step and self._pauses(record):
                         self._pause()
                 record.interrupted = self._interrupted
-                image = self.result_image or _png(_blurred(target, record.steps_done / record.steps))
+                drawn = _blurred(target, record.steps_done / record.steps)
+                if area is not None and init is not None:
+                    # apply_overlay: the original goes back over everything outside the mask.
+                    overlay = area.point(lambda v: min(255, v * 2))
+                    drawn = Image.composite(drawn, init.convert("RGB").resize(size), overlay)
+                image = self.result_image or _png(drawn)
                 self._finish_task(task_id)
                 return image, record
             finally:
@@ -574,6 +594,11 @@ class FakeWebUI:
             if problems:
                 return _unprocessable(problems)
             task_id = payload.get("force_task_id") or _task_id(kind)
+            if kind == "img2img" and payload.get("mask"):
+                try:  # img2imgapi decodes the mask before it queues the task
+                    payload = {**payload, "mask": await run_in_threadpool(_decode_image, payload["mask"])}
+                except _ApiError as exc:
+                    return JSONResponse(exc.body, status_code=exc.status)
             try:
                 image, record = await run_in_threadpool(self._process, kind, task_id, payload)
             except _ApiError as exc:
@@ -583,7 +608,7 @@ class FakeWebUI:
                 with self._lock:
                     self.answers_held += 1
                 await run_in_threadpool(self.answer_gate.wait, WAIT_LIMIT)
-            parameters = {**payload, "init_images": None}
+            parameters = {**payload, "init_images": None, "mask": None}
             info = {
                 "seed": 1234 if payload.get("seed", -1) == -1 else payload["seed"],
                 "steps": payload["steps"],
@@ -696,12 +721,45 @@ def _validate(kind: str, payload: Any) -> list[dict[str, Any]]:
                 }
             )
     if kind == "img2img":
+        mask = payload.get("mask")
+        if mask is not None and not isinstance(mask, str):
+            problems.append(
+                {"type": "string_type", "loc": ["body", "mask"], "msg": "Input should be a valid string"}
+            )
+        for key in ("mask_blur", "inpainting_fill", "inpaint_full_res_padding", "inpainting_mask_invert"):
+            value = payload.get(key, 0)
+            if not isinstance(value, int) or isinstance(value, bool):
+                problems.append(
+                    {"type": "int_type", "loc": ["body", key], "msg": "Input should be a valid integer"}
+                )
+        if not isinstance(payload.get("inpaint_full_res", True), bool):
+            problems.append(
+                {
+                    "type": "bool_type",
+                    "loc": ["body", "inpaint_full_res"],
+                    "msg": "Input should be a valid boolean",
+                }
+            )
         images = payload.get("init_images")
         if not isinstance(images, list) or len(images) != 1 or not isinstance(images[0], str | bytes):
             problems.append(
                 {"type": "list_type", "loc": ["body", "init_images"], "msg": "Input should be a valid list"}
             )
     return problems
+
+
+def _inpaint_area(mask: Image.Image, payload: dict[str, Any], size: tuple[int, int]) -> Image.Image:
+    """'L' at the working ``size``: how much of the sample shows (255 = all), before doubling."""
+    if mask.mode == "RGBA" and mask.getextrema()[-1] != (255, 255):
+        binary = mask.getchannel("A").point(lambda v: 255 if v > 128 else 0)  # create_binary_mask
+    else:
+        binary = mask.convert("L").point(lambda v: 255 if v > 128 else 0)
+    if payload.get("inpainting_mask_invert"):
+        binary = ImageOps.invert(binary)
+    blur = payload.get("mask_blur", 4)
+    if isinstance(blur, int | float) and blur > 0:
+        binary = binary.filter(ImageFilter.GaussianBlur(blur))
+    return binary.resize(size)
 
 
 def _decode_image(text: str | bytes) -> Image.Image:

@@ -6,7 +6,10 @@ Owns ``ComfyUIProvider``. One job on one server (a pool of ``IMGEDIT_COMFYUI_URL
 1. ``GET /ws?clientId=<ours>`` first, with the ``supports_preview_metadata`` feature flag:
    ComfyUI sends a prompt's events only to the socket of the client id that submitted it, and
    replays nothing, so the socket must be open before the prompt is.
-2. For an edit, ``POST /upload/image`` (multipart) and use the name it answers.
+2. For an edit, ``POST /upload/image`` (multipart) and use the name it answers. A workflow
+   with ``imgedit:mask`` gets the selected area uploaded the same way, as the PNG imgedit keeps
+   (transparent where the edit applies: LoadImageMask's "alpha" channel makes that 1), or, for an
+   edit with no area selected, a fully transparent one (the whole picture).
 3. ``POST /prompt {prompt, client_id, prompt_id}`` with a prompt id we chose, so a job cancelled
    while its POST is in flight can still be found. A 400's ``error`` and ``node_errors`` become
    one readable ``ProviderRejected``.
@@ -17,6 +20,11 @@ Owns ``ComfyUIProvider``. One job on one server (a pool of ``IMGEDIT_COMFYUI_URL
    ends it. A dropped socket is reconnected with the same client id; since nothing is replayed,
    ``GET /queue`` and ``GET /history/{prompt_id}`` then say where the prompt is.
 5. ``GET /view?filename&subfolder&type`` fetches the result.
+
+A region edit runs on a workflow with ``imgedit:mask``: the one chosen, if it has the mark (else
+it is refused, naming those that have it), or for the default choice the default edit workflow if
+it has the mark, else the first that does (the shipped ``inpaint``). ``variants(kind, mask=True)``
+lists those workflows; ``variants(kind)`` those for whole-image edits.
 
 Cancelling the job's coroutine stops only our prompt: ``POST /queue {"delete": [id]}`` while it
 is pending, ``POST /interrupt {"prompt_id": id}`` while it runs (ComfyUI 0.3.6x interrupts only
@@ -50,6 +58,7 @@ from typing import Any
 import aiohttp
 import httpx
 
+from imgedit import cpu
 from imgedit.errors import (
     InvalidRequest,
     ProviderError,
@@ -64,6 +73,7 @@ from imgedit.providers.comfyui_workflow import DEFAULT_NAMES, Workflow, Workflow
 from imgedit.providers.common import finite_number, named_errors, pool_health, uncancellable
 from imgedit.providers.http import MAX_MESSAGE, error_from_response, json_body, never_arrived, off_loop, send
 from imgedit.providers.pool import Server, ServerPool
+from imgedit.providers.region import checked_mask, clear_mask, encoded_size
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +101,8 @@ UNSEEN_SECONDS = 10.0
 PREVIEW = 1
 PREVIEW_WITH_METADATA = 4
 MAX_SEED = 2**63 - 1
+MASK_DEFAULT = "inpaint"
+"""The shipped region-edit workflow: first among those taking a mask, after the default edit."""
 
 
 def _label(server: Server) -> str:
@@ -131,9 +143,6 @@ class ComfyUIProvider:
     """Stable Diffusion (or anything a workflow does) through one or more ComfyUI servers."""
 
     name = "comfyui"
-    capabilities = Capabilities(
-        edit=True, generate=True, stream_previews=True, real_progress=True, cancel_remote=True
-    )
 
     def __init__(
         self,
@@ -157,7 +166,7 @@ class ComfyUIProvider:
         self._pool = ServerPool([Server.from_url(url, auth) for url in urls], clock=clock)
         self._workflows = dict(workflows) if workflows is not None else load_workflows(workflow_folder)
         for kind in JobKind:
-            if not self.workflows(kind):
+            if not self._names(kind):
                 raise WorkflowError(
                     f"No ComfyUI workflow does {kind.value}s: a workflow named “{DEFAULT_NAMES[kind]}” "
                     f"replaced the shipped one with one of another kind."
@@ -171,6 +180,14 @@ class ComfyUIProvider:
         """Watches of cancelled prompts, held until they end."""
         count = len(self._pool.servers)
         self.label = NAME if count == 1 else f"{NAME} · {count} servers"
+        self.capabilities = Capabilities(
+            edit=True,
+            generate=True,
+            mask=bool(self.workflows(JobKind.EDIT, mask=True)),
+            stream_previews=True,
+            real_progress=True,
+            cancel_remote=True,
+        )
 
     def __repr__(self) -> str:
         return f"ComfyUIProvider(urls={[s.url for s in self._pool.servers]!r})"
@@ -211,21 +228,59 @@ class ComfyUIProvider:
     variant_label = "Workflow"
     """What the dialog calls the choice among ``variants``."""
 
-    def variants(self, kind: JobKind) -> list[str]:
-        """The dialog's choices (``base.Variants``): the workflows that do ``kind``."""
-        return self.workflows(kind)
+    def variants(self, kind: JobKind, *, mask: bool = False) -> list[str]:
+        """The dialog's choices (``base.Variants``): the workflows that do ``kind``; with
+        ``mask``, those that take a selected area."""
+        return self.workflows(kind, mask=mask)
 
-    def workflows(self, kind: JobKind) -> list[str]:
-        """Names of the workflows that do ``kind``, the default first: what the dialog can offer."""
+    def workflows(self, kind: JobKind, *, mask: bool = False) -> list[str]:
+        """Names of the workflows that do ``kind``, the default first: what the dialog can offer.
+
+        Without ``mask``, those for a whole-image job (no ``imgedit:mask``); with it, those that
+        take a selected area (``imgedit:mask``), the shipped inpaint first after the default.
+        """
+        names = [name for name in self._names(kind) if self._workflows[name].takes_mask is mask]
+        return (
+            sorted(names, key=lambda name: (name != DEFAULT_NAMES[kind], name != MASK_DEFAULT))
+            if mask
+            else names
+        )
+
+    def _names(self, kind: JobKind) -> list[str]:
+        """Every workflow that does ``kind``, the default first."""
         names = [name for name, workflow in self._workflows.items() if workflow.kind is kind]
         default = DEFAULT_NAMES[kind]
         return sorted(names, key=lambda name: (name != default, name))
 
     def workflow(self, kind: JobKind, name: str | None = None) -> Workflow:
-        chosen = self._workflows.get(name or self.workflows(kind)[0])
+        chosen = self._workflows.get(name or self._names(kind)[0])
         if chosen is None or chosen.kind is not kind:
             raise InvalidRequest(f"There is no ComfyUI {kind.value} workflow named “{name}”.")
         return chosen
+
+    def region_workflow(self, name: str | None = None) -> Workflow:
+        """The edit workflow a region edit runs on: ``name`` if it takes a mask (refused if not),
+        else the default edit workflow if it does, else the first that does."""
+        takers = self.workflows(JobKind.EDIT, mask=True)
+        listed = ", ".join(f"“{taker}”" for taker in takers)
+        if name:
+            chosen = self.workflow(JobKind.EDIT, name)
+            if chosen.takes_mask:
+                return chosen
+            instead = f"choose {listed}, or " if takers else ""
+            raise InvalidRequest(
+                f"The ComfyUI workflow “{name}” cannot edit a selected area (it has no imgedit:mask): "
+                f"{instead}clear the selection to edit the whole picture."
+            )
+        default = self.workflow(JobKind.EDIT)
+        if default.takes_mask:
+            return default
+        if not takers:
+            raise InvalidRequest(
+                "No ComfyUI edit workflow can edit a selected area: mark a LoadImageMask node "
+                "imgedit:mask in one, or clear the selection to edit the whole picture."
+            )
+        return self._workflows[takers[0]]
 
     def expected_seconds(self, kind: JobKind, quality: Quality) -> float:
         return STEPS[quality] * SECONDS_PER_STEP + OVERHEAD_SECONDS
@@ -245,8 +300,14 @@ class ComfyUIProvider:
     ) -> ProviderResult:
         if request.image is None:
             raise InvalidRequest("An edit needs a source image.")
+        name = workflow or request.variant
+        if request.mask is not None:
+            checked_mask(request.image, request.mask)
+            chosen = self.region_workflow(name)
+        else:
+            chosen = self.workflow(JobKind.EDIT, name)
         with named_errors(self.name):
-            return await self._run(request, sink, self.workflow(JobKind.EDIT, workflow or request.variant))
+            return await self._run(request, sink, chosen)
 
     async def generate(
         self, request: ProviderRequest, sink: ProgressSink, *, workflow: str | None = None
@@ -255,7 +316,9 @@ class ComfyUIProvider:
         if size is not None and (size[0] < 1 or size[1] < 1):
             raise InvalidRequest(f"The image size {size[0]}x{size[1]} is not possible.")
         with named_errors(self.name):
-            return await self._run(request, sink, self.workflow(JobKind.GENERATE, workflow or request.variant))
+            return await self._run(
+                request, sink, self.workflow(JobKind.GENERATE, workflow or request.variant)
+            )
 
     # -- one job on one server ---------------------------------------------------------------
 
@@ -294,8 +357,14 @@ class ComfyUIProvider:
         try:
             if request.image is not None:
                 image = await self._upload(server, request.image)
+                mask = await self._upload_mask(server, request) if workflow.takes_mask else None
                 graph = workflow.fill(
-                    prompt=request.prompt, seed=seed, steps=steps, image=image, denoise=self._denoise
+                    prompt=request.prompt,
+                    seed=seed,
+                    steps=steps,
+                    image=image,
+                    mask=mask,
+                    denoise=self._denoise,
                 )
             else:
                 side = SIDE[request.quality]
@@ -352,12 +421,21 @@ class ComfyUIProvider:
                 f"Could not connect to {_label(server)}: {exc or type(exc).__name__}."
             ) from exc
 
-    async def _upload(self, server: Server, image: bytes) -> str:
+    async def _upload_mask(self, server: Server, request: ProviderRequest) -> str:
+        """Upload the selected area for LoadImageMask: the kept form as it is, or with none
+        selected, a fully transparent mask of the source's size (the whole picture changes)."""
+        mask = request.mask
+        if mask is None:
+            assert request.image is not None
+            mask = await cpu.run(clear_mask, encoded_size(request.image, "The source image"))
+        return await self._upload(server, mask, prefix="imgedit-mask")
+
+    async def _upload(self, server: Server, image: bytes, *, prefix: str = "imgedit") -> str:
         fmt = sniff_format(image) or "PNG"
         # Named by content: editing one image again reuses its upload instead of piling up copies
         # in ComfyUI's input folder (and lets ComfyUI reuse its cached LoadImage).
         digest = await off_loop(len(image), _digest, image)
-        filename = f"imgedit-{digest}.{fmt.lower()}"
+        filename = f"{prefix}-{digest}.{fmt.lower()}"
         request = self._client.build_request(
             "POST",
             server.url + "/upload/image",

@@ -4,6 +4,9 @@ A workflow is the JSON ComfyUI's "Export (API)" writes: ``{node_id: {class_type,
 _meta: {title}}}``. imgedit finds its places by marks in a node's title (``_meta.title``):
 
     imgedit:image     LoadImage's ``image``: the uploaded source (its presence makes an edit workflow)
+    imgedit:mask      LoadImageMask's ``image`` (channel "alpha"): the selected area, uploaded as a
+                      PNG transparent where the edit applies, so the node's mask is 1 there; its
+                      presence lets the workflow do region edits (edits everywhere without one)
     imgedit:prompt    the positive CLIPTextEncode's ``text``            (required)
     imgedit:output    the node whose output images are the result       (required)
     imgedit:seed      ``seed``          imgedit:steps   ``steps`` (by quality)
@@ -37,6 +40,7 @@ DEFAULT_NAMES = {JobKind.EDIT: "edit", JobKind.GENERATE: "generate"}
 _MARK = re.compile(r"imgedit:([A-Za-z_]+)(?:=([A-Za-z0-9_]+))?")
 MARK_INPUTS: dict[str, tuple[str, ...]] = {
     "image": ("image",),
+    "mask": ("image",),
     "prompt": ("text",),
     "seed": ("seed",),
     "steps": ("steps",),
@@ -80,6 +84,11 @@ class Workflow:
         return self.marks["output"].node
 
     @property
+    def takes_mask(self) -> bool:
+        """It has an ``imgedit:mask``: a region edit can run on it."""
+        return "mask" in self.marks
+
+    @property
     def sampler_node(self) -> str | None:
         """The node whose ``progress`` is the job's real progress: the one taking the steps (or seed)."""
         mark = self.marks.get("steps") or self.marks.get("seed")
@@ -96,22 +105,29 @@ class Workflow:
         seed: int | None = None,
         steps: int | None = None,
         image: str | None = None,
+        mask: str | None = None,
         denoise: float | None = None,
         size: tuple[int, int] | None = None,
     ) -> dict[str, Any]:
         """A deep copy with the marked inputs set; a value given for a mark the workflow lacks is
-        dropped (the workflow's own value stays), except the image, which an edit needs."""
+        dropped (the workflow's own value stays), except the image, which an edit needs, and the
+        mask, which a region edit needs."""
         graph: dict[str, Any] = copy.deepcopy(dict(self.graph))
         values: dict[str, tuple[Any, ...] | None] = {
             "prompt": (prompt,),
             "seed": None if seed is None else (seed,),
             "steps": None if steps is None else (steps,),
             "image": None if image is None else (image,),
+            "mask": None if mask is None else (mask,),
             "denoise": None if denoise is None else (denoise,),
             "size": size,
         }
         if image is not None and "image" not in self.marks:
             raise WorkflowError(f"ComfyUI workflow {self.source} takes no image (no imgedit:image mark).")
+        if mask is not None and not self.takes_mask:
+            raise WorkflowError(
+                f"ComfyUI workflow {self.source} takes no selected area (no imgedit:mask mark)."
+            )
         for mark_name, given in values.items():
             mark = self.marks.get(mark_name)
             if mark is None or given is None:
@@ -177,6 +193,8 @@ def parse_workflow(name: str, text: str, source: str) -> Workflow:
                     )
             marks[mark_name] = Mark(str(node_id), wanted)
     kind = JobKind.EDIT if "image" in marks else JobKind.GENERATE
+    if "mask" in marks:
+        _check_mask_node(graph, marks["mask"], "image" in marks, source)
     for required in REQUIRED[kind]:
         if required not in marks:
             raise WorkflowError(
@@ -184,6 +202,23 @@ def parse_workflow(name: str, text: str, source: str) -> Workflow:
                 f"(_meta.title) of the node {_what(required)}."
             )
     return Workflow(name=name, kind=kind, source=source, graph=graph, marks=marks)
+
+
+def _check_mask_node(graph: Mapping[str, Any], mark: Mark, edits: bool, source: str) -> None:
+    """An ``imgedit:mask`` belongs in an edit workflow, and a LoadImageMask carrying it must read
+    the alpha channel: the uploaded mask's colour is black everywhere."""
+    if not edits:
+        raise WorkflowError(
+            f"ComfyUI workflow {source} has imgedit:mask but no imgedit:image: a selected area "
+            "needs the image it belongs to."
+        )
+    node = graph[mark.node]
+    channel = node["inputs"].get("channel")
+    if node["class_type"] == "LoadImageMask" and isinstance(channel, str) and channel != "alpha":
+        raise WorkflowError(
+            f"ComfyUI workflow {source}: imgedit:mask is on node {mark.node} (LoadImageMask), which "
+            f"reads the {channel} channel; set its channel to alpha (transparent = the area to change)."
+        )
 
 
 def _what(mark: str) -> str:

@@ -51,6 +51,7 @@ from imgedit.providers.http import (
     send,
     server_message,
 )
+from imgedit.providers.region import checked_mask
 from imgedit.providers.sse import SseEvent, sse_events
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -58,6 +59,8 @@ DEFAULT_MODEL = "gpt-image-1.5"
 MAX_PARTIAL_IMAGES = 3  # the API accepts 0..3
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 """OpenAI's per-image limit for GPT image models: an image must be *less* than this."""
+DALL_E_2_MAX_BYTES = 4 * 1024 * 1024
+"""dall-e-2's limit for the image and the mask (the spec's ``mask``: "less than 4MB")."""
 SDK_READ_TIMEOUT = 600.0
 """The official SDK's DEFAULT_TIMEOUT: how long a call without partial images may stay silent
 (the whole drawing happens before the first byte of the answer)."""
@@ -96,6 +99,11 @@ _REJECTION_CODES = frozenset(
 )
 
 _UPLOAD_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})  # what GPT image models accept as input
+
+
+def upload_limit(model: str) -> int:
+    """Bytes an uploaded image or mask must stay *below* for ``model``."""
+    return DALL_E_2_MAX_BYTES if _model_family(model) == "dall-e-2" else MAX_UPLOAD_BYTES
 
 
 def _model_family(model: str) -> str:
@@ -232,7 +240,7 @@ class OpenAIProvider:
             self._who = f"OpenAI-compatible server {host}"
             self.label = f"OpenAI-compatible · {host} · {model}"
         self.capabilities = Capabilities(
-            edit=True, generate=True, stream_previews=partial_images > 0, real_progress=False, mask=False
+            edit=True, generate=True, stream_previews=partial_images > 0, real_progress=False, mask=True
         )
 
     def __repr__(self) -> str:
@@ -278,15 +286,28 @@ class OpenAIProvider:
             raise InvalidRequest("An edit needs a source image.")
         self._check_prompt(request.prompt)
         image = request.image
+        if request.mask is not None:
+            # The API refuses a mask whose size differs from the image's (400): say it here, free.
+            checked_mask(image, request.mask)
         upload = _upload_type(image)
         if upload is None:
-            image = await cpu.run(_to_png, image)
+            image = await cpu.run(_to_png, image)  # same pixels, same size: the mask still fits
             upload = ("image.png", "image/png")
-        if len(image) >= MAX_UPLOAD_BYTES:
+        limit = upload_limit(self.model)
+        if len(image) >= limit:
             raise InvalidRequest(
-                f"The source image is {len(image) / 2**20:.1f} MB; OpenAI accepts images of less "
-                f"than {MAX_UPLOAD_BYTES // 2**20} MB."
+                f"The source image is {len(image) / 2**20:.1f} MB; {self._who} accepts images of less "
+                f"than {limit // 2**20} MB."
             )
+        files = {"image": (upload[0], image, upload[1])}
+        if request.mask is not None:
+            if len(request.mask) >= limit:
+                raise InvalidRequest(
+                    f"The selected area's mask is {len(request.mask) / 2**20:.1f} MB; {self._who} "
+                    f"accepts masks of less than {limit // 2**20} MB."
+                )
+            # The kept form is the API's own: a PNG with alpha, transparent where the edit applies.
+            files["mask"] = ("mask.png", request.mask, "image/png")
         form = {
             "prompt": request.prompt,
             "model": self.model,
@@ -304,7 +325,7 @@ class OpenAIProvider:
             f"{self._base_url}/images/edits",
             headers=self._headers(),
             data=form,
-            files={"image": (upload[0], image, upload[1])},
+            files=files,
         )
         return await self._run(http_request, sink, size="auto")
 

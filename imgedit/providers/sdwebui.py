@@ -20,6 +20,12 @@ the job is followed by stamp, a stamp unchanged since before sending is unknown 
 someone else's, never interrupted), and the answer's ``info.job_timestamp`` says afterwards which
 stamp was ours.
 
+A region edit (``ProviderRequest.mask``) is img2img's inpainting: the ``mask`` is SD's own form
+(white where the picture changes), blurred at its edge by ``mask_blur`` pixels of the source,
+over the whole picture (``inpaint_full_res`` false: A1111's API defaults to "only masked") with
+the original content under the mask as the start (``inpainting_fill`` 1). A1111 pastes the
+original back outside the (blurred) mask, so the rest of the picture stays as it was.
+
 A job interrupted by someone else still answers 200 with a half-finished image; A1111 keeps
 ``state.interrupted`` until the next job begins, so the state read after the answer (or while our
 task was active) tells, and such a result fails (retryable) instead of being kept.
@@ -28,6 +34,7 @@ task was active) tells, and such a result fails (retryable) instead of being kep
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import json
 import logging
@@ -41,6 +48,7 @@ from typing import Any
 import httpx
 from PIL import Image, UnidentifiedImageError
 
+from imgedit import cpu
 from imgedit.errors import (
     InvalidRequest,
     ProviderAuthFailed,
@@ -68,6 +76,7 @@ from imgedit.providers.http import (
     went_unanswered,
 )
 from imgedit.providers.pool import Server, ServerPool
+from imgedit.providers.region import checked_mask
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +125,21 @@ def working_size(size: tuple[int, int], side: int) -> tuple[int, int]:
         return max(MIN_SIDE, round(value * scale / 8) * 8)
 
     return on_grid(size[0]), on_grid(size[1])
+
+
+def inpainting(mask: bytes, size: tuple[int, int]) -> dict[str, Any]:
+    """img2img's inpainting fields for a kept-form ``mask`` of a source of ``size``: slow for a
+    large source (the mask is decoded and encoded again), so run off the loop."""
+    from imgedit import masks  # Pillow's filters: loaded by the first region edit
+
+    return {
+        "mask": base64.b64encode(masks.white_on_black(mask)).decode("ascii"),
+        "mask_blur": max(1, round(masks.feather_radius(size))),
+        "inpainting_fill": 1,  # "original": the source under the mask is where sampling starts
+        "inpaint_full_res": False,  # the whole picture, not a crop around the mask
+        "inpaint_full_res_padding": 0,
+        "inpainting_mask_invert": 0,  # white is what changes
+    }
 
 
 def _server_label(server: Server) -> str:
@@ -171,8 +195,6 @@ def _timestamp(body: Any) -> str | None:
 
 def _running(body: Any) -> bool:
     return bool(_state(body).get("job_count"))
-
-
 
 
 def _steps(state: Mapping[str, Any]) -> tuple[int, int] | None:
@@ -280,7 +302,7 @@ class SdWebUiProvider:
 
     name = "sdwebui"
     capabilities = Capabilities(
-        edit=True, generate=True, stream_previews=True, real_progress=True, cancel_remote=True
+        edit=True, generate=True, mask=True, stream_previews=True, real_progress=True, cancel_remote=True
     )
 
     def __init__(
@@ -363,6 +385,9 @@ class SdWebUiProvider:
             raise InvalidRequest(f"The source image could not be read: {exc}") from exc
         payload = self._payload(request, spec, working_size(source_size, spec.side))
         payload["denoising_strength"] = self._denoising
+        if request.mask is not None:
+            checked_mask(request.image, request.mask)
+            payload |= await cpu.run(inpainting, request.mask, source_size)
         return await self._run("/sdapi/v1/img2img", payload, sink, request.image)
 
     async def _generate(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
