@@ -39,10 +39,7 @@ def normalise(data: bytes, size: tuple[int, int]) -> bytes:
     alpha at all is read as a white-on-black SD-style mask: white is the area). A mask of a
     different size is refused, as is one with no area to edit.
     """
-    try:
-        image = open_image(data)
-    except InvalidRequest as exc:
-        raise InvalidRequest(f"The selected area could not be read: {exc}") from exc
+    image = _decode(data)
     if image.size != tuple(size):
         raise InvalidRequest(
             f"The selected area is {image.width}×{image.height} but the image is {size[0]}×{size[1]}; "
@@ -54,6 +51,16 @@ def normalise(data: bytes, size: tuple[int, int]) -> bytes:
     else:
         area = image.convert("L").point(lambda v: 255 if v >= 128 else 0)
     return from_area(area)
+
+
+def _decode(data: bytes) -> Image.Image:
+    """Decoded and loaded, or ``InvalidRequest`` (not an image, truncated, a pixel bomb)."""
+    try:
+        image = open_image(data)
+        image.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise InvalidRequest("The selected area could not be read as an image; select it again.") from exc
+    return image
 
 
 def from_area(area: Image.Image) -> bytes:
@@ -72,7 +79,7 @@ def from_area(area: Image.Image) -> bytes:
 
 def edit_area(mask: bytes) -> Image.Image:
     """'L', 255 where the edit applies, 0 elsewhere, from the kept form."""
-    alpha = open_image(mask).convert("RGBA").getchannel("A")
+    alpha = _decode(mask).convert("RGBA").getchannel("A")
     return alpha.point(lambda v: 255 if v < 128 else 0)
 
 
@@ -100,7 +107,9 @@ def feather_radius(size: tuple[int, int]) -> float:
     return max(2.0, min(24.0, min(size) / 100))
 
 
-def blend(original: Image.Image, edited: Image.Image, mask: bytes, *, feather: float | None = None) -> Image.Image:
+def blend(
+    original: Image.Image, edited: Image.Image, mask: bytes, *, feather: float | None = None
+) -> Image.Image:
     """``edited`` inside the mask's area (with a feathered edge), ``original`` everywhere else.
 
     Both images must have the source's size; the result has ``original``'s mode.

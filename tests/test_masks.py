@@ -99,6 +99,14 @@ def test_normalise_refuses_another_size_and_an_empty_painting() -> None:
         masks.normalise(nothing, SIZE)
 
 
+@pytest.mark.parametrize(
+    "data", [b"garbage", b"\x89PNG\r\n\x1a\n" + b"x" * 40], ids=["not-an-image", "truncated"]
+)
+def test_normalise_says_an_unreadable_mask_is_unreadable(data: bytes) -> None:
+    with pytest.raises(InvalidRequest, match="could not be read as an image"):
+        masks.normalise(data, SIZE)
+
+
 def test_white_on_black_is_white_exactly_where_the_edit_applies() -> None:
     sd = Image.open(io.BytesIO(masks.white_on_black(masks.normalise(painted(), SIZE))))
     assert sd.convert("L").getbbox() == AREA
