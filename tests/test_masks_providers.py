@@ -12,6 +12,7 @@ import base64
 import contextlib
 import io
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,12 @@ def source_png(size: tuple[int, int] = SIZE) -> bytes:
     )
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def plain_png(size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (20, 120, 200)).save(buffer, "PNG")
     return buffer.getvalue()
 
 
@@ -174,6 +181,23 @@ async def test_openai_a_mask_of_another_size_is_refused_before_anything_is_sent(
 
     with pytest.raises(InvalidRequest, match="The selected area is 64×48 but the image is 128×96"):
         await provider.edit(edit(kept_mask((64, 48), (10, 10, 30, 30))), RecordingSink())
+
+    assert state.requests == []
+
+
+async def test_openai_a_mask_too_big_for_dall_e_2_is_refused_before_anything_is_sent(
+    openai_server: tuple[FakeOpenAI, str], http: httpx.AsyncClient
+) -> None:
+    state, base = openai_server
+    size = (1100, 1100)
+    noise = Image.frombytes("RGBA", size, os.urandom(size[0] * size[1] * 4))  # does not compress
+    buffer = io.BytesIO()
+    noise.save(buffer, "PNG", compress_level=1)
+    assert len(buffer.getvalue()) > 4 * 2**20
+    provider = OpenAIProvider(client=http, api_key=KEY, base_url=base, model="dall-e-2", input_fidelity=None)
+
+    with pytest.raises(InvalidRequest, match="accepts masks of less than 4 MB"):
+        await provider.edit(edit(buffer.getvalue(), image=plain_png(size)), RecordingSink())
 
     assert state.requests == []
 
