@@ -321,3 +321,81 @@ async def test_more_than_a_hundred_selected_is_refused_in_the_dialog(
     assert start.enabled is False
     assert text_of(marked(user, "batch-more")[0]) == "and 89 more"
     assert app_services().registry.snapshots() == []
+
+
+# -- a real browser: axe on the dialog and the tray's batch row, Cancel batch by keyboard ----------
+
+
+@pytest.mark.browser
+def test_batch_dialog_and_tray_row_in_a_browser(tmp_path: Path) -> None:
+    from selenium import webdriver
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    from tests.a11y import focused_ax_node
+    from tests.app_process import running_app
+    from tests.fake_sdwebui import FakeWebUI
+    from tests.loopback import serve
+    from tests.test_a11y_browser import assert_no_blocking_violations, open_gallery, settle
+    from tests.test_browser import By, chrome, click, click_button, wait
+
+    def loading(d: webdriver.Chrome) -> int:
+        return len(d.find_elements(By.CSS_SELECTOR, ".imgedit-loading-card"))
+
+    fake = FakeWebUI(step_seconds=0.02)
+    fake.pause_at(6)  # one server: the first job holds it, the other two wait for it
+    driver = chrome()
+    try:
+        with serve(fake.app()) as sd_url, running_app(tmp_path, {"IMGEDIT_SDWEBUI_URLS": sd_url}) as url:
+            for scheme in ("dark", "light"):
+                open_gallery(driver, url, scheme)
+                for index in range(3):
+                    boxes = driver.find_elements(By.CSS_SELECTOR, ".imgedit-images-box .imgedit-select")
+                    boxes[index].click()
+                click_button(driver, "Edit 3 images")
+                field = wait(driver).until(
+                    lambda d: next(
+                        (
+                            e
+                            for e in d.find_elements(By.CSS_SELECTOR, ".q-dialog input[aria-label]")
+                            if e.is_displayed()
+                        ),
+                        None,
+                    )
+                )
+                settle(driver)
+                assert len(driver.find_elements(By.CSS_SELECTOR, ".q-dialog img[alt]")) == 3
+                assert_no_blocking_violations(driver, f"the batch dialog ({scheme})")
+                if scheme == "dark":
+                    field.send_keys(Keys.ESCAPE)
+                    wait(driver, 5).until(lambda d: not d.find_elements(By.CSS_SELECTOR, ".q-dialog"))
+            field.send_keys("oil painting")
+            click_button(driver, "Start 3 edits")
+            wait(driver, 5).until(lambda d: not d.find_elements(By.CSS_SELECTOR, ".q-dialog"))
+            wait(driver).until(lambda d: loading(d) == 3)
+            assert fake.paused.wait(30), "the first job reached step 6 and waits there"
+
+            click(driver, By.CSS_SELECTOR, ".imgedit-tray-badge")
+            wait(driver).until(
+                lambda d: "0 of 3 done" in d.find_element(By.CSS_SELECTOR, ".imgedit-tray").text
+            )
+            click(driver, By.CSS_SELECTOR, ".imgedit-tray [aria-label^='Show the jobs of the batch']")
+            wait(driver).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".imgedit-tray-row")) == 4)
+            settle(driver)
+            assert_no_blocking_violations(driver, "the tray with a batch, expanded (light)")
+
+            # Keyboard: Tab from the batch's Show / Hide toggle reaches Cancel batch, Enter presses it.
+            toggle = driver.find_element(
+                By.CSS_SELECTOR, ".imgedit-tray [aria-label^='Hide the jobs of the batch']"
+            )
+            driver.execute_script("arguments[0].focus()", toggle)
+            ActionChains(driver).send_keys(Keys.TAB).perform()
+            assert focused_ax_node(driver) == {"role": "button", "name": "Cancel batch “oil painting”"}
+            cancel = driver.switch_to.active_element
+            cancel.send_keys(Keys.ENTER)
+            wait(driver).until(lambda d: loading(d) == 0)
+            wait(driver).until(lambda d: not d.find_elements(By.CSS_SELECTOR, ".imgedit-tray-row"))
+            fake.resume()
+    finally:
+        fake.resume()
+        driver.quit()

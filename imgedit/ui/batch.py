@@ -29,6 +29,8 @@ from imgedit.ui.patch import LiveLabel, Patch
 
 THUMBS_SHOWN = 12
 """The dialog shows this many of the selection's thumbnails, then "and N more"."""
+_THUMBS_STYLE = "display: flex; flex-wrap: wrap; gap: 8px"
+_THUMB_STYLE = "width: 64px; height: 48px; object-fit: cover; border-radius: 6px; display: block"
 
 
 def images_noun(count: int) -> str:
@@ -55,7 +57,7 @@ class BatchDialog:
             self.dialog.mark("batch-dialog")
             self.heading = ui.label().classes("text-h6").mark("batch-title")
             name_dialog(self.dialog, self.heading)
-            self.thumbs = ui.element("div").classes("flex flex-wrap gap-2").mark("batch-thumbs")
+            self.thumbs = ui.element("div").style(_THUMBS_STYLE).mark("batch-thumbs")
             self.thumbs.props["role"] = "list"
             self.thumbs.props["aria-label"] = "Images to edit"
             self.more = ui.label().classes("imgedit-hint").mark("batch-more")
@@ -109,7 +111,7 @@ class BatchDialog:
             for image in self.images[:THUMBS_SHOWN]:
                 with ui.element("div") as item:
                     item.props["role"] = "listitem"
-                    picture = ui.element("img").classes("w-16 h-12 rounded object-cover")
+                    picture = ui.element("img").style(_THUMB_STYLE)
                     picture.props.update({"src": urls.thumb(image.id), "alt": self._title(image)})
         hidden = count - THUMBS_SHOWN
         self.more.set_text(f"and {hidden} more" if hidden > 0 else "")
@@ -236,7 +238,7 @@ class BatchRow:
             .mark("tray-batch", f"tray-batch-{batch_id}") as self.root
         ):
             self.root.props["role"] = "listitem"
-            with ui.element("div").classes("imgedit-tray-thumb flex items-center justify-center"):
+            with ui.element("div").classes("imgedit-tray-thumb flex flex-center"):
                 ui.icon("collections").props["aria-hidden"] = "true"
             with ui.element("div").classes("imgedit-tray-text"):
                 title = ui.label(f"Batch: “{prompt}”").classes("imgedit-tray-prompt")
