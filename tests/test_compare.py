@@ -222,5 +222,21 @@ def test_slider_moves_by_keys_and_drag_in_chromium(tmp_path: Path) -> None:
             ActionChains(driver).send_keys(Keys.ARROW_LEFT, Keys.ARROW_LEFT).perform()
             wait(driver, 5).until(lambda d: abs(int(state()[0]) - 60) <= 1)
             driver.save_screenshot(str(ARTIFACTS / "compare.png"))
+
+            # A phone: the picture fits the width, the handle stays on it, a touch-sized target.
+            driver.set_window_size(390, 844)
+            wait(driver, 5).until(
+                lambda d: d.execute_script(
+                    "const f = document.querySelector('.imgedit-compare-frame').getBoundingClientRect();"
+                    "return f.left >= 0 && f.right <= window.innerWidth && f.width > 250 || null"
+                )
+            )
+            box = driver.execute_script(
+                "const r = document.querySelector(arguments[0]).getBoundingClientRect();"
+                "return [r.width, r.height];",
+                SLIDER,
+            )
+            assert box[0] >= 44 and box[1] >= 44, box
+            driver.save_screenshot(str(ARTIFACTS / "compare-phone.png"))
         finally:
             driver.quit()
