@@ -21,7 +21,9 @@ from selenium.webdriver.common.keys import Keys
 
 from imgedit.models import ImageOrigin, ImageRecord
 from imgedit.storage import ImageStore
+from tests.a11y import blocking, describe, emulate_color_scheme, run_axe
 from tests.app_process import running_app
+from tests.test_a11y_browser import _real_violations  # axe's misread of a light Quasar dialog, measured
 from tests.test_browser import ARTIFACTS, chrome, click, click_button, wait  # skips without Chromium
 
 pytestmark = pytest.mark.browser
@@ -82,6 +84,15 @@ def open_painter(browser: webdriver.Chrome, url: str) -> None:
     )
 
 
+def axe_painter(browser: webdriver.Chrome, where: str) -> None:
+    """axe-core on the painter, the pointer resting on its title (a hovered button is shaded)."""
+    ActionChains(browser).move_to_element(
+        browser.find_element(By.CSS_SELECTOR, ".imgedit-painter-title")
+    ).perform()
+    report = _real_violations(browser, blocking(run_axe(browser, ".imgedit-painter")))
+    assert not report, describe(report, where)
+
+
 def canvas_box(browser: webdriver.Chrome) -> dict[str, float]:
     return browser.execute_script(  # type: ignore[no-any-return]
         "const r = document.querySelector('.imgedit-painter-canvas').getBoundingClientRect();"
@@ -109,6 +120,38 @@ def drag(browser: webdriver.Chrome, points: list[tuple[float, float]]) -> None:
         actions.move_by_offset(here[0] - previous[0], here[1] - previous[1])
         previous = here
     actions.release().perform()
+
+
+def painted_at(browser: webdriver.Chrome, x: float, y: float) -> bool:
+    """Whether the area is drawn on the painter's canvas over the picture's pixel (x, y)."""
+    return bool(
+        browser.execute_script(
+            "const c = document.querySelector('.imgedit-painter-canvas');"
+            "const k = c.width / arguments[2];"
+            "return c.getContext('2d').getImageData(Math.floor(arguments[0] * k), Math.floor(arguments[1] * k), 1, 1)"
+            ".data[3] > 0;",
+            x,
+            y,
+            SIZE[0],
+        )
+    )
+
+
+def touch_stroke(browser: webdriver.Chrome, points: list[tuple[float, float]]) -> None:
+    """One finger drawn over the canvas through the picture's pixels ``points`` (DevTools touch input)."""
+    box = canvas_box(browser)
+
+    def at(x: float, y: float) -> dict[str, float]:
+        return {"x": box["left"] + box["width"] * x / SIZE[0], "y": box["top"] + box["height"] * y / SIZE[1]}
+
+    browser.execute_cdp_cmd(
+        "Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [at(*points[0])]}
+    )
+    for point in points[1:]:
+        browser.execute_cdp_cmd(
+            "Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [at(*point)]}
+        )
+    browser.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
 
 
 def area_box(path: Path) -> tuple[tuple[int, int], tuple[int, int, int, int] | None]:
@@ -168,6 +211,7 @@ def test_a_dragged_rectangle_becomes_a_full_size_mask_and_the_edit_carries_it(
     url, data, record = one_picture
     assert (record.width, record.height) == SIZE
     open_painter(driver, url)
+    axe_painter(driver, "the painter (light)")
     box = canvas_box(driver)
     assert box["width"] > SIZE[0] * 1.5, "the small picture is shown larger than its own size"
     assert abs(box["width"] / box["height"] - SIZE[0] / SIZE[1]) < 0.02
@@ -194,7 +238,14 @@ def test_a_dragged_rectangle_becomes_a_full_size_mask_and_the_edit_carries_it(
     cursor = driver.find_element(By.CSS_SELECTOR, ".imgedit-painter-cursor")
     assert cursor.is_displayed() and abs(cursor.size["width"] - 32) <= 1
     driver.save_screenshot(str(ARTIFACTS / "mask-painter.png"))
-    click_button(driver, "Undo")  # the stroke goes; the rectangle stays
+    # A finger paints too (touch events become pointer events; the page does not scroll).
+    assert painted_at(driver, 250, 165) and not painted_at(driver, 40, 160)
+    touch_stroke(driver, [(30, 150), (40, 160), (55, 175)])
+    assert painted_at(driver, 40, 160)
+    ActionChains(driver).key_down(Keys.CONTROL).send_keys("z").key_up(Keys.CONTROL).perform()
+    assert not painted_at(driver, 40, 160), "Ctrl+Z took the touch stroke back"
+    click_button(driver, "Undo")  # the mouse stroke goes too; the rectangle stays
+    assert not painted_at(driver, 250, 165) and painted_at(driver, 120, 80)
     click_button(driver, "Done")
     finish(driver)
 
@@ -210,7 +261,9 @@ def test_the_keyboard_alone_selects_a_box_at_a_phones_width(
 ) -> None:
     url, data, _record = one_picture
     driver.set_window_size(390, 844)
+    emulate_color_scheme(driver, "dark")
     open_painter(driver, url)
+    axe_painter(driver, "the painter (dark, phone)")
     assert driver.execute_script("return document.documentElement.clientWidth") <= 400
     assert driver.execute_script(
         "return document.querySelector('.imgedit-painter').scrollWidth"
@@ -239,6 +292,10 @@ def test_the_keyboard_alone_selects_a_box_at_a_phones_width(
     assert hint.is_displayed() and "arrow keys move the box" in hint.text
 
     canvas = driver.switch_to.active_element
+    canvas.send_keys(Keys.ENTER)  # the box where it starts, taken back with Ctrl+Z
+    assert painted_at(driver, SIZE[0] / 2, SIZE[1] / 2)
+    canvas.send_keys(Keys.CONTROL, "z")
+    assert not painted_at(driver, SIZE[0] / 2, SIZE[1] / 2)
     for _ in range(5):
         canvas.send_keys(Keys.ARROW_RIGHT)  # 5 × 2 % of the width
     for _ in range(3):
@@ -249,6 +306,9 @@ def test_the_keyboard_alone_selects_a_box_at_a_phones_width(
     assert "Done" in driver.switch_to.active_element.text
     driver.switch_to.active_element.send_keys(Keys.ENTER)
     finish(driver)
+    driver.save_screenshot(str(ARTIFACTS / "mask-area-selected-phone.png"))
+    report = _real_violations(driver, blocking(run_axe(driver, ".q-dialog")))
+    assert not report, describe(report, "the Edit dialog with an area (dark, phone)")
 
     (kept,) = list((data / "masks").glob("*.png"))
     size, found = area_box(kept)
