@@ -13,7 +13,7 @@
 //   key(e)             the painter's keydown: Ctrl+Z undoes; on the canvas, the keyboard box
 //   focus(e), blur(e)  the canvas: the keyboard box is drawn while it has the focus
 //   tool(e, name)      'brush' | 'rect'          eraser(e)   Eraser on / off
-//   size(value)        the brush's diameter in screen pixels
+//   size(value)        the Size input moved: the brush's diameter in screen pixels
 //   undo(e), clear(e)
 //   done(e, emit)      send the mask; emit({mask_id}) or emit({error}) to the server
 (() => {
@@ -53,7 +53,7 @@
       pointer: null, // its pointerId
       tool: 'brush',
       erase: false,
-      size: cfg.size || 32,
+      size: 32, // the Size input's, once the painter is drawn
       focused: false,
       box: { x: cfg.width * 0.375, y: cfg.height * 0.375, w: cfg.width / 4, h: cfg.height / 4 },
       sending: false,
@@ -82,6 +82,8 @@
     });
     st.observer.observe(p.stage);
     st.watched = p.stage;
+    const size = p.root.querySelector('input.imgedit-painter-slider');
+    if (size) st.size = Number(size.value) || st.size;
     showTools(st);
   }
 
@@ -275,7 +277,7 @@
     const st = stateOf(e.target);
     if (!st) return;
     if ((e.ctrlKey || e.metaKey) && !e.altKey && (e.key || '').toLowerCase() === 'z' && !e.shiftKey) {
-      if (e.target.matches?.('input, textarea')) return;
+      if (e.target.matches?.('textarea, input:not([type=range])')) return; // a field's own undo
       e.preventDefault();
       undo(e);
       return;

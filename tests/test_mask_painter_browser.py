@@ -237,6 +237,13 @@ def test_a_dragged_rectangle_becomes_a_full_size_mask_and_the_edit_carries_it(
     ).perform()
     cursor = driver.find_element(By.CSS_SELECTOR, ".imgedit-painter-cursor")
     assert cursor.is_displayed() and abs(cursor.size["width"] - 32) <= 1
+    size = driver.find_element(By.CSS_SELECTOR, ".imgedit-painter-slider")
+    for _ in range(4):
+        size.send_keys(Keys.ARROW_RIGHT)  # 4 steps of 2 px
+    ActionChains(driver).move_to_element_with_offset(
+        driver.find_element(By.CSS_SELECTOR, ".imgedit-painter-canvas"), *offset(canvas_box(driver), 222, 62)
+    ).perform()
+    assert abs(cursor.size["width"] - 40) <= 1, "the cursor shows the brush's new size"
     driver.save_screenshot(str(ARTIFACTS / "mask-painter.png"))
     # A finger paints too (touch events become pointer events; the page does not scroll).
     assert painted_at(driver, 250, 165) and not painted_at(driver, 40, 160)
@@ -286,7 +293,7 @@ def test_the_keyboard_alone_selects_a_box_at_a_phones_width(
             break
     else:
         raise AssertionError(f"Tab never reached the picture: {named}")
-    for control in ("Brush", "Rectangle", "Eraser", "Undo", "Clear", "Done"):
+    for control in ("Brush", "Rectangle", "Eraser", "Brush size", "Undo", "Clear", "Done"):
         assert any(control in n for n in named), (control, named)
     hint = driver.find_element(By.CSS_SELECTOR, ".imgedit-painter-hint")
     assert hint.is_displayed() and "arrow keys move the box" in hint.text

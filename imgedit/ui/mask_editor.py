@@ -209,15 +209,14 @@ class MaskEditor:
                     self._tool_button("Brush", "brush", "brush", "tool(e, 'brush')", pressed=True)
                     self._tool_button("Rectangle", "crop_square", "rect", "tool(e, 'rect')")
                     self._tool_button("Eraser", "format_color_reset", "eraser", "eraser(e)")
-                    with ui.element("div").classes("imgedit-painter-size"):
+                    # A native range input: one focusable control with a role, a name and a value.
+                    with ui.element("label").classes("imgedit-painter-size"):
                         ui.label("Size").classes("imgedit-painter-size-label")
-                        self.size = ui.slider(
-                            min=BRUSH_SIZES[0], max=BRUSH_SIZES[1], step=2, value=BRUSH_SIZE
-                        )
-                        self.size.props("color=ie-accent label").classes("imgedit-painter-slider")
-                        self.size.props["aria-label"] = "Brush size in screen pixels"
-                        self.size.mark("brush-size")
-                        self.size.on("update:model-value", js_handler=_js("size(e)"))
+                        size = ui.element("input").classes("imgedit-painter-slider").mark("brush-size")
+                        size.props.update(type="range", min=BRUSH_SIZES[0], max=BRUSH_SIZES[1], step=2)
+                        size.props["value"] = BRUSH_SIZE
+                        size.props["aria-label"] = "Brush size in screen pixels"
+                        size.on("input", js_handler=_js("size(e.target.value)"))
                     self._action_button("Undo", "undo", "undo", "Undo (Ctrl+Z)")
                     self._action_button("Clear", "delete_sweep", "clear", "Clear the whole area")
                 with ui.element("div").classes("imgedit-painter-actions"):
@@ -294,7 +293,6 @@ class MaskEditor:
             "height": image.height,
             "upload": urls.prefixed(UPLOAD_PATH + query),
             "preview": f"c{self.preview.id}",
-            "size": self.size.value,
         }
         ui.run_javascript(f"window.imgeditMask && imgeditMask.open({json.dumps(config)})")
 
