@@ -16,6 +16,7 @@
 //   size(value)        the Size input moved: the brush's diameter in screen pixels
 //   undo(e), clear(e)
 //   done(e, emit)      send the mask; emit({mask_id}) or emit({error}) to the server
+//   preview(cfg)       cfg = {preview, picture, outline}: the summary's picture of an area kept earlier
 (() => {
   'use strict';
   const SHOWN = '#ff2f6d'; // the area's colour on screen (translucent through the canvas's opacity)
@@ -398,6 +399,27 @@
     ctx.drawImage(layer, 0, 0);
   }
 
+  // An area kept earlier (no painting in this page): the picture, then the area's outline.
+  function preview(cfg, tries = 120) {
+    const target = document.getElementById(cfg.preview);
+    if (!target) {
+      if (tries > 0) requestAnimationFrame(() => preview(cfg, tries - 1));
+      return;
+    }
+    const picture = new Image();
+    picture.onload = () => {
+      const k = Math.min(160 / picture.naturalWidth, 160 / picture.naturalHeight, 1);
+      target.width = Math.max(1, Math.round(picture.naturalWidth * k));
+      target.height = Math.max(1, Math.round(picture.naturalHeight * k));
+      const ctx = target.getContext('2d');
+      ctx.drawImage(picture, 0, 0, target.width, target.height);
+      const outline = new Image();
+      outline.onload = () => ctx.drawImage(outline, 0, 0, target.width, target.height);
+      outline.src = cfg.outline;
+    };
+    picture.src = cfg.picture;
+  }
+
   async function done(e, emit) {
     const st = stateOf(e.target || e.currentTarget);
     if (!st || st.sending) return;
@@ -430,5 +452,5 @@
     }
   }
 
-  window.imgeditMask = { open, pointer, key, focus, tool, eraser, size, undo, clear, done, _states: states };
+  window.imgeditMask = { open, pointer, key, focus, tool, eraser, size, undo, clear, done, preview, _states: states };
 })();

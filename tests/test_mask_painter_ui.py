@@ -57,14 +57,15 @@ def kept_mask(size: tuple[int, int], box: tuple[int, int, int, int] | None) -> b
     return buffer.getvalue()
 
 
-def painter_configs(user: User) -> list[dict[str, Any]]:
-    """What the page hands static/mask.js each time the painter opens (``imgeditMask.open({...})``),
-    recorded in order from the messages the page sends to its browser. Call after ``user.open``."""
+def painter_configs(user: User, call: str = "open") -> list[dict[str, Any]]:
+    """What the page hands static/mask.js each time the painter opens (``imgeditMask.open({...})``,
+    or another ``call``), recorded in order from the messages the page sends to its browser.
+    Call after ``user.open``."""
     seen: list[dict[str, Any]] = []
     outbox = user.client.outbox if user.client is not None else None
     assert outbox is not None, "open the page first"
     sending = outbox._emit
-    opening = re.compile(r"window\.imgeditMask && imgeditMask\.open\((.*)\)$", re.S)
+    opening = re.compile(rf"window\.imgeditMask && imgeditMask\.{call}\((.*)\)$", re.S)
 
     async def recording(message: Any) -> None:
         _, kind, data = message
@@ -217,6 +218,40 @@ async def test_a_wrong_size_or_empty_mask_is_refused_with_a_readable_message(use
         forged, content=kept_mask((image.width, image.height), (1, 1, 99, 99))
     )
     assert refused.status_code == 403 and "reload" in refused.json()["detail"]
+
+
+def area_editor(user: User) -> Any:
+    """The Edit dialog's area editor (the object behind its Select area button)."""
+    assert user.client is not None
+    (button,) = [e for e in user.client.elements.values() if "select-area" in e._markers]
+    for listener in button._event_listeners.values():
+        for cell in getattr(listener.handler, "__closure__", None) or ():  # NiceGUI wraps on_click
+            owner = getattr(cell.cell_contents, "__self__", None)
+            if owner is not None and hasattr(owner, "keep"):
+                return owner
+    raise AssertionError("no area editor behind Select area")
+
+
+async def test_an_area_kept_earlier_is_shown_with_its_outline_and_limits_the_providers(user: User) -> None:
+    await user.open("/")
+    configs, previews = painter_configs(user), painter_configs(user, "preview")
+    services = app_services()
+    services.providers.add(RegionalProvider())
+    services.providers.add(WholeOnlyProvider())
+    image = services.store.list()[0]
+    config = await open_painter(user, image, configs)
+    mask_id = (await send(user, config, kept_mask((image.width, image.height), (9, 9, 99, 99)))).json()[
+        "mask_id"
+    ]
+    user.find(marker="painter-cancel").click()
+    assert not painter(user).value and not visible(user, "area-status")
+
+    area_editor(user).keep(mask_id)  # as the dialog does when it opens to run a region edit again
+    assert visible(user, "area-status") and not visible(user, "select-area")
+    assert "whole" not in provider_options(user) and "regional" in provider_options(user)
+    await eventually(lambda: len(previews) == 1, message="the preview to be drawn")
+    assert previews[0]["outline"] == f"/media/masks/{mask_id}/outline"
+    assert previews[0]["picture"] == f"/media/thumbs/{image.id}"
 
 
 async def test_with_no_provider_able_to_edit_an_area_the_dialog_says_so(user: User) -> None:

@@ -20,6 +20,7 @@ Usage (the Edit dialog)::
 
     area = MaskEditor(services, on_change=dialog.offer_providers)   # the row after the picture
     area.reset(image)            # each open: no area
+    area.keep(spec.mask)         # or the area a job had (the dialog opened from that job)
     studio.submit_edit(..., mask=area.mask_id)
 
 ``register_route(services)`` once, with the other media routes.
@@ -42,6 +43,8 @@ from imgedit.services import Services
 from imgedit.ui import signin, urls
 
 UPLOAD_PATH = "/media/masks/upload"
+OUTLINE_PATH = "/media/masks/{}/outline"
+"""A kept area's outline over transparency (the region edit's loading card draws it too)."""
 MAX_MASK_BYTES = 20 * 1024 * 1024
 """A mask is a PNG of two colours: 20 MB holds one for a picture far larger than any we keep."""
 HEADERS = {"Cache-Control": "no-store"}
@@ -294,10 +297,26 @@ class MaskEditor:
             "upload": urls.prefixed(UPLOAD_PATH + query),
             "preview": f"c{self.preview.id}",
         }
-        ui.run_javascript(f"window.imgeditMask && imgeditMask.open({json.dumps(config)})")
+        self.dialog.client.run_javascript(f"window.imgeditMask && imgeditMask.open({json.dumps(config)})")
 
     def clear(self) -> None:
         self._set("")
+
+    def keep(self, mask_id: str) -> None:
+        """Set an area kept earlier (a job's ``spec.mask``, e.g. the Edit dialog opened to run a
+        region edit again): shown as if just painted, its preview the picture with the area's
+        outline (``OUTLINE_PATH``, served by ``imgedit/ui/mask_outline.py``)."""
+        image = self.image
+        if image is None or not mask_id:
+            self._set("")
+            return
+        self._set(mask_id)
+        config = {
+            "preview": f"c{self.preview.id}",
+            "picture": urls.thumb(image.id),
+            "outline": urls.prefixed(OUTLINE_PATH.format(mask_id)),
+        }
+        self.preview.client.run_javascript(f"window.imgeditMask && imgeditMask.preview({json.dumps(config)})")
 
     def say_none_can(self, none_can: bool) -> None:
         """Shown while an area is set and no configured provider can edit one."""
