@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import math
 import unicodedata
+import uuid
+from collections.abc import Iterable
 
 from imgedit import cpu
 from imgedit.errors import ImgEditError, InvalidRequest, ProviderFailed
@@ -25,6 +27,8 @@ from imgedit.retry import RetryPolicy, Sleep, call_with_retries
 from imgedit.storage import ImageStore
 
 MAX_PROMPT_CHARS = 4000
+MAX_BATCH = 100
+"""At most this many images in one batch edit (``Studio.submit_batch``)."""
 
 
 class Studio:
@@ -87,12 +91,41 @@ class Studio:
             source_image_id=source.id,
             model=self._model_of(provider),
             started_by=started_by,
-            variant=self._variant_of(provider, JobKind.EDIT, variant),
+            variant=self._variant_of(provider, JobKind.EDIT, variant, mask=bool(mask)),
             mask=mask,
             batch=batch,
             seed=seed,
         )
         return self.registry.submit(spec)
+
+    def submit_batch(
+        self,
+        image_ids: Iterable[str],
+        prompt: str,
+        quality: Quality,
+        provider: str,
+        *,
+        started_by: str = "",
+        variant: str = "",
+    ) -> tuple[str, list[JobId]]:
+        """Queue one edit per image, all with the same settings and a shared batch id; returns
+        (batch id, job ids in the order given). Everything is checked before anything is queued:
+        a bad prompt, provider or image queues nothing."""
+        ids = list(dict.fromkeys(image_ids))
+        if not ids:
+            raise InvalidRequest("Select at least one image to edit.")
+        if len(ids) > MAX_BATCH:
+            raise InvalidRequest(f"{len(ids)} images are selected; a batch edits at most {MAX_BATCH}.")
+        sources = [self.store.get(image_id).id for image_id in ids]
+        text = _clean_prompt(prompt, "Describe what to change, e.g. “sepia and a vignette”.")
+        name = self._provider_for(provider, JobKind.EDIT)
+        variant = self._variant_of(name, JobKind.EDIT, variant)
+        batch = uuid.uuid4().hex
+        jobs = [
+            self.submit_edit(source, text, quality, name, started_by=started_by, variant=variant, batch=batch)
+            for source in sources
+        ]
+        return batch, jobs
 
     async def prepare_mask(self, image_id: str, painted: bytes) -> str:
         """Check a painted mask against its image and keep it; the id to pass to ``submit_edit``.
@@ -132,12 +165,13 @@ class Studio:
         model = getattr(self.providers.get(name), "model", "")
         return model if isinstance(model, str) else ""
 
-    def _variant_of(self, name: str, kind: JobKind, variant: str) -> str:
-        """``variant`` if the provider offers it for ``kind`` ("" stays its default)."""
+    def _variant_of(self, name: str, kind: JobKind, variant: str, *, mask: bool = False) -> str:
+        """``variant`` if the provider offers it for ``kind`` (with ``mask``: for a region edit);
+        "" stays its default."""
         if not variant:
             return ""
         offered = getattr(self.providers.get(name), "variants", None)
-        if offered is None or variant not in offered(kind):
+        if offered is None or variant not in (offered(kind, mask=True) if mask else offered(kind)):
             raise InvalidRequest(f"“{variant}” is not one of the choices of {self.providers.get(name).label}.")
         return variant
 
@@ -177,9 +211,17 @@ class Studio:
         job.stage(JobStage.PROCESSING, f"Working with {provider.label}")
         result = await self._call_provider(provider, request, job)
         job.stage(JobStage.FINALIZING, "Saving the result")
+        image = result.image
+        if mask is not None and source is not None:
+            from imgedit import masks
+
+            try:
+                image = await cpu.run(masks.keep_outside, source, image, mask)
+            except InvalidRequest as exc:
+                raise ProviderFailed(f"{provider.label} returned something that is not a usable image.") from exc
         try:
             record = await self.store.add(
-                result.image,
+                image,
                 origin=ImageOrigin.EDIT if spec.kind is JobKind.EDIT else ImageOrigin.GENERATE,
                 prompt=spec.prompt,
                 parent_id=spec.source_image_id,

@@ -141,3 +141,17 @@ def outline(mask: bytes, box: tuple[int, int]) -> bytes:
     buffer = io.BytesIO()
     drawn.save(buffer, "PNG", optimize=True)
     return buffer.getvalue()
+
+
+def keep_outside(source: bytes, result: bytes, mask: bytes) -> bytes:
+    """A provider's answer to a region edit, made to keep its promise: at the source's size, and
+    every pixel outside the area exactly the source's (a model may redraw the whole picture, at a
+    size of its own, and treat the mask as a hint). PNG."""
+    original, edited = _decode(source), _decode(result)
+    if edited.size != original.size:
+        edited = edited.convert("RGBA").resize(original.size, Image.Resampling.LANCZOS)
+    if original.mode not in ("RGB", "RGBA", "L"):
+        original = original.convert("RGBA")
+    buffer = io.BytesIO()
+    blend(original, edited, mask).save(buffer, "PNG")
+    return buffer.getvalue()

@@ -142,6 +142,7 @@ async def test_retry_runs_a_failed_job_again(user: User) -> None:
     await start_edit(user, services.store.list()[0].id, "add glitter")
     await user.should_see("Retry", retries=50)
     user.find(marker="retry").click()
+    user.find("Start Edit").click()  # Retry opens the form filled in; confirmed as it is
     await user.should_see("Failed (attempt 2)", retries=50)
 
 

@@ -235,6 +235,7 @@ async def test_a_failure_gets_a_toast_with_the_reason_and_retry(create_user) -> 
     # Retry from the toast runs the job again (and fails again here, with another toast).
     jobs_before = {s.id for s in services.registry.snapshots()}
     first.find(marker="failure-toast").trigger("retry")
+    first.find("Start Edit").click()  # Retry opens the form filled in; confirmed as it is
     await eventually(lambda: {s.id for s in services.registry.snapshots()} - jobs_before, message="a new job")
     # Reloading the page does not repeat old news.
     third: User = create_user()

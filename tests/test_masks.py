@@ -358,3 +358,25 @@ async def test_a_region_edits_loading_card_outlines_its_area(user: User) -> None
     provider.gate.set()
     for job in (plain, masked):
         assert (await services.registry.wait(JobId(job))).stage is JobStage.COMPLETED
+
+
+async def test_a_provider_that_redraws_everything_changes_only_the_area(start: Callable[[], Services]) -> None:
+    """A model may take the mask as a hint and answer the whole picture redrawn, at a size of its
+    own (the masked test engine answers a flat green 32×24): the stored result is the source's
+    size and exactly the source outside the area."""
+    services = start()
+    source_id = await add_source(services)
+    mask_id = await services.studio.prepare_mask(source_id, painted())
+    provider = services.providers.get("masked")
+    assert isinstance(provider, MaskedGated)
+    provider.gate.set()
+    final = await services.registry.wait(
+        services.studio.submit_edit(source_id, "make it green", Quality.LOW, "masked", mask=mask_id)
+    )
+    assert final.stage is JobStage.COMPLETED and final.result_image_id is not None
+    source = decoded(await services.store.read_bytes(source_id))
+    result = decoded(await services.store.read_bytes(final.result_image_id))
+    assert result.size == source.size == SIZE
+    assert outside_unchanged(result, source, area_of())
+    left, top, right, bottom = AREA
+    assert result.getpixel(((left + right) // 2, (top + bottom) // 2)) == (10, 200, 30)

@@ -220,13 +220,16 @@ async def test_run_again_queues_the_same_generation_with_a_new_result(user: User
     assert job.spec.kind is JobKind.GENERATE
     assert job.spec.prompt == "a red circle on a blue background"
     assert job.spec.size == (768, 1280) and job.spec.quality == first.spec.quality
-    assert job.spec.seed is None, "a new seed"
+    assert job.spec.seed is not None, "a new seed, chosen for this run"
     assert user.notify.contains("Queued. It runs in the background; the gallery shows its progress.")
     await eventually(lambda: open_dialogs(user) == [], message="the dialog to close")
     final = await services.registry.wait(job.id)
     assert final.stage is JobStage.COMPLETED
     assert final.result_image_id is not None and final.result_image_id != image.id
     assert services.store.get(final.result_image_id).prompt == image.prompt
+    # Another picture, even from the local engine (which draws the same prompt the same way).
+    first_bytes = await services.store.read_bytes(image.id)
+    assert await services.store.read_bytes(final.result_image_id) != first_bytes
 
 
 async def test_run_again_is_offered_only_for_an_image_a_job_made(user: User) -> None:

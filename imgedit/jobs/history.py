@@ -28,7 +28,7 @@ MAX_PAGE_SIZE = 500
 _COLUMNS = (
     "id, kind, prompt, quality, provider, model, source_image_id, width, height, stage, attempt, "
     "message, error, created_at, started_at, finished_at, duration, result_image_id, retry_of, started_by, "
-    "failure_kind, failure_provider, failure_status, failure_code"
+    "failure_kind, failure_provider, failure_status, failure_code, variant, mask"
 )
 _FINISHED = tuple(stage.value for stage in JobStage if stage.is_finished)
 
@@ -59,6 +59,10 @@ class HistoryRow:
     retry_of: JobId | None
     started_by: str = ""
     """The signed-in name of whoever started it ("" when the studio has no password)."""
+    variant: str = ""
+    """The provider's variant it ran (a ComfyUI workflow); "" for the default."""
+    mask: str = ""
+    """A region edit's mask id (``ImageStore.read_mask``); "" for the whole image."""
     failure: Failure | None = None
     """A failed job's error as structure (kind, provider, HTTP status, code); None otherwise
     (and for jobs that failed before imgedit kept it)."""
@@ -217,6 +221,8 @@ def _from_row(row: Any) -> HistoryRow:
         retry_of=JobId(row["retry_of"]) if row["retry_of"] else None,
         started_by=row["started_by"] or "",
         failure=_failure(row),
+        variant=row["variant"] or "",
+        mask=row["mask"] or "",
     )
 
 

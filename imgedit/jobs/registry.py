@@ -210,6 +210,13 @@ class JobRegistry:
             self.cancel(record.id)
         return len(queued)
 
+    def cancel_batch(self, batch_id: str) -> int:
+        """Cancel every unfinished job of the batch ``batch_id``; how many."""
+        if not batch_id:
+            return 0
+        records = [r for r in self._jobs.values() if r.spec.batch == batch_id and not r.stage.is_finished]
+        return sum(self.cancel(record.id) for record in records)
+
     def handle(self, kind: JobKind, work: Work) -> None:
         """Run every job of ``kind`` with ``work`` (it reads what to do from ``context.spec``), so
         a job is re-run from its spec alone: retried, or resumed after a restart."""

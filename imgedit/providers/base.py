@@ -114,9 +114,10 @@ class ServerHealth:
 class Variants(Protocol):
     """What a provider may add to ``Provider``: named ways of doing a kind of job (ComfyUI's
     workflows), offered in the dialog when there is more than one. ``variants(kind)`` lists
-    their names, the default first; the chosen one arrives as ``ProviderRequest.variant``."""
+    their names, the default first; the chosen one arrives as ``ProviderRequest.variant``. With
+    ``mask``, the variants that can edit a selected area (``ProviderRequest.mask``)."""
 
-    def variants(self, kind: JobKind) -> list[str]: ...
+    def variants(self, kind: JobKind, *, mask: bool = False) -> list[str]: ...
 
 
 class Lifecycle(Protocol):

@@ -138,7 +138,7 @@ class LocalProvider:
 
     name = "local"
     label = "Local engine (offline)"
-    capabilities = Capabilities(edit=True, generate=True, real_progress=True, offline=True)
+    capabilities = Capabilities(edit=True, generate=True, real_progress=True, offline=True, mask=True)
 
     def expected_seconds(self, kind: JobKind, quality: Quality) -> float:
         return _PRIORS[(kind, quality)]
@@ -153,16 +153,30 @@ class LocalProvider:
             "mountains, sun, moon, grid, dots) named in the prompt."
         )
 
+    def suggestions(self, kind: JobKind) -> list[str]:
+        """Phrases the dialog offers as chips that add to the prompt (``local_suggest``)."""
+        from imgedit.providers.local_suggest import suggestions
+
+        return suggestions(kind)
+
     async def edit(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
         from imgedit.providers.local_parse import parse_prompt
 
         ops = parse_prompt(request.prompt)  # before any work, so a prompt it cannot do fails at once
         if request.image is None:
             raise InvalidRequest("An edit needs a source image.")
-        data, quality = request.image, request.quality
-        png, notes = await _run_in_thread(
-            lambda report, stop: _edit_work(data, ops, quality, report, stop), sink
-        )
+        data, quality, mask = request.image, request.quality, request.mask
+        if mask is not None:  # a region edit: the operations inside the selected area only
+            from imgedit.providers.local_region import area_edit_work, check_area_operations
+
+            check_area_operations(ops)  # rotate, crop…: refused before any work
+            png, notes = await _run_in_thread(
+                lambda report, stop: area_edit_work(data, mask, ops, quality, report, stop), sink
+            )
+        else:
+            png, notes = await _run_in_thread(
+                lambda report, stop: _edit_work(data, ops, quality, report, stop), sink
+            )
         metadata = {"operations": ", ".join(op.label for op in ops)}
         if notes:
             metadata["note"] = " ".join(notes)

@@ -232,8 +232,10 @@ class _Painter:
     """Turns a plan into drawing layers; every random draw is in unit coordinates so the
     composition is the same at 1x and 2x."""
 
-    def __init__(self, plan: _Plan, rng: random.Random) -> None:
+    def __init__(self, plan: _Plan, rng: random.Random, *, varied: bool = False) -> None:
         self.plan, self.rng = plan, rng
+        self.varied = varied
+        """A seeded run: even a single named shape moves and sizes a little, so each seed differs."""
         self.dark = min(plan.palette, key=_luma)
         self.light = max(plan.palette, key=_luma)
 
@@ -354,6 +356,10 @@ class _Painter:
         if slot >= 0:  # one big shape, side by side with any other single shapes
             r = (0.3 * m if singles == 1 else min(0.3 * m, 0.45 * w / (singles + 1))) * shape.scale
             cx, cy = w * (slot + 1) / (singles + 1), h / 2
+            if self.varied:
+                r *= rng.uniform(0.75, 1.1)
+                cx += rng.uniform(-0.25, 0.25) * w / (singles + 1)
+                cy += rng.uniform(-0.15, 0.15) * h
             shadow = r * 0.06
             colour = self._colour(shape, 0, [self.light])
             _draw_object(draw, shape.kind, cx + shadow, cy + shadow, r, (0, 0, 0, 60), 0.0)
@@ -399,7 +405,7 @@ def draw_from_prompt(
     """An RGB picture of ``size`` for ``prompt``; drawn at 2x and downscaled unless quality is low."""
     rng = random.Random(prompt_seed(prompt, seed))
     words = re.findall(r"[a-z0-9]+", prompt.lower())
-    layers = _Painter(_plan(words, rng), rng).layers()
+    layers = _Painter(_plan(words, rng), rng, varied=seed is not None).layers()
     # Supersampling is how quality buys smoother edges; above ~4 MP the 2x canvas costs too much memory.
     factor = 1 if quality == Quality.LOW or size[0] * size[1] > 2048 * 2048 else 2
     canvas = Image.new("RGB", (size[0] * factor, size[1] * factor))

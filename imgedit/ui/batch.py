@@ -24,7 +24,7 @@ from imgedit.providers.base import Provider
 from imgedit.services import Services
 from imgedit.ui import format as fmt
 from imgedit.ui import signin, urls
-from imgedit.ui.dialogs import name_dialog
+from imgedit.ui.dialogs import name_dialog, variants_of
 from imgedit.ui.patch import LiveLabel, Patch
 
 THUMBS_SHOWN = 12
@@ -154,8 +154,7 @@ class BatchDialog:
             for q in Quality
         }
         self.quality.set_options(options, value=self.quality.value or Quality.MEDIUM.value)
-        offered = getattr(provider, "variants", None)
-        names = offered(JobKind.EDIT) if offered is not None else []
+        names = variants_of(provider, JobKind.EDIT)
         if len(names) > 1:
             self.variant.props["label"] = getattr(provider, "variant_label", "Variant")
             self.variant.set_options(

@@ -3,19 +3,29 @@ edit / new-image form, the full-size viewer and the delete confirmation."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import json
+import logging
+import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-from nicegui import app, events, ui
+from nicegui import app, background_tasks, events, ui
 
 from imgedit import native
+from imgedit.editing import clean_text
 from imgedit.errors import ImgEditError
-from imgedit.models import ImageRecord, JobKind, Quality
+from imgedit.jobs import JobSpec, prompts
+from imgedit.jobs import history as journal_history
+from imgedit.models import ImageRecord, JobId, JobKind, Quality
 from imgedit.providers.base import Provider
 from imgedit.services import Services
 from imgedit.ui import format as fmt
 from imgedit.ui import signin, urls
+from imgedit.ui.compare import CompareDialog
+from imgedit.ui.mask_editor import MaskEditor
 from imgedit.ui.routes import download_names
 
 SIZES: dict[str, tuple[int, int]] = {
@@ -23,6 +33,37 @@ SIZES: dict[str, tuple[int, int]] = {
     "Landscape · 1280×768": (1280, 768),
     "Portrait · 768×1280": (768, 1280),
 }
+CHIPS_HINT = "Click a phrase to add it to the prompt."
+RECENT_CHARS = 40
+"""A recent prompt's chip shows this much of it; its name and title carry all of it."""
+
+CHIP_KEYS_JS = """(e) => {
+  const moves = {ArrowLeft: -1, ArrowUp: -1, ArrowRight: 1, ArrowDown: 1, Home: -Infinity, End: Infinity};
+  const group = e.target instanceof Element && e.target.closest('[role=group]');
+  if (!group || !(e.key in moves) || e.altKey || e.ctrlKey || e.metaKey) return;
+  const chips = [...group.querySelectorAll('button')];
+  const at = chips.indexOf(document.activeElement);
+  if (at < 0) return;
+  const step = moves[e.key];
+  const to = step === -Infinity ? 0 : step === Infinity ? chips.length - 1 : (at + step + chips.length) % chips.length;
+  e.preventDefault();
+  chips.forEach((chip, i) => chip.setAttribute('tabindex', i === to ? '0' : '-1'));
+  chips[to].focus();
+}"""
+"""A group of chips is one Tab stop; the arrow keys (Home, End) move between its chips."""
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Again:
+    """The dialog was opened from an earlier job (``JobDialog.open_with``): its spec, and the
+    failed job it retries (dismissed once the new one is queued), if any."""
+
+    spec: JobSpec
+    retry_of: JobId | None
+    form: tuple[object, ...]
+    """The settings as the form showed them when it opened (``JobDialog._form``)."""
 
 
 class JobDialog:
@@ -34,10 +75,15 @@ class JobDialog:
         self.kind = JobKind.EDIT
         self.image: ImageRecord | None = None
         self._submitted = False
+        self._again: _Again | None = None
+        self._suggested: tuple[str, JobKind] | None = None
+        self._recent_round = 0
         with ui.dialog() as self.dialog, ui.card().classes("imgedit-dialog q-pa-lg gap-3"):
             self.title = ui.label().classes("text-h6")
             name_dialog(self.dialog, self.title)
             self.picture = ui.element("img").classes("imgedit-dialog-image").props('alt=""')
+            # "Select area": a region edit's mask (``area.mask_id``), painted over the picture.
+            self.area = MaskEditor(services, on_change=self._offer_providers)
             self.prompt = (
                 ui.input(label="What should change?")
                 .props('outlined autofocus clearable color=ie-accent input-class="text-body1"')
@@ -47,6 +93,14 @@ class JobDialog:
             self.prompt.on("keydown.enter", self.submit)
             self.prompt.on_value_change(lambda: self.prompt.props.pop("error", None))
             self.hint = ui.label().classes("imgedit-hint")
+            # The provider's phrases (add to the prompt) and this kind's recent prompts (replace it).
+            self.suggestions = ui.element("div").classes("imgedit-suggestions").mark("suggestions")
+            self.recent = ui.element("div").classes("imgedit-suggestions").mark("recent-prompts")
+            for group, name in ((self.suggestions, "Phrases to add"), (self.recent, "Recent prompts")):
+                group.props["role"] = "group"
+                group.props["aria-label"] = name
+                group.set_visibility(False)
+                group.on("keydown", js_handler=CHIP_KEYS_JS)
             with ui.row().classes("w-full no-wrap gap-3 imgedit-field-row"):
                 self.quality = (
                     ui.select(
@@ -93,6 +147,7 @@ class JobDialog:
         self.title.set_text(f"Edit “{image_title(image, self.services)}”")
         self.picture.props["src"] = urls.thumb(image.id)
         self.picture.set_visibility(True)
+        self.area.reset(image)  # each open starts with no area
         self.prompt.props["label"] = "What should change?"
         self.size.set_visibility(False)
         self.start.set_text("Start Edit")
@@ -102,20 +157,34 @@ class JobDialog:
         self.kind, self.image = JobKind.GENERATE, None
         self.title.set_text("New image")
         self.picture.set_visibility(False)
+        self.area.reset(None)
         self.prompt.props["label"] = "Describe the image"
         self.size.set_visibility(True)
         self.start.set_text("Generate")
         self._open()
 
     def _open(self) -> None:
-        providers = self.services.providers.offering(self.kind)
-        self.provider.set_options({p.name: p.label for p in providers}, value=providers[0].name)
+        self._again = None  # ``open_with`` sets it after this
+        self._show_recent()
+        self._offer_providers(keep=False)
         self.prompt.value = ""
         self.prompt.props.pop("error", None)
         self._submitted = False
         self.start.props.pop("loading", None)
         self._refresh_estimates()
         self.dialog.open()
+
+    def _offer_providers(self, *, keep: bool = True) -> None:
+        """The providers for this kind; while an area is set, only those that can edit one (the
+        choice kept where it still can, with ``keep``). With none, Start is off and the area says so."""
+        providers = self.services.providers.offering(self.kind, mask=bool(self.area.mask_id))
+        options = {p.name: p.label for p in providers}
+        chosen = self.provider.value if keep and self.provider.value in options else None
+        self.provider.set_options(options, value=chosen or next(iter(options), None))
+        self.area.say_none_can(not options)
+        self.start.set_enabled(bool(options))
+        if keep:
+            self._refresh_estimates()
 
     def _refresh_estimates(self) -> None:
         provider = self._chosen_provider()
@@ -133,10 +202,9 @@ class JobDialog:
             for q in Quality
         }
         self.quality.set_options(options, value=self.quality.value or Quality.MEDIUM.value)
-        self.hint.set_text(provider.describe(self.kind))
+        self._fill_suggestions(provider)
         self.engine_note.set_text(engine_note(provider))
-        offered = getattr(provider, "variants", None)
-        names = offered(self.kind) if offered is not None else []
+        names = variants_of(provider, self.kind, mask=bool(self.area.mask_id))
         if len(names) > 1:
             self.variant.props["label"] = getattr(provider, "variant_label", "Variant")
             value = self.variant.value if self.variant.value in names else names[0]
@@ -162,7 +230,9 @@ class JobDialog:
         prompt = str(self.prompt.value or "")
         by = signin.current_name(self.services)  # "" without a password: no "by" shown
         try:
-            if self.kind is JobKind.EDIT:
+            if self._again is not None:
+                self._submit_again(self._again, prompt, by)
+            elif self.kind is JobKind.EDIT:
                 assert self.image is not None
                 studio.submit_edit(
                     self.image.id,
@@ -171,6 +241,7 @@ class JobDialog:
                     str(self.provider.value),
                     started_by=by,
                     variant=self._variant(),
+                    mask=self.area.mask_id,
                 )
             else:
                 size = SIZES.get(str(self.size.value))
@@ -190,6 +261,141 @@ class JobDialog:
         self.start.props["loading"] = True  # the browser ignores further clicks until the next open
         self.dialog.close()
         self._on_submitted()
+
+    # -- opened from an earlier job (Retry of a failed card) -------------------------------------
+
+    def open_with(
+        self, spec: JobSpec, source: ImageRecord | None = None, *, retry_of: JobId | None = None
+    ) -> None:
+        """Open filled with ``spec``'s prompt and settings (quality, provider, variant, size), all
+        editable. Start queues a new job; with ``retry_of`` (a failed job) that job's card is
+        dismissed once it is queued, and Start on an unchanged form retries it as before (the
+        next attempt of the same spec). A region edit keeps its area (``spec.mask``)."""
+        if spec.kind is JobKind.EDIT:
+            if source is None:
+                raise ValueError("an edit opens with its source image")
+            self.open_edit(source)
+        else:
+            self.open_generate()
+        if spec.mask:  # shown as the area set (Change / Clear work on it); the providers follow
+            self.area.keep(spec.mask)
+        if spec.provider in self.provider.options:
+            self.provider.set_value(spec.provider)
+        self.quality.set_value(spec.quality.value)
+        by_size = {size: label for label, size in SIZES.items()}
+        if spec.size in by_size:
+            self.size.set_value(by_size[spec.size])
+        self._refresh_estimates()
+        if spec.variant and self.variant.visible and spec.variant in self.variant.options:
+            self.variant.set_value(spec.variant)
+        self.prompt.value = spec.prompt
+        self._again = _Again(spec, retry_of, self._form())
+
+    def _form(self) -> tuple[object, ...]:
+        return (self.quality.value, self.provider.value, self._variant(), self.size.value)
+
+    def _unchanged(self, again: _Again, prompt: str) -> bool:
+        """Confirmed as it opened: the same prompt and settings on the job's own provider."""
+        return (
+            clean_text(prompt) == again.spec.prompt
+            and self.provider.value == again.spec.provider
+            and self._form() == again.form
+            and (again.spec.kind is JobKind.GENERATE or self.area.mask_id == again.spec.mask)
+        )
+
+    def _submit_again(self, again: _Again, prompt: str, by: str) -> None:
+        """Queue the form's job; the failed one it retries goes (a retry as before when the form
+        was confirmed unchanged). Raises ``ImgEditError`` when the form cannot run."""
+        registry, studio, spec = self.services.registry, self.services.studio, again.spec
+        if again.retry_of is not None and self._unchanged(again, prompt):
+            with contextlib.suppress(ImgEditError, ValueError):  # gone meanwhile: queued anew below
+                registry.retry(again.retry_of, started_by=by or None)
+                return
+        quality, provider = Quality(self.quality.value), str(self.provider.value)
+        if spec.kind is JobKind.EDIT:
+            assert self.image is not None
+            studio.submit_edit(
+                self.image.id,
+                prompt,
+                quality,
+                provider,
+                started_by=by,
+                variant=self._variant(),
+                mask=self.area.mask_id,
+            )
+        else:
+            size = SIZES.get(str(self.size.value))
+            if self.size.value == again.form[3] and spec.size not in SIZES.values():
+                size = spec.size  # a size the form does not offer, left as it was
+            studio.submit_generate(prompt, quality, provider, size, started_by=by, variant=self._variant())
+        if again.retry_of is not None:
+            with contextlib.suppress(ImgEditError, ValueError):  # dismissed elsewhere already
+                registry.dismiss(again.retry_of)
+
+    # -- prompt chips -----------------------------------------------------------------------------
+
+    def _fill_suggestions(self, provider: Provider) -> None:
+        """The provider's phrases as chips that add to the prompt; a provider without any keeps
+        its one-line ``describe`` as the hint."""
+        if self._suggested == (provider.name, self.kind):
+            return
+        self._suggested = (provider.name, self.kind)
+        offered = getattr(provider, "suggestions", None)
+        phrases = [str(p) for p in offered(self.kind)] if offered is not None else []
+        self.hint.set_text(CHIPS_HINT if phrases else provider.describe(self.kind))
+        self.suggestions.clear()
+        self.suggestions.set_visibility(bool(phrases))
+        with self.suggestions:
+            for index, phrase in enumerate(phrases):
+                chip = ui.button(phrase, on_click=functools.partial(self._add_phrase, phrase))
+                chip.props("outline dense rounded no-caps size=sm color=ie-accent").mark("suggestion")
+                chip.props["aria-label"] = f"Add “{phrase}” to the prompt"
+                chip.props["tabindex"] = "0" if index == 0 else "-1"
+
+    def _add_phrase(self, phrase: str) -> None:
+        text = str(self.prompt.value or "").strip()
+        joiner = " and " if self.kind is JobKind.EDIT else ", "
+        self.prompt.value = f"{text}{joiner}{phrase}" if text else phrase
+
+    def _use_prompt(self, prompt: str) -> None:
+        self.prompt.value = prompt
+
+    def _show_recent(self) -> None:
+        """This kind's recent prompts as chips, read from the journal off the event loop; an
+        answer for an earlier opening is dropped."""
+        self._recent_round += 1
+        self.recent.clear()
+        self.recent.set_visibility(False)
+        background_tasks.create(self._load_recent(self.kind, self._recent_round), name="recent prompts")
+
+    async def _load_recent(self, kind: JobKind, round_: int) -> None:
+        try:
+            found = await asyncio.to_thread(prompts.recent, self.services.store.db, kind)
+        except Exception:  # the chips are a convenience: the dialog works without them
+            log.warning("the recent prompts could not be read", exc_info=True)
+            return
+        if round_ != self._recent_round or self.recent.is_deleted or not found:
+            return
+        with self.recent:
+            ui.label("Recent:").classes("imgedit-hint")
+            for index, prompt in enumerate(found):
+                shown = fmt.shorten(prompt, RECENT_CHARS)
+                chip = ui.button(shown, on_click=functools.partial(self._use_prompt, prompt))
+                chip.props("outline dense rounded no-caps size=sm color=ie-accent icon=history")
+                chip.mark("recent-prompt")
+                chip.props["aria-label"] = f"Use the prompt “{prompt}”"
+                chip.props["title"] = prompt
+                chip.props["tabindex"] = "0" if index == 0 else "-1"
+        self.recent.set_visibility(True)
+
+
+def variants_of(provider: Provider, kind: JobKind, *, mask: bool = False) -> list[str]:
+    """The provider's named variants for ``kind`` (``base.Variants``), the default first; with
+    ``mask``, those that can edit a selected area. [] for a provider without variants."""
+    offered = getattr(provider, "variants", None)
+    if offered is None:
+        return []
+    return list(offered(kind, mask=True)) if mask else list(offered(kind))
 
 
 def engine_note(provider: Provider) -> str:
@@ -281,15 +487,22 @@ class ImageDialog:
                     ui.button("View", icon="open_in_full", on_click=self._view).props(
                         "flat no-caps color=ie-quiet"
                     )
+                    # Shown for an image whose source is still in the gallery (_show).
+                    self.compare_button = ui.button("Compare", icon="compare", on_click=self._compare)
+                    self.compare_button.props("flat no-caps color=ie-quiet").mark("compare")
                     ui.button("Download", icon="download", on_click=self._download).props(
                         "flat no-caps color=ie-quiet"
                     )
                     ui.button("Delete", icon="delete", on_click=self._confirm_delete).props(
                         "flat no-caps color=ie-danger"
                     )
-                ui.button("Edit", icon="auto_fix_high", on_click=self._edit).props(
-                    "unelevated no-caps color=deep-purple-5"
-                ).mark("edit")
+                with ui.row().classes("gap-1"):
+                    # Shown for an image a job made (_show): that job's settings, a new seed.
+                    self.again_button = ui.button("Run again", icon="replay", on_click=self._run_again)
+                    self.again_button.props("flat no-caps color=ie-quiet").mark("run-again")
+                    ui.button("Edit", icon="auto_fix_high", on_click=self._edit).props(
+                        "unelevated no-caps color=deep-purple-5"
+                    ).mark("edit")
             # After the actions in the page (Tab reaches View and Download first), drawn on the
             # picture's sides (a CSS grid cell they share with it).
             self._add_arrows("image")
@@ -336,6 +549,8 @@ class ImageDialog:
             on_delete=self._delete,
             marker="confirm-delete",
         )
+        self.compare = CompareDialog(services)
+        """The page's before/after slider (the history's rows open it too)."""
 
     # -- building blocks -------------------------------------------------------------------------
 
@@ -386,6 +601,10 @@ class ImageDialog:
         self.details.set_text(f"{origin} · {image.width}×{image.height} · {image.format}")
         self.lineage.set_text(lineage_text(image, self.services))
         self._fill_chain(image)
+        self.compare_button.set_visibility(
+            image.parent_id is not None and image.parent_id in self.services.store
+        )
+        self.again_button.set_visibility(image.job_id is not None)
         place = self._place(image)
         for label in (self.counter, self.viewer_counter):
             label.set_text(place)
@@ -500,6 +719,51 @@ class ImageDialog:
     def _view(self) -> None:
         if self.image is not None:
             self.viewer.open()  # filled by _show: the title and picture of the image shown
+
+    def _compare(self) -> None:
+        image = self.image
+        if image is not None and image.parent_id is not None and image.parent_id in self.services.store:
+            self.compare.open(image, self.services.store.get(image.parent_id))
+
+    async def _run_again(self) -> None:
+        """The job that made this image, queued again with its settings and a new seed; the
+        journal (read off the event loop) has them. Closes the dialog once it is queued."""
+        image = self.image
+        if image is None or image.job_id is None:
+            return
+        row = await asyncio.to_thread(journal_history.get, self.services.store.db, image.job_id)
+        if row is None:
+            ui.notify("The job that made this image is no longer in the history.", type="warning")
+            return
+        store, studio = self.services.store, self.services.studio
+        by = signin.current_name(self.services)
+        seed = secrets.randbelow(2**31 - 1) + 1  # a new seed: another result, even from the local engine
+        try:
+            if row.kind is JobKind.EDIT:
+                if row.source_image_id is None or row.source_image_id not in store:
+                    ui.notify(
+                        "The original of this edit was deleted, so it cannot run again.", type="warning"
+                    )
+                    return
+                studio.submit_edit(
+                    row.source_image_id,
+                    row.prompt,
+                    row.quality,
+                    row.provider,
+                    started_by=by,
+                    variant=row.variant,
+                    mask=row.mask,
+                    seed=seed,
+                )
+            else:
+                studio.submit_generate(
+                    row.prompt, row.quality, row.provider, row.size, started_by=by, variant=row.variant, seed=seed
+                )
+        except ImgEditError as exc:
+            ui.notify(str(exc), type="warning")
+            return
+        ui.notify("Queued. It runs in the background; the gallery shows its progress.", type="positive")
+        self.dialog.close()
 
     async def _download(self) -> None:
         image = self.image

@@ -81,6 +81,7 @@ class GalleryPage:
             say=self._say,
             changed=self._show_emptiness,
             download=self._download_images,
+            batch_submitted=self.tick,  # the batch's loading cards at once, not at the next second
         )
 
     def build(self) -> None:
@@ -512,11 +513,19 @@ class GalleryPage:
                 self._flush_news()
 
     def _retry(self, job_id: JobId) -> None:
+        """The Edit / New image form, filled with the failed job's prompt and settings; its Start
+        queues the job (the failed card goes then), unchanged or edited."""
         try:
-            self.registry.retry(job_id, started_by=signin.current_name(self.services) or None)
+            spec = self.registry.snapshot(job_id).spec
         except (ImgEditError, ValueError) as exc:
             ui.notify(str(exc), type="warning")
-        self.tick()
+            self.tick()
+            return
+        source = self._lookup(spec.source_image_id) if spec.source_image_id else None
+        if spec.kind is JobKind.EDIT and source is None:
+            ui.notify("The original image was deleted, so this edit cannot run again.", type="warning")
+            return
+        self.job_dialog.open_with(spec, source, retry_of=job_id)
 
     def _dismiss(self, job_id: JobId) -> None:
         try:

@@ -246,6 +246,18 @@ class HistoryView:
                 retry.props["aria-label"] = "Retry with this prompt"
                 with retry:
                     ui.tooltip("Retry…")
+                store = self.services.store
+                if (
+                    row.kind is JobKind.EDIT
+                    and row.stage is JobStage.COMPLETED
+                    and row.source_image_id in store
+                    and row.result_image_id in store
+                ):
+                    compare = ui.button(icon="compare", on_click=lambda r=row: self._compare(r))
+                    compare.props("flat round color=ie-accent").mark("history-compare", f"compare-{row.id}")
+                    compare.props["aria-label"] = "Compare with the original"
+                    with compare:
+                        ui.tooltip("Compare with the original")
                 if row.stage.is_finished:
                     delete = ui.button(icon="delete", on_click=lambda r=row: self.delete_dialog.open(r))
                     delete.props("flat round color=ie-danger").mark("history-delete", f"delete-{row.id}")
@@ -318,6 +330,14 @@ class HistoryView:
         ui.notify("Queued. It runs in the background; the gallery shows its progress.", type="positive")
         # The journal writes the new row off the event loop; look again once it is there.
         ui.timer(0.5, self.reload, once=True)
+
+    def _compare(self, row: HistoryRow) -> None:
+        store = self.services.store
+        if row.source_image_id in store and row.result_image_id in store:
+            assert row.source_image_id is not None and row.result_image_id is not None
+            self.image_dialog.compare.open(store.get(row.result_image_id), store.get(row.source_image_id))
+        else:
+            ui.notify("One of the two images was deleted meanwhile.", type="warning")
 
     async def _delete(self, row: HistoryRow) -> None:
         if not await asyncio.to_thread(journal_history.delete, self.db, row.id):

@@ -7,7 +7,8 @@ image goes in at its place, a deleted one's place is filled from the next older 
 updates one card. A filter change, or a tab further behind than the log, rebuilds one page.
 
 Selection: a checkbox on each card (shown on hover and focus, always once something is
-selected); shift-click selects a range; the selection bar deletes or downloads them all.
+selected); shift-click selects a range; the selection bar edits (one prompt for all:
+``imgedit.ui.batch``), deletes or downloads them all.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from dataclasses import dataclass
 from nicegui import events, ui
 
 from imgedit.errors import ImgEditError
-from imgedit.models import ImageId, ImageOrigin, ImageRecord
+from imgedit.models import ImageId, ImageOrigin, ImageRecord, JobId
 from imgedit.search import PERIOD_LABELS, ImageFilter, Period, period_start
 from imgedit.services import Services
 from imgedit.storage import Change, order_key
 from imgedit.ui import format as fmt
 from imgedit.ui import urls
+from imgedit.ui.batch import BatchDialog, images_noun
 from imgedit.ui.dialogs import delete_confirmation
 
 log = logging.getLogger(__name__)
@@ -84,11 +86,13 @@ class ImageGrid:
         say: Callable[[str], None],
         changed: Callable[[], None],
         download: Callable[[list[ImageId]], Awaitable[None]] | None = None,
+        batch_submitted: Callable[[], None] | None = None,
     ) -> None:
         self.services = services
         self.store = services.store
         self._open_image, self._title, self._lineage = open_image, title, lineage
         self._say, self._changed, self._download = say, changed, download
+        self._batch_submitted = batch_submitted
         self.cards: dict[ImageId, _Card] = {}
         self._keys: list[tuple[float, str]] = []
         """``order_key`` of each shown card, in the order shown (newest first)."""
@@ -172,6 +176,9 @@ class ImageGrid:
             self.select_all = ui.button("Select all shown", icon="select_all", on_click=self.select_all_shown)
             self.select_all.props.update({"flat": True, "no-caps": True, "color": "white"})
             self.select_all.mark("select-all")
+            self.edit_button = ui.button("Edit", icon="auto_fix_high", on_click=self._edit_selected)
+            self.edit_button.props.update({"flat": True, "no-caps": True, "color": "white"})
+            self.edit_button.mark("edit-selected")
             self.download_button = ui.button("Download", icon="download", on_click=self._download_selected)
             self.download_button.props.update({"flat": True, "no-caps": True, "color": "white"})
             self.download_button.mark("download-selected")
@@ -192,6 +199,7 @@ class ImageGrid:
             on_delete=self._delete_selected,
             marker="confirm-delete-selected",
         )
+        self.batch_dialog = BatchDialog(self.services, title=self._title, on_submitted=self._after_batch)
 
     # -- syncing with the store ------------------------------------------------------------------
 
@@ -505,6 +513,8 @@ class ImageGrid:
         self.bar.set_visibility(bool(count))
         noun = f"{count} image{'s' if count != 1 else ''}"
         self.bar_count.set_text(f"{count} selected")
+        self.edit_button.set_text(f"Edit {images_noun(count)}")
+        self.edit_button.props["aria-label"] = f"Edit {images_noun(count)} with one prompt"
         self.download_button.set_text(f"Download {count}")
         self.download_button.props["aria-label"] = f"Download {noun} as a zip"
         self.delete_button.set_text(f"Delete {count}")
@@ -530,6 +540,17 @@ class ImageGrid:
         self._say(f"Deleted {len(deleted)}." + (f" {problem}" if problem else ""))
         self._changed_now()
         self._draw_selection()
+
+    def _edit_selected(self) -> None:
+        images = [self.store.get(i) for i in self.selected if i in self.store]
+        if images:
+            self.batch_dialog.open(images)
+
+    def _after_batch(self, jobs: list[JobId]) -> None:
+        self.clear_selection()
+        self._say(f"Queued {len(jobs)} edit{'s' if len(jobs) != 1 else ''}.")
+        if self._batch_submitted is not None:
+            self._batch_submitted()
 
     async def _download_selected(self) -> None:
         ids = [i for i in self.selected if i in self.store]

@@ -24,6 +24,7 @@ from imgedit.jobs.model import Failure
 from imgedit.models import JobId
 from imgedit.ui import format as fmt
 from imgedit.ui import urls
+from imgedit.ui.mask_outline import outline_url
 from imgedit.ui.patch import UNSENT, LiveLabel, Patch
 
 JobAction = Callable[[JobId], None]
@@ -138,6 +139,10 @@ class LoadingCard:
                     ui.element("img").classes("imgedit-backdrop").props.update(
                         {"src": source_thumb, "alt": ""}
                     )
+                    if snapshot.spec.mask:  # a region edit: its area outlined over the picture
+                        ui.element("img").classes("imgedit-mask-outline").mark("mask-outline").props.update(
+                            {"src": outline_url(snapshot.spec.mask), "alt": ""}
+                        )
                 else:
                     hue = int(hashlib.sha256(snapshot.spec.prompt.encode()).hexdigest()[:4], 16) % 360
                     ui.element("div").classes("imgedit-backdrop-generate").style(f"--ie-hue: {hue}")

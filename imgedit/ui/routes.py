@@ -26,7 +26,9 @@ from imgedit.imaging import media_type, sniff_format
 from imgedit.models import ImageRecord, JobId, is_valid_id
 from imgedit.services import Services
 from imgedit.ui import format as fmt
+from imgedit.ui import mask_editor
 from imgedit.ui.hosts import ASGIApp, Message, Receive, Scope, Send
+from imgedit.ui.mask_outline import OUTLINE_PATH, MaskOutlines
 
 MEDIA_PREFIX = "/media/"
 IMMUTABLE = {"Cache-Control": "private, max-age=31536000, immutable"}
@@ -103,6 +105,7 @@ def _stat(path: Path) -> os.stat_result | None:
 def register_routes(services: Services) -> None:
     store, registry = services.store, services.registry
     app.add_middleware(NoSniffMedia)
+    mask_editor.register_route(services)  # POST /media/masks/upload: a painted area, from its page
 
     def record_or_404(image_id: str) -> ImageRecord:
         try:
@@ -152,6 +155,17 @@ def register_routes(services: Services) -> None:
             headers={"Content-Disposition": disposition},
             stat_result=found,
         )
+
+    outlines = MaskOutlines(store)
+
+    @app.get(OUTLINE_PATH.format("{mask_id}"), include_in_schema=False)
+    async def mask_outline(mask_id: str) -> Response:
+        """A region edit's area, outlined for its loading card (``imgedit/ui/mask_outline.py``)."""
+        try:
+            data = await outlines.get(mask_id)  # the id is checked by the store (64 hex digits)
+        except NotFound:
+            raise HTTPException(status_code=404, detail="No such area") from None
+        return Response(data, media_type="image/png", headers=IMMUTABLE)
 
     @app.get("/media/previews/{job_id}", include_in_schema=False)
     def preview(job_id: str) -> Response:

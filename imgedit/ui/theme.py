@@ -51,6 +51,8 @@ def head_html(prefix: str = "") -> str:
         f'<script src="{prefix}/static/notify.js" defer></script>'
         f'<script src="{prefix}/static/viewer.js" defer></script>'
         f'<script src="{prefix}/static/gallery.js" defer></script>'
+        f'<script src="{prefix}/static/compare.js" defer></script>'
+        f'<script src="{prefix}/static/mask.js" defer></script>'
     )
 
 

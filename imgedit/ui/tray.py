@@ -11,6 +11,9 @@ when the registry's version moved, keeps one row per job and touches only what c
 built only while the drawer is open (opening it builds the missing ones at once); closed, the
 badge and controls stay live and rows already built are kept up to date, but no new one is made. User
 text (prompts) reaches elements as text or as prop values, never through a parsed props string.
+
+A batch (one prompt over several images) is one row (``imgedit.ui.batch.BatchRow``): "3 of 8
+done", a bar over the batch, Cancel batch; expanded, its jobs' rows are built inside it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from imgedit.models import JobId
 from imgedit.services import Services
 from imgedit.ui import format as fmt
 from imgedit.ui import urls
+from imgedit.ui.batch import BatchRow
 from imgedit.ui.patch import UNSENT, LiveLabel, Patch
 
 MAX_SLOTS_CHOICE = 16
@@ -185,6 +189,7 @@ class JobsTray:
         self._on_hide = on_hide
         self._patch = patch
         self.rows: dict[JobId, TrayRow] = {}
+        self.batch_rows: dict[str, BatchRow] = {}
         self._paused_shown: bool | None = None
 
     # -- building ----------------------------------------------------------------------------
@@ -237,6 +242,12 @@ class JobsTray:
                     .props("dense color=ie-accent")
                     .mark("tray-sound")
                 )
+            self.batches_title = ui.label("Batches").classes("imgedit-tray-section")
+            self.batches_box = ui.element("div").classes("imgedit-tray-list").mark("tray-batches")
+            self.batches_box.props["role"] = "list"
+            self.batches_box.props["aria-label"] = "Batches"
+            for element in (self.batches_title, self.batches_box):
+                element.set_visibility(False)
             ui.label("Running").classes("imgedit-tray-section")
             self.running_box = ui.element("div").classes("imgedit-tray-list").mark("tray-running")
             self.running_box.props["role"] = "list"
@@ -275,8 +286,15 @@ class JobsTray:
         running: list[JobSnapshot] = []
         queued: list[JobSnapshot] = []
         running_now = 0
+        batches: dict[str, list[JobSnapshot]] = {}
         for s in snapshots:
             stage = s.stage
+            batch = s.spec.batch
+            if batch:
+                group = batches.get(batch)
+                if group is None:
+                    batches[batch] = group = []
+                group.append(s)
             if stage in _FINISHED:
                 continue
             if stage is _QUEUED and s.queue_position is not None:
@@ -301,15 +319,41 @@ class JobsTray:
         self.cancel_all.set_enabled(bool(queued))
         self.slots.set_value(self.registry.max_concurrent)
 
-        if not live and not self.rows:
+        queued_count = len(queued)
+        active = [b for b, group in batches.items() if any(s.stage not in _FINISHED for s in group)]
+        if batches:
+            # A batch's jobs are listed in its own row (when expanded), not among the others.
+            running = [s for s in running if not s.spec.batch]
+            queued = [s for s in queued if not s.spec.batch]
+        if not live and not self.rows and not self.batch_rows:
             # Closed, never opened (or emptied): rows are built when the drawer opens.
-            self.no_running.set_visibility(not running)
-            self.no_queued.set_visibility(not queued)
+            self._show_empty(running, queued, bool(active))
             return
-        wanted = {s.id for s in running} | {s.id for s in queued}
+        groups = [(self.running_box, running), (self.queued_box, queued)]
+        for batch_id in active:
+            group = batches[batch_id]
+            batch_row = self.batch_rows.get(batch_id)
+            if batch_row is None:
+                if not live:
+                    continue
+                with self.batches_box:
+                    batch_row = BatchRow(
+                        batch_id, group[0], on_cancel=self.cancel_batch, on_toggle=self._on_batch_toggle
+                    )
+                self.batch_rows[batch_id] = batch_row
+                batch_row.update(group, patch=UNSENT, live=True)
+            else:
+                batch_row.update(group, patch=patch, live=live)
+            if batch_row.expanded:
+                groups.append((batch_row.jobs_box, batch_row.jobs))
+        wanted = {s.id for _box, group in groups for s in group}
         for job_id in [j for j in self.rows if j not in wanted]:
             self.rows.pop(job_id).root.delete()
-        for box, group in ((self.running_box, running), (self.queued_box, queued)):
+        for batch_id in [b for b in self.batch_rows if b not in active]:
+            self.batch_rows.pop(batch_id).root.delete()
+        self.batches_title.set_visibility(bool(self.batch_rows))
+        self.batches_box.set_visibility(bool(self.batch_rows))
+        for box, group in groups:
             for snapshot in group:
                 row = self.rows.get(snapshot.id)
                 if row is None:
@@ -317,18 +361,24 @@ class JobsTray:
                         continue  # built when the drawer opens (``_on_drawer``): nobody sees it closed
                     with box:
                         row = TrayRow(self, snapshot, self._thumb(snapshot))
-                    row.update(snapshot, paused=paused, queued_count=len(queued), patch=UNSENT, live=True)
+                    row.update(snapshot, paused=paused, queued_count=queued_count, patch=UNSENT, live=True)
                     self.rows[snapshot.id] = row
                 else:
-                    row.update(snapshot, paused=paused, queued_count=len(queued), patch=patch, live=live)
+                    row.update(snapshot, paused=paused, queued_count=queued_count, patch=patch, live=live)
             order = [self.rows[s.id].root for s in group if s.id in self.rows]
             if box.default_slot.children != order:
                 for index, root in enumerate(order):
                     children = box.default_slot.children
                     if index >= len(children) or children[index] is not root:
                         root.move(box, target_index=index)
+        self._show_empty(running, queued, bool(active))
+
+    def _show_empty(self, running: list[JobSnapshot], queued: list[JobSnapshot], batches: bool) -> None:
+        """Each list's note when empty; beside a batch's row it says "else"."""
         self.no_running.set_visibility(not running)
         self.no_queued.set_visibility(not queued)
+        self.no_running.set_text("Nothing else is running." if batches else "Nothing is running.")
+        self.no_queued.set_text("Nothing else is queued." if batches else "The queue is empty.")
 
     def _thumb(self, snapshot: JobSnapshot) -> str | None:
         source = snapshot.spec.source_image_id
@@ -372,6 +422,18 @@ class JobsTray:
 
     def cancel(self, job_id: JobId) -> None:
         self._on_cancel(job_id)
+
+    def cancel_batch(self, batch_id: str) -> None:
+        """Every unfinished job of the batch; this tab asked, so one toast instead of one per job."""
+        snapshots = self.registry.snapshots()
+        self._on_hide([s.id for s in snapshots if s.spec.batch == batch_id and not s.is_finished])
+        count = self.registry.cancel_batch(batch_id)
+        ui.notify(f"Cancelled {count} job{'s' if count != 1 else ''} of the batch.", type="info")
+
+    def _on_batch_toggle(self) -> None:
+        """A batch's jobs shown or hidden: their rows built (or removed) at once."""
+        self.sync(self.registry.snapshots())
+        self._patch.flush()
 
     def move_to_front(self, job_id: JobId) -> None:
         self._move(job_id, 0)
