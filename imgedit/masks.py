@@ -39,12 +39,7 @@ def normalise(data: bytes, size: tuple[int, int]) -> bytes:
     alpha at all is read as a white-on-black SD-style mask: white is the area). A mask of a
     different size is refused, as is one with no area to edit.
     """
-    image = _decode(data)
-    if image.size != tuple(size):
-        raise InvalidRequest(
-            f"The selected area is {image.width}×{image.height} but the image is {size[0]}×{size[1]}; "
-            "select the area again."
-        )
+    image = _decode(data, expect=size)
     if "A" in image.getbands() or image.mode in ("LA", "PA") or "transparency" in image.info:
         alpha = image.convert("RGBA").getchannel("A")
         area = alpha.point(lambda v: 255 if v < 128 else 0)
@@ -53,13 +48,23 @@ def normalise(data: bytes, size: tuple[int, int]) -> bytes:
     return from_area(area)
 
 
-def _decode(data: bytes) -> Image.Image:
-    """Decoded and loaded, or ``InvalidRequest`` (not an image, truncated, a pixel bomb)."""
+def _decode(data: bytes, *, expect: tuple[int, int] | None = None) -> Image.Image:
+    """Decoded and loaded, or ``InvalidRequest`` (not an image, truncated, a pixel bomb). With
+    ``expect``, a picture of another size is refused from its header, before any pixel is read."""
+    unreadable = InvalidRequest("The selected area could not be read as an image; select it again.")
     try:
         image = open_image(data)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise unreadable from exc
+    if expect is not None and image.size != tuple(expect):
+        raise InvalidRequest(
+            f"The selected area is {image.width}×{image.height} but the image is {expect[0]}×{expect[1]}; "
+            "select the area again."
+        )
+    try:
         image.load()
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise InvalidRequest("The selected area could not be read as an image; select it again.") from exc
+        raise unreadable from exc
     return image
 
 
