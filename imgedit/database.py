@@ -99,11 +99,16 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN failure_code TEXT;
     CREATE INDEX jobs_failure ON jobs (failure_kind) WHERE failure_kind IS NOT NULL;
     """,
-    # 7: region edits (the mask's id), batches (one prompt over several images), a chosen seed
+    # 7: region edits (the mask's id), batches (one prompt over several images), the seed and
+    # the Advanced settings
     """
     ALTER TABLE jobs ADD COLUMN mask TEXT NOT NULL DEFAULT '';
     ALTER TABLE jobs ADD COLUMN batch TEXT NOT NULL DEFAULT '';
     ALTER TABLE jobs ADD COLUMN seed INTEGER;
+    ALTER TABLE jobs ADD COLUMN negative_prompt TEXT NOT NULL DEFAULT '';
+    ALTER TABLE jobs ADD COLUMN steps INTEGER;
+    ALTER TABLE jobs ADD COLUMN guidance REAL;
+    ALTER TABLE jobs ADD COLUMN strength REAL;
     """,
 )
 

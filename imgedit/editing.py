@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+import secrets
 import unicodedata
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from imgedit import cpu
 from imgedit.errors import ImgEditError, InvalidRequest, ProviderFailed
@@ -27,6 +30,33 @@ from imgedit.retry import RetryPolicy, Sleep, call_with_retries
 from imgedit.storage import ImageStore
 
 MAX_PROMPT_CHARS = 4000
+MAX_SEED = 2**32 - 1
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Advanced:
+    """The dialog's Advanced settings; each None (or "") leaves the provider's default."""
+
+    negative_prompt: str = ""
+    seed: int | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    strength: float | None = None
+
+
+ADVANCED_LABELS = {
+    "negative_prompt": "Negative prompt",
+    "seed": "Seed",
+    "steps": "Steps",
+    "guidance": "Guidance",
+    "strength": "Strength",
+}
+ADVANCED_RANGES: dict[str, tuple[float, float]] = {
+    "seed": (0, MAX_SEED),
+    "steps": (1, 150),
+    "guidance": (1, 30),
+    "strength": (0.05, 1.0),
+}
 MAX_BATCH = 100
 """At most this many images in one batch edit (``Studio.submit_batch``)."""
 
@@ -74,9 +104,12 @@ class Studio:
         mask: str = "",
         batch: str = "",
         seed: int | None = None,
+        advanced: Advanced | None = None,
     ) -> JobId:
         """Queue an edit of a gallery image; returns at once. ``mask``: an id from
-        ``prepare_mask`` for a region edit ("" edits the whole image)."""
+        ``prepare_mask`` for a region edit ("" edits the whole image). ``advanced``: settings
+        the provider takes (``Capabilities.advanced``); a seed is chosen for a provider that takes
+        one when none is given."""
         source = self.store.get(image_id)
         if mask and not self.providers.get(provider).capabilities.mask:
             raise InvalidRequest(
@@ -94,7 +127,7 @@ class Studio:
             variant=self._variant_of(provider, JobKind.EDIT, variant, mask=bool(mask)),
             mask=mask,
             batch=batch,
-            seed=seed,
+            **self._advanced_of(provider, JobKind.EDIT, advanced, seed),
         )
         return self.registry.submit(spec)
 
@@ -107,6 +140,7 @@ class Studio:
         *,
         started_by: str = "",
         variant: str = "",
+        advanced: Advanced | None = None,
     ) -> tuple[str, list[JobId]]:
         """Queue one edit per image, all with the same settings and a shared batch id; returns
         (batch id, job ids in the order given). Everything is checked before anything is queued:
@@ -120,9 +154,12 @@ class Studio:
         text = _clean_prompt(prompt, "Describe what to change, e.g. “sepia and a vignette”.")
         name = self._provider_for(provider, JobKind.EDIT)
         variant = self._variant_of(name, JobKind.EDIT, variant)
+        self._advanced_of(name, JobKind.EDIT, advanced, None)  # checked before any is queued
         batch = uuid.uuid4().hex
         jobs = [
-            self.submit_edit(source, text, quality, name, started_by=started_by, variant=variant, batch=batch)
+            self.submit_edit(
+                source, text, quality, name, started_by=started_by, variant=variant, batch=batch, advanced=advanced
+            )
             for source in sources
         ]
         return batch, jobs
@@ -146,8 +183,9 @@ class Studio:
         started_by: str = "",
         variant: str = "",
         seed: int | None = None,
+        advanced: Advanced | None = None,
     ) -> JobId:
-        """Queue a new image drawn from a prompt; returns at once."""
+        """Queue a new image drawn from a prompt; returns at once (``advanced`` as for edits)."""
         spec = JobSpec(
             kind=JobKind.GENERATE,
             prompt=_clean_prompt(prompt, "Describe the image, e.g. “a red circle on a blue background”."),
@@ -157,9 +195,40 @@ class Studio:
             model=self._model_of(provider),
             started_by=started_by,
             variant=self._variant_of(provider, JobKind.GENERATE, variant),
-            seed=seed,
+            **self._advanced_of(provider, JobKind.GENERATE, advanced, seed),
         )
         return self.registry.submit(spec)
+
+    def _advanced_of(
+        self, name: str, kind: JobKind, advanced: Advanced | None, seed: int | None
+    ) -> dict[str, Any]:
+        """The spec's Advanced fields, checked against what the provider takes and their ranges;
+        a random seed for a provider that takes seeds when none is fixed."""
+        given = advanced or Advanced()
+        provider = self.providers.get(name)
+        takes = provider.capabilities.advanced
+        if seed is None:
+            seed = given.seed
+        values: dict[str, Any] = {
+            "negative_prompt": clean_text(given.negative_prompt),
+            "steps": given.steps,
+            "guidance": given.guidance,
+            "strength": given.strength if kind is JobKind.EDIT else None,
+        }
+        for field, value in values.items():
+            if value not in (None, "") and field not in takes:
+                raise InvalidRequest(f"{provider.label} does not take the setting “{ADVANCED_LABELS[field]}”.")
+        if len(values["negative_prompt"]) > MAX_PROMPT_CHARS:
+            raise InvalidRequest(f"The negative prompt is longer than {MAX_PROMPT_CHARS} characters.")
+        for field, (low, high) in ADVANCED_RANGES.items():
+            value = values.get(field) if field != "seed" else seed
+            if value is not None and not (isinstance(value, int | float) and low <= value <= high):
+                raise InvalidRequest(f"{ADVANCED_LABELS[field]} must be between {low:g} and {high:g}.")
+        if "seed" in takes:
+            values["seed"] = seed if seed is not None else secrets.randbelow(MAX_SEED) + 1
+        else:
+            values["seed"] = seed  # a provider without seeds ignores it (Run again's fresh one)
+        return values
 
     def _model_of(self, name: str) -> str:
         model = getattr(self.providers.get(name), "model", "")
@@ -207,6 +276,10 @@ class Studio:
             variant=spec.variant,
             mask=mask,
             seed=spec.seed,
+            negative_prompt=spec.negative_prompt,
+            steps=spec.steps,
+            guidance=spec.guidance,
+            strength=spec.strength,
         )
         job.stage(JobStage.PROCESSING, f"Working with {provider.label}")
         result = await self._call_provider(provider, request, job)

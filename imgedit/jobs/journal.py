@@ -34,10 +34,11 @@ log = logging.getLogger(__name__)
 _COLUMNS = (
     "id, kind, prompt, quality, provider, model, source_image_id, width, height, stage, attempt, message, "
     "error, created_at, started_at, finished_at, duration, result_image_id, queue_order, retry_of, started_by, "
-    "variant, failure_kind, failure_provider, failure_status, failure_code, mask, batch, seed"
+    "variant, failure_kind, failure_provider, failure_status, failure_code, mask, batch, seed, "
+    "negative_prompt, steps, guidance, strength"
 )
 _UPSERT = (
-    f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 29)}) "
+    f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 33)}) "
     "ON CONFLICT(id) DO UPDATE SET stage=excluded.stage, attempt=excluded.attempt, "
     "message=excluded.message, error=excluded.error, started_at=excluded.started_at, "
     "finished_at=excluded.finished_at, duration=excluded.duration, "
@@ -107,6 +108,10 @@ class JobJournal:
             spec.mask,
             spec.batch,
             spec.seed,
+            spec.negative_prompt,
+            spec.steps,
+            spec.guidance,
+            spec.strength,
         )
         self._submit(self._db.execute, _UPSERT, row)
 
@@ -212,6 +217,10 @@ def _row(row: sqlite3.Row) -> JournalRow:
         mask=row["mask"] or "",
         batch=row["batch"] or "",
         seed=int(row["seed"]) if row["seed"] is not None else None,
+        negative_prompt=row["negative_prompt"] or "",
+        steps=int(row["steps"]) if row["steps"] is not None else None,
+        guidance=float(row["guidance"]) if row["guidance"] is not None else None,
+        strength=float(row["strength"]) if row["strength"] is not None else None,
     )
     return JournalRow(
         id=JobId(row["id"]),

@@ -76,7 +76,16 @@ class JobSpec:
     batch: str = ""
     """The batch this job is one of (one prompt over several images); "" when on its own."""
     seed: int | None = None
-    """The seed asked for; None lets the provider pick (a new one on every run)."""
+    """The seed: chosen at submit for a provider that takes one (random unless the user fixed
+    it), so the result can say which it was; None for a provider without seeds."""
+    negative_prompt: str = ""
+    """What the picture should not show (Advanced settings; SD WebUI, ComfyUI)."""
+    steps: int | None = None
+    """Sampling steps; None follows the quality (Advanced settings)."""
+    guidance: float | None = None
+    """How closely to follow the prompt (CFG scale); None for the provider's default."""
+    strength: float | None = None
+    """How much an edit may change the source (img2img denoising, 0..1); None for the default."""
 
 
 class FailureKind(StrEnum):

@@ -26,6 +26,12 @@ class Capabilities:
     stream_previews: bool = False
     real_progress: bool = False
     cancel_remote: bool = False
+    advanced: frozenset[str] = frozenset()
+    """The Advanced settings it honours, of ``ADVANCED``: the dialog offers only these."""
+
+
+ADVANCED = ("negative_prompt", "seed", "steps", "guidance", "strength")
+"""Every Advanced setting a provider may take (``Capabilities.advanced``)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -44,6 +50,14 @@ class ProviderRequest:
     seed: int | None = None
     variant: str = ""
     """One of the provider's ``variants(kind)`` (a ComfyUI workflow); "" for its default."""
+    negative_prompt: str = ""
+    """What the picture should not show; "" for none."""
+    steps: int | None = None
+    """Sampling steps; None follows ``quality``."""
+    guidance: float | None = None
+    """CFG scale; None for the provider's default."""
+    strength: float | None = None
+    """An edit's denoising strength 0..1; None for the provider's default."""
     mask: bytes | None = None
     """A region edit: a PNG the size of ``image``, RGBA, alpha 0 where the edit applies and opaque
     where the image stays (OpenAI's form; ``imgedit.masks`` converts it). Only sent to providers
