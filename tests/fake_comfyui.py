@@ -44,6 +44,9 @@ interrupt flag); ``drop_clients(refuse=...)`` closes every websocket (and refuse
 ``connections``, ``notices``, ``preview_kinds``, ``pending_ids()``, ``status_of()``,
 ``messages_of()``.
 
+Widget values are checked as ``validate_inputs`` does (``INPUT_TYPES``: KSampler's seed, steps,
+cfg and denoise, CLIPTextEncode's text); ``prompts`` keeps each graph as it arrived.
+
 Usage::
 
     fake = FakeComfyUI()
@@ -105,6 +108,19 @@ REQUIRED_INPUTS: dict[str, tuple[str, ...]] = {
     "PreviewImage": ("images",),
     "ImageBlur": ("image", "blur_radius", "sigma"),
 }
+
+
+INPUT_TYPES: dict[str, dict[str, tuple[str, float | None, float | None]]] = {
+    "KSampler": {
+        "seed": ("INT", 0, 0xFFFFFFFFFFFFFFFF),
+        "steps": ("INT", 1, 10000),
+        "cfg": ("FLOAT", 0.0, 100.0),
+        "denoise": ("FLOAT", 0.0, 1.0),
+    },
+    "CLIPTextEncode": {"text": ("STRING", None, None)},
+}
+"""Typed widget inputs as nodes.py declares them (type, min, max), checked as
+``execution.validate_inputs`` does: converted with int()/float()/str(), then held to the range."""
 
 
 class Interrupted(Exception):
@@ -622,16 +638,9 @@ class FakeComfyUI:
                     "extra_info": {},
                 }
             )
-        steps = inputs.get("steps")
-        if node["class_type"] == "KSampler" and isinstance(steps, int) and steps < 1:
-            reasons.append(
-                {
-                    "type": "value_smaller_than_min",
-                    "message": "Value 0 smaller than min of 1",
-                    "details": f"steps: {steps}",
-                    "extra_info": {"input_name": "steps"},
-                }
-            )
+        for name, (kind, low, high) in INPUT_TYPES.get(node["class_type"], {}).items():
+            if name in inputs and not _is_link(inputs[name]):
+                reasons.extend(_check_value(name, inputs[name], kind, low, high))
         return reasons
 
     # -- the worker (main.prompt_worker, execution.PromptExecutor) --------------------------
@@ -934,6 +943,45 @@ def _is_link(value: Any) -> bool:
         and isinstance(value[0], str | int)
         and isinstance(value[1], int)
     )
+
+
+def _check_value(
+    name: str, value: Any, kind: str, low: float | None, high: float | None
+) -> list[dict[str, Any]]:
+    """``validate_inputs`` for one widget value: a value that does not convert is
+    ``invalid_input_type``; one outside the node's range ``value_smaller_than_min`` /
+    ``value_bigger_than_max``."""
+    convert = {"INT": int, "FLOAT": float, "STRING": str}[kind]
+    try:
+        converted = convert(value)
+    except (TypeError, ValueError) as exc:
+        return [
+            {
+                "type": "invalid_input_type",
+                "message": f"Failed to convert an input value to a {kind} value",
+                "details": f"{name}, {value}, {exc}",
+                "extra_info": {"input_name": name, "received_value": value},
+            }
+        ]
+    if low is not None and converted < low:
+        return [
+            {
+                "type": "value_smaller_than_min",
+                "message": f"Value {converted} smaller than min of {low}",
+                "details": name,
+                "extra_info": {"input_name": name, "received_value": value},
+            }
+        ]
+    if high is not None and converted > high:
+        return [
+            {
+                "type": "value_bigger_than_max",
+                "message": f"Value {converted} bigger than max of {high}",
+                "details": name,
+                "extra_info": {"input_name": name, "received_value": value},
+            }
+        ]
+    return []
 
 
 def _error(kind: str, message: str, details: str) -> dict[str, Any]:

@@ -23,7 +23,10 @@ modules/sd_samplers_common.py, as of v1.10):
 - Live previews are decoded only when progress is polled, and only every ``preview_every`` steps
   (A1111's ``show_progress_every_n_steps``, 10 by default there; 2 here so short test jobs show one).
 - img2img samples ``int(min(denoising_strength, 0.999) * steps) + 1`` steps (``setup_img2img_steps``
-  without ``img2img_fix_steps``).
+  without ``img2img_fix_steps``); txt2img samples the ``steps`` sent.
+- ``negative_prompt`` (str), ``seed`` (int; -1 = random, the answer's ``info.seed`` says 1234),
+  ``cfg_scale`` and ``denoising_strength`` (numbers) are checked for their type as FastAPI does
+  (a 422) and kept in ``received`` as sent.
 - ``/sdapi/v1/interrupt`` sets the global flag: the job stops before its next step and still
   answers 200 with the half-finished image; sampling goes on after the client hangs up.
 - Inpainting (modules/processing.py ``StableDiffusionProcessingImg2Img.init``, modules/api/api.py
@@ -720,6 +723,9 @@ def _validate(kind: str, payload: Any) -> list[dict[str, Any]]:
                     "input": value,
                 }
             )
+    for key, kinds, label in _TYPED_FIELDS:
+        if key in payload and not _of_type(payload[key], kinds):
+            problems.append(_type_problem(key, label))
     if kind == "img2img":
         mask = payload.get("mask")
         if mask is not None and not isinstance(mask, str):
@@ -746,6 +752,31 @@ def _validate(kind: str, payload: Any) -> list[dict[str, Any]]:
                 {"type": "list_type", "loc": ["body", "init_images"], "msg": "Input should be a valid list"}
             )
     return problems
+
+
+_TYPED_FIELDS: tuple[tuple[str, tuple[type, ...], str], ...] = (
+    ("prompt", (str,), "string"),
+    ("negative_prompt", (str,), "string"),
+    ("seed", (int,), "integer"),
+    ("cfg_scale", (int, float), "number"),
+    ("denoising_strength", (int, float), "number"),
+)
+"""Fields of A1111's processing models and their types (``StableDiffusionTxt2ImgProcessingAPI`` /
+``...Img2Img...``): ``negative_prompt: str``, ``seed: int``, ``cfg_scale: float``,
+``denoising_strength: float``; a bool or a string is no number here."""
+
+
+def _of_type(value: Any, kinds: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):
+        return False
+    if kinds == (int,) and isinstance(value, float):
+        return value.is_integer()  # pydantic takes 5.0 for an int, not 5.5
+    return isinstance(value, kinds)
+
+
+def _type_problem(key: str, label: str) -> dict[str, Any]:
+    kind = {"string": "string_type", "integer": "int_type", "number": "float_type"}[label]
+    return {"type": kind, "loc": ["body", key], "msg": f"Input should be a valid {label}"}
 
 
 def _inpaint_area(mask: Image.Image, payload: dict[str, Any], size: tuple[int, int]) -> Image.Image:

@@ -629,7 +629,8 @@ def test_the_shipped_workflows_are_marked() -> None:
     workflows = load_workflows()
     assert workflows["edit"].kind is JobKind.EDIT and workflows["generate"].kind is JobKind.GENERATE
     assert workflows["edit"].output_node == "9" and workflows["edit"].sampler_node == "3"
-    assert set(workflows["generate"].marks) == {"prompt", "size", "seed", "steps", "output"}
+    marks = {"prompt", "negative", "size", "seed", "steps", "cfg", "output"}
+    assert set(workflows["generate"].marks) == marks
 
 
 def test_the_readme_example_workflow_is_accepted() -> None:

@@ -69,7 +69,13 @@ from imgedit.errors import (
 from imgedit.imaging import media_type, sniff_format
 from imgedit.models import JobKind, Quality
 from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult, ServerHealth
-from imgedit.providers.comfyui_workflow import DEFAULT_NAMES, Workflow, WorkflowError, load_workflows
+from imgedit.providers.comfyui_workflow import (
+    ADVANCED_MARKS,
+    DEFAULT_NAMES,
+    Workflow,
+    WorkflowError,
+    load_workflows,
+)
 from imgedit.providers.common import finite_number, named_errors, pool_health, uncancellable
 from imgedit.providers.http import MAX_MESSAGE, error_from_response, json_body, never_arrived, off_loop, send
 from imgedit.providers.pool import Server, ServerPool
@@ -187,7 +193,16 @@ class ComfyUIProvider:
             stream_previews=True,
             real_progress=True,
             cancel_remote=True,
+            advanced=self._default_advanced(),
         )
+
+    def _default_advanced(self) -> frozenset[str]:
+        """The Advanced settings the default workflows take (their marks): what the dialog offers.
+        A workflow chosen instead that lacks a mark ignores that value (``_work`` logs it)."""
+        defaults = [self.workflow(kind) for kind in JobKind]
+        if self.workflows(JobKind.EDIT, mask=True):
+            defaults.append(self.region_workflow())
+        return frozenset[str]().union(*(workflow.advanced for workflow in defaults))
 
     def __repr__(self) -> str:
         return f"ComfyUIProvider(urls={[s.url for s in self._pool.servers]!r})"
@@ -353,7 +368,11 @@ class ComfyUIProvider:
     ) -> ProviderResult:
         workflow = job.workflow
         seed = request.seed if request.seed is not None else random.randint(0, MAX_SEED)
-        steps = STEPS[request.quality]
+        steps = STEPS[request.quality] if request.steps is None else request.steps
+        negative = request.negative_prompt or None  # "": the workflow's own negative prompt
+        cfg = None if request.guidance is None else float(request.guidance)
+        denoise = self._denoise if request.strength is None else float(request.strength)
+        _log_ignored(workflow, request)
         try:
             if request.image is not None:
                 image = await self._upload(server, request.image)
@@ -364,12 +383,21 @@ class ComfyUIProvider:
                     steps=steps,
                     image=image,
                     mask=mask,
-                    denoise=self._denoise,
+                    denoise=denoise,
+                    negative=negative,
+                    cfg=cfg,
                 )
             else:
                 side = SIDE[request.quality]
                 size = _on_grid(request.size or (side, side), side)
-                graph = workflow.fill(prompt=request.prompt, seed=seed, steps=steps, size=size)
+                graph = workflow.fill(
+                    prompt=request.prompt,
+                    seed=seed,
+                    steps=steps,
+                    size=size,
+                    negative=negative,
+                    cfg=cfg,
+                )
             job.total = max(len(graph), 1)
             await self._post_prompt(server, job, graph)
             self._say("Waiting in the server's queue", job, sink)
@@ -807,6 +835,25 @@ class ComfyUIProvider:
         task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def _log_ignored(workflow: Workflow, request: ProviderRequest) -> None:
+    """Say which Advanced settings given for this job the workflow has no mark for: the
+    workflow's own values stay there."""
+    given = {
+        "negative_prompt": bool(request.negative_prompt),
+        "seed": request.seed is not None,
+        "steps": request.steps is not None,
+        "guidance": request.guidance is not None,
+        "strength": request.strength is not None and request.kind is JobKind.EDIT,
+    }
+    ignored = sorted(name for name, present in given.items() if present and name not in workflow.advanced)
+    if ignored:
+        log.info(
+            "ComfyUI workflow %s has no mark for %s; its own values are used",
+            workflow.name,
+            ", ".join(f"{name} (imgedit:{ADVANCED_MARKS[name]})" for name in ignored),
+        )
 
 
 # -- errors ------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ _meta: {title}}}``. imgedit finds its places by marks in a node's title (``_meta
                       presence lets the workflow do region edits (edits everywhere without one)
     imgedit:prompt    the positive CLIPTextEncode's ``text``            (required)
     imgedit:output    the node whose output images are the result       (required)
-    imgedit:seed      ``seed``          imgedit:steps   ``steps`` (by quality)
+    imgedit:negative  the negative CLIPTextEncode's ``text`` (the Advanced negative prompt)
+    imgedit:seed      ``seed``          imgedit:steps   ``steps`` (by quality, or as given)
+    imgedit:cfg       ``cfg`` (the Advanced guidance)
     imgedit:denoise   ``denoise`` (edits)   imgedit:size    ``width`` and ``height`` (generation)
 
 One title may carry several marks (``KSampler imgedit:seed imgedit:steps``), and a mark may name
@@ -42,13 +44,23 @@ MARK_INPUTS: dict[str, tuple[str, ...]] = {
     "image": ("image",),
     "mask": ("image",),
     "prompt": ("text",),
+    "negative": ("text",),
     "seed": ("seed",),
+    "cfg": ("cfg",),
     "steps": ("steps",),
     "denoise": ("denoise",),
     "size": ("width", "height"),
     "output": (),
 }
 """Each mark and the inputs it fills by default (``output`` fills nothing: it is read)."""
+ADVANCED_MARKS = {
+    "negative_prompt": "negative",
+    "seed": "seed",
+    "steps": "steps",
+    "guidance": "cfg",
+    "strength": "denoise",
+}
+"""Each Advanced setting (``base.ADVANCED``) and the mark whose input it fills."""
 REQUIRED: dict[JobKind, tuple[str, ...]] = {
     JobKind.EDIT: ("image", "prompt", "output"),
     JobKind.GENERATE: ("prompt", "output"),
@@ -94,6 +106,11 @@ class Workflow:
         mark = self.marks.get("steps") or self.marks.get("seed")
         return mark.node if mark is not None else None
 
+    @property
+    def advanced(self) -> frozenset[str]:
+        """The Advanced settings this workflow's marks take (``ADVANCED_MARKS``)."""
+        return frozenset(name for name, mark in ADVANCED_MARKS.items() if mark in self.marks)
+
     def class_type(self, node: str) -> str:
         found = self.graph.get(node)
         return str(found.get("class_type")) if isinstance(found, dict) else "?"
@@ -108,6 +125,8 @@ class Workflow:
         mask: str | None = None,
         denoise: float | None = None,
         size: tuple[int, int] | None = None,
+        negative: str | None = None,
+        cfg: float | None = None,
     ) -> dict[str, Any]:
         """A deep copy with the marked inputs set; a value given for a mark the workflow lacks is
         dropped (the workflow's own value stays), except the image, which an edit needs, and the
@@ -121,6 +140,8 @@ class Workflow:
             "mask": None if mask is None else (mask,),
             "denoise": None if denoise is None else (denoise,),
             "size": size,
+            "negative": None if negative is None else (negative,),
+            "cfg": None if cfg is None else (cfg,),
         }
         if image is not None and "image" not in self.marks:
             raise WorkflowError(f"ComfyUI workflow {self.source} takes no image (no imgedit:image mark).")

@@ -20,6 +20,11 @@ the job is followed by stamp, a stamp unchanged since before sending is unknown 
 someone else's, never interrupted), and the answer's ``info.job_timestamp`` says afterwards which
 stamp was ours.
 
+The Advanced settings are A1111's own fields: ``negative_prompt``, ``seed`` (-1, a random one,
+when none is given), ``steps`` (the quality's unless given), ``cfg_scale`` (``CFG_SCALE`` unless
+given) and, for img2img, ``denoising_strength`` (the provider's unless given). img2img samples
+``img2img_steps(steps, strength)`` of them; the step numbers shown are the server's own.
+
 A region edit (``ProviderRequest.mask``) is img2img's inpainting: the ``mask`` is SD's own form
 (white where the picture changes), blurred at its edge by ``mask_blur`` pixels of the source,
 over the whole picture (``inpaint_full_res`` false: A1111's API defaults to "only masked") with
@@ -59,7 +64,14 @@ from imgedit.errors import (
     ProviderUnavailable,
 )
 from imgedit.models import JobKind, Quality
-from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult, ServerHealth
+from imgedit.providers.base import (
+    ADVANCED,
+    Capabilities,
+    ProgressSink,
+    ProviderRequest,
+    ProviderResult,
+    ServerHealth,
+)
 from imgedit.providers.common import finite_number, named_errors, pool_health, uncancellable
 from imgedit.providers.http import (
     MAX_MESSAGE,
@@ -302,7 +314,13 @@ class SdWebUiProvider:
 
     name = "sdwebui"
     capabilities = Capabilities(
-        edit=True, generate=True, mask=True, stream_previews=True, real_progress=True, cancel_remote=True
+        edit=True,
+        generate=True,
+        mask=True,
+        stream_previews=True,
+        real_progress=True,
+        cancel_remote=True,
+        advanced=frozenset(ADVANCED),
     )
 
     def __init__(
@@ -384,7 +402,9 @@ class SdWebUiProvider:
         except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
             raise InvalidRequest(f"The source image could not be read: {exc}") from exc
         payload = self._payload(request, spec, working_size(source_size, spec.side))
-        payload["denoising_strength"] = self._denoising
+        payload["denoising_strength"] = (
+            self._denoising if request.strength is None else float(request.strength)
+        )
         if request.mask is not None:
             checked_mask(request.image, request.mask)
             payload |= await cpu.run(inpainting, request.mask, source_size)
@@ -399,15 +419,17 @@ class SdWebUiProvider:
         return await self._run("/sdapi/v1/txt2img", payload, sink)
 
     def _payload(self, request: ProviderRequest, spec: QualitySpec, size: tuple[int, int]) -> dict[str, Any]:
+        """txt2img's and img2img's common fields; the Advanced settings given (``steps``,
+        ``guidance``, ``seed``, ``negative_prompt``) replace the quality's and the defaults."""
         return {
             "prompt": request.prompt,
-            "negative_prompt": "",
-            "steps": spec.steps,
+            "negative_prompt": request.negative_prompt,
+            "steps": spec.steps if request.steps is None else int(request.steps),
             "width": size[0],
             "height": size[1],
-            "cfg_scale": CFG_SCALE,
+            "cfg_scale": CFG_SCALE if request.guidance is None else float(request.guidance),
             "sampler_name": SAMPLER,
-            "seed": -1 if request.seed is None else request.seed,
+            "seed": -1 if request.seed is None else int(request.seed),
             "batch_size": 1,
             "n_iter": 1,
             "send_images": True,
