@@ -28,7 +28,7 @@ MAX_PAGE_SIZE = 500
 _COLUMNS = (
     "id, kind, prompt, quality, provider, model, source_image_id, width, height, stage, attempt, "
     "message, error, created_at, started_at, finished_at, duration, result_image_id, retry_of, started_by, "
-    "failure_kind, failure_provider, failure_status, failure_code, variant, mask"
+    "failure_kind, failure_provider, failure_status, failure_code, variant, mask, seed, negative_prompt"
 )
 _FINISHED = tuple(stage.value for stage in JobStage if stage.is_finished)
 
@@ -63,6 +63,9 @@ class HistoryRow:
     """The provider's variant it ran (a ComfyUI workflow); "" for the default."""
     mask: str = ""
     """A region edit's mask id (``ImageStore.read_mask``); "" for the whole image."""
+    seed: int | None = None
+    """The seed it ran with, where its provider takes one."""
+    negative_prompt: str = ""
     failure: Failure | None = None
     """A failed job's error as structure (kind, provider, HTTP status, code); None otherwise
     (and for jobs that failed before imgedit kept it)."""
@@ -223,6 +226,8 @@ def _from_row(row: Any) -> HistoryRow:
         failure=_failure(row),
         variant=row["variant"] or "",
         mask=row["mask"] or "",
+        seed=int(row["seed"]) if row["seed"] is not None else None,
+        negative_prompt=row["negative_prompt"] or "",
     )
 
 

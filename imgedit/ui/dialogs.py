@@ -24,6 +24,7 @@ from imgedit.providers.base import Provider
 from imgedit.services import Services
 from imgedit.ui import format as fmt
 from imgedit.ui import signin, urls
+from imgedit.ui.advanced import AdvancedSettings
 from imgedit.ui.compare import CompareDialog
 from imgedit.ui.mask_editor import MaskEditor
 from imgedit.ui.routes import download_names
@@ -134,6 +135,8 @@ class JobDialog:
                 .mark("size")
             )
             self.engine_note = ui.label().classes("imgedit-hint")
+            # Negative prompt, seed, steps, guidance, strength: folded, for providers that take them.
+            self.advanced = AdvancedSettings()
             with ui.row().classes("w-full justify-end gap-2"):
                 ui.button("Cancel", on_click=self.dialog.close).props("flat no-caps color=ie-quiet")
                 self.start = (
@@ -165,6 +168,7 @@ class JobDialog:
 
     def _open(self) -> None:
         self._again = None  # ``open_with`` sets it after this
+        self.advanced.reset()
         self._show_recent()
         self._offer_providers(keep=False)
         self.prompt.value = ""
@@ -204,6 +208,7 @@ class JobDialog:
         self.quality.set_options(options, value=self.quality.value or Quality.MEDIUM.value)
         self._fill_suggestions(provider)
         self.engine_note.set_text(engine_note(provider))
+        self.advanced.show_for(provider, self.kind)
         names = variants_of(provider, self.kind, mask=bool(self.area.mask_id))
         if len(names) > 1:
             self.variant.props["label"] = getattr(provider, "variant_label", "Variant")
@@ -242,6 +247,7 @@ class JobDialog:
                     started_by=by,
                     variant=self._variant(),
                     mask=self.area.mask_id,
+                    advanced=self.advanced.value(),
                 )
             else:
                 size = SIZES.get(str(self.size.value))
@@ -252,6 +258,7 @@ class JobDialog:
                     size,
                     started_by=by,
                     variant=self._variant(),
+                    advanced=self.advanced.value(),
                 )
         except ImgEditError as exc:
             self.prompt.props["error-message"] = str(exc)
@@ -289,10 +296,11 @@ class JobDialog:
         if spec.variant and self.variant.visible and spec.variant in self.variant.options:
             self.variant.set_value(spec.variant)
         self.prompt.value = spec.prompt
+        self.advanced.fill(spec)
         self._again = _Again(spec, retry_of, self._form())
 
     def _form(self) -> tuple[object, ...]:
-        return (self.quality.value, self.provider.value, self._variant(), self.size.value)
+        return (self.quality.value, self.provider.value, self._variant(), self.size.value, self.advanced.value())
 
     def _unchanged(self, again: _Again, prompt: str) -> bool:
         """Confirmed as it opened: the same prompt and settings on the job's own provider."""
@@ -322,12 +330,15 @@ class JobDialog:
                 started_by=by,
                 variant=self._variant(),
                 mask=self.area.mask_id,
+                advanced=self.advanced.value(),
             )
         else:
             size = SIZES.get(str(self.size.value))
             if self.size.value == again.form[3] and spec.size not in SIZES.values():
                 size = spec.size  # a size the form does not offer, left as it was
-            studio.submit_generate(prompt, quality, provider, size, started_by=by, variant=self._variant())
+            studio.submit_generate(
+                prompt, quality, provider, size, started_by=by, variant=self._variant(), advanced=self.advanced.value()
+            )
         if again.retry_of is not None:
             with contextlib.suppress(ImgEditError, ValueError):  # dismissed elsewhere already
                 registry.dismiss(again.retry_of)
@@ -396,6 +407,14 @@ def variants_of(provider: Provider, kind: JobKind, *, mask: bool = False) -> lis
     if offered is None:
         return []
     return list(offered(kind, mask=True)) if mask else list(offered(kind))
+
+
+def job_settings_text(seed: int | None, negative_prompt: str) -> str:
+    """``seed 1234 · not: “blurry, text”``: what a result was made with beyond its prompt."""
+    parts = [f"seed {seed}" if seed is not None else ""]
+    if negative_prompt:
+        parts.append(f"not: “{fmt.shorten(negative_prompt, 60)}”")
+    return " · ".join(part for part in parts if part)
 
 
 def engine_note(provider: Provider) -> str:
@@ -599,6 +618,8 @@ class ImageDialog:
         self.picture.props["src"] = urls.thumb(image.id)
         origin = fmt.ORIGIN_LABELS[image.origin]
         self.details.set_text(f"{origin} · {image.width}×{image.height} · {image.format}")
+        if image.job_id is not None:  # its job's seed, when it had one: read off the event loop
+            background_tasks.create(self._add_job_details(image), name="image job details")
         self.lineage.set_text(lineage_text(image, self.services))
         self._fill_chain(image)
         self.compare_button.set_visibility(
@@ -719,6 +740,21 @@ class ImageDialog:
     def _view(self) -> None:
         if self.image is not None:
             self.viewer.open()  # filled by _show: the title and picture of the image shown
+
+    async def _add_job_details(self, image: ImageRecord) -> None:
+        """The details line gains the settings the job that made ``image`` ran with (its seed,
+        a negative prompt), once the journal answers and if the dialog still shows ``image``."""
+        assert image.job_id is not None
+        try:
+            row = await asyncio.to_thread(journal_history.get, self.services.store.db, image.job_id)
+        except Exception:  # a convenience: the dialog works without it
+            log.warning("the job of image %s could not be read", image.id, exc_info=True)
+            return
+        if row is None or self.image is not image or self.details.is_deleted:
+            return
+        extra = job_settings_text(row.seed, row.negative_prompt)
+        if extra:
+            self.details.set_text(f"{self.details.text} · {extra}")
 
     def _compare(self) -> None:
         image = self.image

@@ -23,7 +23,7 @@ from imgedit.models import ImageRecord, JobKind, Quality
 from imgedit.services import Services
 from imgedit.ui import format as fmt
 from imgedit.ui import signin, theme, urls
-from imgedit.ui.dialogs import SIZES, ImageDialog, JobDialog, image_title, name_dialog
+from imgedit.ui.dialogs import SIZES, ImageDialog, JobDialog, image_title, job_settings_text, name_dialog
 
 STATUS_FILTERS: dict[str, tuple[str, frozenset[JobStage]]] = {
     "all": ("All statuses", frozenset()),
@@ -322,6 +322,8 @@ class HistoryView:
             parts.append(duration_text(row.duration))
         if row.attempt > 1:
             parts.append(f"attempt {row.attempt}")
+        if extra := job_settings_text(row.seed, row.negative_prompt):
+            parts.append(extra)
         return " · ".join(parts)
 
     # -- actions ---------------------------------------------------------------------------
