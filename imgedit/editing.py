@@ -158,7 +158,14 @@ class Studio:
         batch = uuid.uuid4().hex
         jobs = [
             self.submit_edit(
-                source, text, quality, name, started_by=started_by, variant=variant, batch=batch, advanced=advanced
+                source,
+                text,
+                quality,
+                name,
+                started_by=started_by,
+                variant=variant,
+                batch=batch,
+                advanced=advanced,
             )
             for source in sources
         ]
@@ -217,7 +224,9 @@ class Studio:
         }
         for field, value in values.items():
             if value not in (None, "") and field not in takes:
-                raise InvalidRequest(f"{provider.label} does not take the setting “{ADVANCED_LABELS[field]}”.")
+                raise InvalidRequest(
+                    f"{provider.label} does not take the setting “{ADVANCED_LABELS[field]}”."
+                )
         if len(values["negative_prompt"]) > MAX_PROMPT_CHARS:
             raise InvalidRequest(f"The negative prompt is longer than {MAX_PROMPT_CHARS} characters.")
         for field, (low, high) in ADVANCED_RANGES.items():
@@ -241,7 +250,9 @@ class Studio:
             return ""
         offered = getattr(self.providers.get(name), "variants", None)
         if offered is None or variant not in (offered(kind, mask=True) if mask else offered(kind)):
-            raise InvalidRequest(f"“{variant}” is not one of the choices of {self.providers.get(name).label}.")
+            raise InvalidRequest(
+                f"“{variant}” is not one of the choices of {self.providers.get(name).label}."
+            )
         return variant
 
     def _provider_for(self, name: str, kind: JobKind) -> str:
@@ -291,7 +302,9 @@ class Studio:
             try:
                 image = await cpu.run(masks.keep_outside, source, image, mask)
             except InvalidRequest as exc:
-                raise ProviderFailed(f"{provider.label} returned something that is not a usable image.") from exc
+                raise ProviderFailed(
+                    f"{provider.label} returned something that is not a usable image."
+                ) from exc
         try:
             record = await self.store.add(
                 image,

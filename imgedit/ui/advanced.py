@@ -39,13 +39,17 @@ class AdvancedSettings:
                 self.seed = self._number("Seed", "seed", ADVANCED_RANGES["seed"], 1, 0)
             with ui.row().classes("w-full no-wrap gap-3 imgedit-field-row") as self.numbers:
                 self.steps = self._number("Steps", "steps", ADVANCED_RANGES["steps"], 1, 0)
-                self.guidance = self._number("Guidance (CFG)", "guidance", ADVANCED_RANGES["guidance"], 0.5, 1)
+                self.guidance = self._number(
+                    "Guidance (CFG)", "guidance", ADVANCED_RANGES["guidance"], 0.5, 1
+                )
                 self.strength = self._number("Strength", "strength", ADVANCED_RANGES["strength"], 0.05, 2)
             self.note = ui.label("Empty fields keep the provider's defaults.").classes("imgedit-hint")
         self._seed_mode()
 
     @staticmethod
-    def _number(label: str, marker: str, bounds: tuple[float, float], step: float, decimals: int) -> ui.number:
+    def _number(
+        label: str, marker: str, bounds: tuple[float, float], step: float, decimals: int
+    ) -> ui.number:
         low, high = bounds
         field = (
             ui.number(label=label, min=low, max=high, step=step, precision=decimals)

@@ -24,7 +24,14 @@ from imgedit.providers.base import Provider
 from imgedit.services import Services
 from imgedit.ui import format as fmt
 from imgedit.ui import signin, urls
-from imgedit.ui.dialogs import name_dialog, variants_of
+from imgedit.ui.dialogs import (
+    chosen_provider,
+    name_dialog,
+    prompt_field,
+    settings_fields,
+    show_error,
+    variants_of,
+)
 from imgedit.ui.patch import LiveLabel, Patch
 
 THUMBS_SHOWN = 12
@@ -61,37 +68,8 @@ class BatchDialog:
             self.thumbs.props["role"] = "list"
             self.thumbs.props["aria-label"] = "Images to edit"
             self.more = ui.label().classes("imgedit-hint").mark("batch-more")
-            self.prompt = (
-                ui.input(label="What should change in each image?")
-                .props('outlined autofocus clearable color=ie-accent input-class="text-body1"')
-                .classes("w-full")
-                .mark("batch-prompt")
-            )
-            self.prompt.on("keydown.enter", self.submit)
-            self.prompt.on_value_change(lambda: self.prompt.props.pop("error", None))
-            with ui.row().classes("w-full no-wrap gap-3 imgedit-field-row"):
-                self.quality = (
-                    ui.select(
-                        {q.value: q.value.capitalize() for q in Quality},
-                        label="Quality",
-                        value=Quality.MEDIUM.value,
-                    )
-                    .props("outlined dense options-dense color=ie-accent")
-                    .classes("grow")
-                    .mark("batch-quality")
-                )
-                self.provider = (
-                    ui.select({}, label="Provider", on_change=self._refresh_estimates)
-                    .props("outlined dense options-dense color=ie-accent")
-                    .classes("grow")
-                    .mark("batch-provider")
-                )
-            self.variant = (
-                ui.select({}, label="Workflow")
-                .props("outlined dense options-dense color=ie-accent")
-                .classes("w-full")
-                .mark("batch-variant")
-            )
+            self.prompt = prompt_field("What should change in each image?", "batch-prompt", self.submit)
+            self.quality, self.provider, self.variant = settings_fields("batch-", self._refresh_estimates)
             self.note = ui.label().classes("imgedit-hint").mark("batch-note")
             self.note.props["role"] = "status"
             with ui.row().classes("w-full justify-end gap-2"):
@@ -135,10 +113,7 @@ class BatchDialog:
         self.dialog.open()
 
     def _chosen_provider(self) -> Provider | None:
-        try:
-            return self.services.providers.get(str(self.provider.value))
-        except ImgEditError:
-            return None
+        return chosen_provider(self.services, self.provider)
 
     def _refresh_estimates(self) -> None:
         provider = self._chosen_provider()
@@ -178,8 +153,7 @@ class BatchDialog:
                 variant=str(self.variant.value or "") if self.variant.visible else "",
             )
         except ImgEditError as exc:
-            self.prompt.props["error-message"] = str(exc)
-            self.prompt.props["error"] = True
+            show_error(self.prompt, str(exc))
             return
         self._submitted = True
         self.start.props["loading"] = True

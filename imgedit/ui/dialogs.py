@@ -67,6 +67,62 @@ class _Again:
     """The settings as the form showed them when it opened (``JobDialog._form``)."""
 
 
+def show_error(field: ui.input, message: str) -> None:
+    """A refusal under the form's field (gone as soon as the field is edited)."""
+    field.props["error-message"] = message
+    field.props["error"] = True
+
+
+def chosen_provider(services: Services, select: ui.select) -> Provider | None:
+    """The provider a Provider select shows, or None when none is chosen (or it is gone)."""
+    try:
+        return services.providers.get(str(select.value))
+    except ImgEditError:
+        return None
+
+
+def prompt_field(label: str, marker: str, on_enter: Callable[[], object]) -> ui.input:
+    """A dialog's prompt: Enter submits, and an error shown on it goes as soon as it is edited."""
+    field = (
+        ui.input(label=label)
+        .props('outlined autofocus clearable color=ie-accent input-class="text-body1"')
+        .classes("w-full")
+        .mark(marker)
+    )
+    field.on("keydown.enter", on_enter)
+    field.on_value_change(lambda: field.props.pop("error", None))
+    return field
+
+
+def settings_fields(
+    prefix: str, on_provider: Callable[[], object] | None = None
+) -> tuple[ui.select, ui.select, ui.select]:
+    """Quality and Provider side by side, then Workflow (a provider's variants, shown only when
+    there is a choice); markers ``<prefix>quality``, ``<prefix>provider``, ``<prefix>variant``."""
+    with ui.row().classes("w-full no-wrap gap-3 imgedit-field-row"):
+        quality = (
+            ui.select(
+                {q.value: q.value.capitalize() for q in Quality}, label="Quality", value=Quality.MEDIUM.value
+            )
+            .props("outlined dense options-dense color=ie-accent")
+            .classes("grow")
+            .mark(f"{prefix}quality")
+        )
+        provider = (
+            ui.select({}, label="Provider", on_change=on_provider)
+            .props("outlined dense options-dense color=ie-accent")
+            .classes("grow")
+            .mark(f"{prefix}provider")
+        )
+    variant = (
+        ui.select({}, label="Workflow")
+        .props("outlined dense options-dense color=ie-accent")
+        .classes("w-full")
+        .mark(f"{prefix}variant")
+    )
+    return quality, provider, variant
+
+
 class JobDialog:
     """The Edit and New image form. Start submits a job and closes at once; it never waits."""
 
@@ -85,14 +141,7 @@ class JobDialog:
             self.picture = ui.element("img").classes("imgedit-dialog-image").props('alt=""')
             # "Select area": a region edit's mask (``area.mask_id``), painted over the picture.
             self.area = MaskEditor(services, on_change=self._offer_providers)
-            self.prompt = (
-                ui.input(label="What should change?")
-                .props('outlined autofocus clearable color=ie-accent input-class="text-body1"')
-                .classes("w-full")
-                .mark("prompt")
-            )
-            self.prompt.on("keydown.enter", self.submit)
-            self.prompt.on_value_change(lambda: self.prompt.props.pop("error", None))
+            self.prompt = prompt_field("What should change?", "prompt", self.submit)
             self.hint = ui.label().classes("imgedit-hint")
             # The provider's phrases (add to the prompt) and this kind's recent prompts (replace it).
             self.suggestions = ui.element("div").classes("imgedit-suggestions").mark("suggestions")
@@ -102,30 +151,8 @@ class JobDialog:
                 group.props["aria-label"] = name
                 group.set_visibility(False)
                 group.on("keydown", js_handler=CHIP_KEYS_JS)
-            with ui.row().classes("w-full no-wrap gap-3 imgedit-field-row"):
-                self.quality = (
-                    ui.select(
-                        {q.value: q.value.capitalize() for q in Quality},
-                        label="Quality",
-                        value=Quality.MEDIUM.value,
-                    )
-                    .props("outlined dense options-dense color=ie-accent")
-                    .classes("grow")
-                    .mark("quality")
-                )
-                self.provider = (
-                    ui.select({}, label="Provider", on_change=self._refresh_estimates)
-                    .props("outlined dense options-dense color=ie-accent")
-                    .classes("grow")
-                    .mark("provider")
-                )
             # A provider's named variants (ComfyUI's workflows), shown only when there is a choice.
-            self.variant = (
-                ui.select({}, label="Workflow")
-                .props("outlined dense options-dense color=ie-accent")
-                .classes("w-full")
-                .mark("variant")
-            )
+            self.quality, self.provider, self.variant = settings_fields("", self._refresh_estimates)
             self.size = (
                 ui.select(
                     list(SIZES), label="Size", value=next(iter(SIZES)), on_change=self._refresh_estimates
@@ -222,52 +249,53 @@ class JobDialog:
         return str(self.variant.value or "") if self.variant.visible else ""
 
     def _chosen_provider(self) -> Provider | None:
-        try:
-            return self.services.providers.get(str(self.provider.value))
-        except ImgEditError:
-            return None
+        return chosen_provider(self.services, self.provider)
 
     def submit(self) -> None:
         """One job per open of the dialog, however often Start is clicked or Enter pressed."""
         if self._submitted or not self.dialog.value:
             return
-        studio = self.services.studio
         prompt = str(self.prompt.value or "")
         by = signin.current_name(self.services)  # "" without a password: no "by" shown
         try:
             if self._again is not None:
                 self._submit_again(self._again, prompt, by)
-            elif self.kind is JobKind.EDIT:
-                assert self.image is not None
-                studio.submit_edit(
-                    self.image.id,
-                    prompt,
-                    Quality(self.quality.value),
-                    str(self.provider.value),
-                    started_by=by,
-                    variant=self._variant(),
-                    mask=self.area.mask_id,
-                    advanced=self.advanced.value(),
-                )
             else:
-                size = SIZES.get(str(self.size.value))
-                studio.submit_generate(
-                    prompt,
-                    Quality(self.quality.value),
-                    str(self.provider.value),
-                    size,
-                    started_by=by,
-                    variant=self._variant(),
-                    advanced=self.advanced.value(),
-                )
+                self._submit_form(prompt, by)
         except ImgEditError as exc:
-            self.prompt.props["error-message"] = str(exc)
-            self.prompt.props["error"] = True
+            show_error(self.prompt, str(exc))
             return
         self._submitted = True
         self.start.props["loading"] = True  # the browser ignores further clicks until the next open
         self.dialog.close()
         self._on_submitted()
+
+    def _submit_form(self, prompt: str, by: str, size: tuple[int, int] | None = None) -> None:
+        """Queue the job the form describes (``size`` instead of the Size field's, when given)."""
+        studio = self.services.studio
+        quality, provider = Quality(self.quality.value), str(self.provider.value)
+        if self.kind is JobKind.EDIT:
+            assert self.image is not None
+            studio.submit_edit(
+                self.image.id,
+                prompt,
+                quality,
+                provider,
+                started_by=by,
+                variant=self._variant(),
+                mask=self.area.mask_id,
+                advanced=self.advanced.value(),
+            )
+        else:
+            studio.submit_generate(
+                prompt,
+                quality,
+                provider,
+                size or SIZES.get(str(self.size.value)),
+                started_by=by,
+                variant=self._variant(),
+                advanced=self.advanced.value(),
+            )
 
     # -- opened from an earlier job (Retry of a failed card) -------------------------------------
 
@@ -300,7 +328,13 @@ class JobDialog:
         self._again = _Again(spec, retry_of, self._form())
 
     def _form(self) -> tuple[object, ...]:
-        return (self.quality.value, self.provider.value, self._variant(), self.size.value, self.advanced.value())
+        return (
+            self.quality.value,
+            self.provider.value,
+            self._variant(),
+            self.size.value,
+            self.advanced.value(),
+        )
 
     def _unchanged(self, again: _Again, prompt: str) -> bool:
         """Confirmed as it opened: the same prompt and settings on the job's own provider."""
@@ -314,31 +348,19 @@ class JobDialog:
     def _submit_again(self, again: _Again, prompt: str, by: str) -> None:
         """Queue the form's job; the failed one it retries goes (a retry as before when the form
         was confirmed unchanged). Raises ``ImgEditError`` when the form cannot run."""
-        registry, studio, spec = self.services.registry, self.services.studio, again.spec
+        registry, spec = self.services.registry, again.spec
         if again.retry_of is not None and self._unchanged(again, prompt):
             with contextlib.suppress(ImgEditError, ValueError):  # gone meanwhile: queued anew below
                 registry.retry(again.retry_of, started_by=by or None)
                 return
-        quality, provider = Quality(self.quality.value), str(self.provider.value)
-        if spec.kind is JobKind.EDIT:
-            assert self.image is not None
-            studio.submit_edit(
-                self.image.id,
-                prompt,
-                quality,
-                provider,
-                started_by=by,
-                variant=self._variant(),
-                mask=self.area.mask_id,
-                advanced=self.advanced.value(),
-            )
-        else:
-            size = SIZES.get(str(self.size.value))
-            if self.size.value == again.form[3] and spec.size not in SIZES.values():
-                size = spec.size  # a size the form does not offer, left as it was
-            studio.submit_generate(
-                prompt, quality, provider, size, started_by=by, variant=self._variant(), advanced=self.advanced.value()
-            )
+        size = None
+        if (
+            spec.kind is JobKind.GENERATE
+            and self.size.value == again.form[3]
+            and spec.size not in SIZES.values()
+        ):
+            size = spec.size  # a size the form does not offer, left as it was
+        self._submit_form(prompt, by, size)
         if again.retry_of is not None:
             with contextlib.suppress(ImgEditError, ValueError):  # dismissed elsewhere already
                 registry.dismiss(again.retry_of)
@@ -793,7 +815,13 @@ class ImageDialog:
                 )
             else:
                 studio.submit_generate(
-                    row.prompt, row.quality, row.provider, row.size, started_by=by, variant=row.variant, seed=seed
+                    row.prompt,
+                    row.quality,
+                    row.provider,
+                    row.size,
+                    started_by=by,
+                    variant=row.variant,
+                    seed=seed,
                 )
         except ImgEditError as exc:
             ui.notify(str(exc), type="warning")

@@ -23,7 +23,16 @@ from imgedit.models import ImageRecord, JobKind, Quality
 from imgedit.services import Services
 from imgedit.ui import format as fmt
 from imgedit.ui import signin, theme, urls
-from imgedit.ui.dialogs import SIZES, ImageDialog, JobDialog, image_title, job_settings_text, name_dialog
+from imgedit.ui.dialogs import (
+    SIZES,
+    ImageDialog,
+    JobDialog,
+    image_title,
+    job_settings_text,
+    name_dialog,
+    prompt_field,
+    show_error,
+)
 
 STATUS_FILTERS: dict[str, tuple[str, frozenset[JobStage]]] = {
     "all": ("All statuses", frozenset()),
@@ -376,14 +385,7 @@ class RetryDialog:
             name_dialog(self.dialog, self.title)
             self.picture = ui.element("img").classes("imgedit-dialog-image")
             self.picture.props["alt"] = ""
-            self.prompt = (
-                ui.input(label="Prompt")
-                .props('outlined autofocus clearable color=ie-accent input-class="text-body1"')
-                .classes("w-full")
-                .mark("retry-prompt")
-            )
-            self.prompt.on("keydown.enter", self.submit)
-            self.prompt.on_value_change(lambda: self.prompt.props.pop("error", None))
+            self.prompt = prompt_field("Prompt", "retry-prompt", self.submit)
             with ui.row().classes("w-full no-wrap gap-3 imgedit-field-row"):
                 self.quality = (
                     ui.select(
@@ -466,8 +468,7 @@ class RetryDialog:
                     prompt, quality, provider, SIZES.get(str(self.size.value)), started_by=by
                 )
         except ImgEditError as exc:
-            self.prompt.props["error-message"] = str(exc)
-            self.prompt.props["error"] = True
+            show_error(self.prompt, str(exc))
             return
         self._submitted = True
         self.start.props["loading"] = True
