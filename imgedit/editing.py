@@ -232,7 +232,9 @@ class Studio:
         for field, (low, high) in ADVANCED_RANGES.items():
             value = values.get(field) if field != "seed" else seed
             if value is not None and not (isinstance(value, int | float) and low <= value <= high):
-                raise InvalidRequest(f"{ADVANCED_LABELS[field]} must be between {low:g} and {high:g}.")
+                raise InvalidRequest(
+                    f"{ADVANCED_LABELS[field]} must be between {number_text(low)} and {number_text(high)}."
+                )
         if "seed" in takes:
             values["seed"] = seed if seed is not None else secrets.randbelow(MAX_SEED) + 1
         else:
@@ -345,6 +347,11 @@ class Studio:
             return await provider.generate(request, job)
 
         return await call_with_retries(attempt, self.retry, on_wait=before_wait, sleep=countdown)
+
+
+def number_text(value: float) -> str:
+    """``4294967295``, ``0.05``, ``150``: a bound as a person writes it (never ``4.29e+09``)."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def clean_text(text: str) -> str:

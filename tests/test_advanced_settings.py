@@ -80,6 +80,7 @@ async def test_offered_only_for_a_provider_that_takes_them_and_folded(user: User
     (strength,) = marked(user, "strength")
     assert not strength.visible, "strength is for edits"
     assert marked(user, "seed")[0].enabled is False, "the seed is random until it is fixed"
+    assert marked(user, "seed")[0].props["hint"] == "0 to 4294967295"
 
 
 async def test_the_settings_reach_the_provider_and_the_seed_shows_on_the_result(user: User) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from nicegui import ui
 
-from imgedit.editing import ADVANCED_RANGES, Advanced
+from imgedit.editing import ADVANCED_RANGES, Advanced, number_text
 from imgedit.jobs import JobSpec
 from imgedit.models import JobKind
 from imgedit.providers.base import Provider
@@ -57,7 +57,7 @@ class AdvancedSettings:
             .classes("grow")
             .mark(marker)
         )
-        field.props["hint"] = f"{low:g} to {high:g}"
+        field.props["hint"] = f"{number_text(low)} to {number_text(high)}"
         return field
 
     def _seed_mode(self) -> None:
