@@ -374,30 +374,17 @@ class ComfyUIProvider:
         denoise = self._denoise if request.strength is None else float(request.strength)
         _log_ignored(workflow, request)
         try:
+            kind_specific: dict[str, Any]
             if request.image is not None:
                 image = await self._upload(server, request.image)
                 mask = await self._upload_mask(server, request) if workflow.takes_mask else None
-                graph = workflow.fill(
-                    prompt=request.prompt,
-                    seed=seed,
-                    steps=steps,
-                    image=image,
-                    mask=mask,
-                    denoise=denoise,
-                    negative=negative,
-                    cfg=cfg,
-                )
+                kind_specific = {"image": image, "mask": mask, "denoise": denoise}
             else:
                 side = SIDE[request.quality]
-                size = _on_grid(request.size or (side, side), side)
-                graph = workflow.fill(
-                    prompt=request.prompt,
-                    seed=seed,
-                    steps=steps,
-                    size=size,
-                    negative=negative,
-                    cfg=cfg,
-                )
+                kind_specific = {"size": _on_grid(request.size or (side, side), side)}
+            graph = workflow.fill(
+                prompt=request.prompt, seed=seed, steps=steps, negative=negative, cfg=cfg, **kind_specific
+            )
             job.total = max(len(graph), 1)
             await self._post_prompt(server, job, graph)
             self._say("Waiting in the server's queue", job, sink)

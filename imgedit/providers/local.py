@@ -72,14 +72,18 @@ def _scaled(report: ProgressFn, start: float, end: float) -> ProgressFn:
     return lambda fraction, message: report(start + (end - start) * fraction, message)
 
 
-def _decode(data: bytes, quality: Quality) -> Image.Image:
+def decode_source(data: bytes, quality: Quality | None) -> Image.Image:
+    """The source, upright; at most the quality's working size where the format can decode
+    smaller for free (JPEG), or at its full size with ``quality`` None (a region edit: the mask
+    has the source's own size). ``InvalidRequest`` for bytes that are not a readable image."""
     try:
         image = open_image(data)
-        from imgedit.providers.local_ops import QUALITY_SPECS
+        if quality is not None:
+            from imgedit.providers.local_ops import QUALITY_SPECS
 
-        # JPEG can decode at 1/2, 1/4, 1/8 scale for free; no point decoding pixels we then discard.
-        side = QUALITY_SPECS[quality].max_side
-        image.draft("RGB", (side, side))
+            # JPEG can decode at 1/2, 1/4, 1/8 scale for free; no point decoding pixels we then discard.
+            side = QUALITY_SPECS[quality].max_side
+            image.draft("RGB", (side, side))
         image.load()
         return ImageOps.exif_transpose(image)
     except Image.DecompressionBombError as exc:
@@ -101,7 +105,7 @@ def _edit_work(
     from imgedit.providers.local_ops import OperationCancelled, apply_operations
 
     report(0.0, "Reading image")
-    source = _decode(data, quality)
+    source = decode_source(data, quality)
     if stop():
         raise OperationCancelled
     notes: list[str] = []

@@ -15,12 +15,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from imgedit import masks
 from imgedit.errors import InvalidRequest
-from imgedit.imaging import open_image
 from imgedit.models import Quality
+from imgedit.providers.local import decode_source
 from imgedit.providers.local_ops import (
     _GEOMETRY,
     QUALITY_SPECS,
@@ -64,18 +64,6 @@ def _reach(op: Operation) -> int:
     return 0
 
 
-def _decode_full(data: bytes) -> Image.Image:
-    """The source at its full size (no draft decoding: the mask has the source's own size)."""
-    try:
-        image = open_image(data)
-        image.load()
-        return ImageOps.exif_transpose(image)
-    except Image.DecompressionBombError as exc:
-        raise InvalidRequest(f"The source image could not be read: it is too large ({exc}).") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InvalidRequest(f"The source image could not be read: {exc}") from exc
-
-
 def work_box(area: Image.Image, ops: Sequence[Operation], quality: Quality) -> tuple[int, int, int, int]:
     """The part of the picture to work on: the area's bounding box plus every operation's reach
     (scaled to source pixels when the work is done at a smaller working resolution), in bounds."""
@@ -105,7 +93,7 @@ def area_edit_work(
     from imgedit.providers.local import _encode_png, _scaled
 
     report(0.0, "Reading image")
-    source = _decode_full(data)
+    source = decode_source(data, None)  # full size: the mask has the source's own size
     area = masks.edit_area(mask)
     if area.size != source.size:
         raise InvalidRequest(
