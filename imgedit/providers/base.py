@@ -28,6 +28,9 @@ class Capabilities:
     cancel_remote: bool = False
     advanced: frozenset[str] = frozenset()
     """The Advanced settings it honours, of ``ADVANCED``: the dialog offers only these."""
+    variations: int = 1
+    """The most results one request may ask for (``ProviderRequest.count``): OpenAI's ``n``, SD
+    WebUI's ``batch_size``, a ComfyUI batch. 1: the studio asks once per variation instead."""
 
 
 ADVANCED = ("negative_prompt", "seed", "steps", "guidance", "strength")
@@ -62,15 +65,24 @@ class ProviderRequest:
     """A region edit: a PNG the size of ``image``, RGBA, alpha 0 where the edit applies and opaque
     where the image stays (OpenAI's form; ``imgedit.masks`` converts it). Only sent to providers
     whose ``capabilities.mask`` is true; None edits the whole image."""
+    count: int = 1
+    """How many results (variations) this one request asks for; more than 1 only for a provider
+    whose ``capabilities.variations`` is at least this. With a ``seed``, result i is meant to
+    come from ``seed + i`` where the backend lets one say so (SD WebUI does this itself)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ProviderResult:
-    """The finished image, encoded, plus what the provider wants remembered about it."""
+    """The finished image, encoded, plus what the provider wants remembered about it.
+
+    A request with ``count`` n > 1 returns its first result in ``image`` and the other n - 1, in
+    order, in ``more``; a provider that got fewer back than asked says so with ``ProviderFailed``
+    rather than returning short."""
 
     image: bytes
     format: str = "PNG"
     metadata: dict[str, str] = field(default_factory=dict)
+    more: tuple[bytes, ...] = ()
 
 
 class ProgressSink(Protocol):
