@@ -110,6 +110,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN guidance REAL;
     ALTER TABLE jobs ADD COLUMN strength REAL;
     """,
+    # 8: variations: a job may make several images (``job_slot`` 0, 1, … of its ``variations``)
+    """
+    ALTER TABLE images ADD COLUMN job_slot INTEGER NOT NULL DEFAULT 0;
+    DROP INDEX images_job;
+    CREATE UNIQUE INDEX images_job_slot ON images (job_id, job_slot) WHERE job_id IS NOT NULL;
+    ALTER TABLE jobs ADD COLUMN variations INTEGER NOT NULL DEFAULT 1;
+    """,
 )
 
 

@@ -17,15 +17,16 @@ import secrets
 import unicodedata
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from imgedit import cpu
 from imgedit.errors import ImgEditError, InvalidRequest, ProviderFailed
 from imgedit.eta import DurationModel
 from imgedit.jobs import JobContext, JobRegistry, JobSpec, JobStage
-from imgedit.models import ImageId, ImageOrigin, JobId, JobKind, Quality
-from imgedit.providers import Provider, ProviderRegistry, ProviderRequest, ProviderResult
+from imgedit.jobs.model import MAX_VARIATIONS
+from imgedit.models import ImageId, ImageOrigin, ImageRecord, JobId, JobKind, Quality
+from imgedit.providers import ProgressSink, Provider, ProviderRegistry, ProviderRequest, ProviderResult
 from imgedit.retry import RetryPolicy, Sleep, call_with_retries
 from imgedit.storage import ImageStore
 
@@ -105,11 +106,12 @@ class Studio:
         batch: str = "",
         seed: int | None = None,
         advanced: Advanced | None = None,
+        variations: int = 1,
     ) -> JobId:
         """Queue an edit of a gallery image; returns at once. ``mask``: an id from
         ``prepare_mask`` for a region edit ("" edits the whole image). ``advanced``: settings
         the provider takes (``Capabilities.advanced``); a seed is chosen for a provider that takes
-        one when none is given."""
+        one when none is given. ``variations``: how many results (1..4), siblings in the gallery."""
         source = self.store.get(image_id)
         if mask and not self.providers.get(provider).capabilities.mask:
             raise InvalidRequest(
@@ -127,7 +129,8 @@ class Studio:
             variant=self._variant_of(provider, JobKind.EDIT, variant, mask=bool(mask)),
             mask=mask,
             batch=batch,
-            **self._advanced_of(provider, JobKind.EDIT, advanced, seed),
+            variations=_variations(variations),
+            **self._advanced_of(provider, JobKind.EDIT, advanced, seed, variations),
         )
         return self.registry.submit(spec)
 
@@ -141,6 +144,7 @@ class Studio:
         started_by: str = "",
         variant: str = "",
         advanced: Advanced | None = None,
+        variations: int = 1,
     ) -> tuple[str, list[JobId]]:
         """Queue one edit per image, all with the same settings and a shared batch id; returns
         (batch id, job ids in the order given). Everything is checked before anything is queued:
@@ -155,6 +159,7 @@ class Studio:
         name = self._provider_for(provider, JobKind.EDIT)
         variant = self._variant_of(name, JobKind.EDIT, variant)
         self._advanced_of(name, JobKind.EDIT, advanced, None)  # checked before any is queued
+        _variations(variations)
         batch = uuid.uuid4().hex
         jobs = [
             self.submit_edit(
@@ -166,6 +171,7 @@ class Studio:
                 variant=variant,
                 batch=batch,
                 advanced=advanced,
+                variations=variations,
             )
             for source in sources
         ]
@@ -191,8 +197,10 @@ class Studio:
         variant: str = "",
         seed: int | None = None,
         advanced: Advanced | None = None,
+        variations: int = 1,
     ) -> JobId:
-        """Queue a new image drawn from a prompt; returns at once (``advanced`` as for edits)."""
+        """Queue a new image drawn from a prompt; returns at once (``advanced`` and
+        ``variations`` as for edits)."""
         spec = JobSpec(
             kind=JobKind.GENERATE,
             prompt=_clean_prompt(prompt, "Describe the image, e.g. “a red circle on a blue background”."),
@@ -202,15 +210,17 @@ class Studio:
             model=self._model_of(provider),
             started_by=started_by,
             variant=self._variant_of(provider, JobKind.GENERATE, variant),
-            **self._advanced_of(provider, JobKind.GENERATE, advanced, seed),
+            variations=_variations(variations),
+            **self._advanced_of(provider, JobKind.GENERATE, advanced, seed, variations),
         )
         return self.registry.submit(spec)
 
     def _advanced_of(
-        self, name: str, kind: JobKind, advanced: Advanced | None, seed: int | None
+        self, name: str, kind: JobKind, advanced: Advanced | None, seed: int | None, variations: int = 1
     ) -> dict[str, Any]:
         """The spec's Advanced fields, checked against what the provider takes and their ranges;
-        a random seed for a provider that takes seeds when none is fixed."""
+        a random seed for a provider that takes seeds (or for several variations, which differ
+        by their seeds) when none is fixed."""
         given = advanced or Advanced()
         provider = self.providers.get(name)
         takes = provider.capabilities.advanced
@@ -235,7 +245,7 @@ class Studio:
                 raise InvalidRequest(
                     f"{ADVANCED_LABELS[field]} must be between {number_text(low)} and {number_text(high)}."
                 )
-        if "seed" in takes:
+        if "seed" in takes or variations > 1:
             values["seed"] = seed if seed is not None else secrets.randbelow(MAX_SEED) + 1
         else:
             values["seed"] = seed  # a provider without seeds ignores it (Run again's fresh one)
@@ -265,10 +275,15 @@ class Studio:
 
     async def _work(self, job: JobContext) -> ImageId:
         spec = job.spec
-        done = self.store.made_by(job.job_id)
-        if done is not None:
-            # Resumed after a restart, but its result had already been stored: nothing to redo.
-            return done.id
+        wanted = max(1, spec.variations)
+        done: dict[int, ImageRecord] = {}
+        for slot in range(wanted):
+            if (stored := self.store.made_by(job.job_id, slot)) is not None:
+                # Resumed after a restart with this result already stored: not made again.
+                done[slot] = stored
+                job.landed(slot, stored.id)
+        if len(done) == wanted:
+            return done[0].id
         provider = self.providers.get(spec.provider)
         source: bytes | None = None
         mask: bytes | None = None
@@ -295,9 +310,56 @@ class Studio:
             strength=spec.strength,
         )
         job.stage(JobStage.PROCESSING, f"Working with {provider.label}")
-        result = await self._call_provider(provider, request, job)
-        job.stage(JobStage.FINALIZING, "Saving the result")
-        image = result.image
+        missing = [slot for slot in range(wanted) if slot not in done]
+        # A provider that makes several results in one request (OpenAI's n, SD WebUI's batch)
+        # is asked for as many as it takes at once; any other once per variation. Result i
+        # comes from seed + i, so one variation can be made again alone.
+        per_request = max(1, provider.capabilities.variations)
+        chunks = [missing[i : i + per_request] for i in range(0, len(missing), per_request)]
+        for number, chunk in enumerate(chunks):
+            last = number == len(chunks) - 1
+            seed = None if spec.seed is None else (spec.seed + chunk[0]) % (MAX_SEED + 1)
+            sink: ProgressSink = job
+            if wanted > 1:
+                share = len(chunk) / len(missing)
+                sink = _Share(job, number * per_request / len(missing), share, chunk, wanted, last=last)
+            result = await self._call_provider(
+                provider, replace(request, count=len(chunk), seed=seed), job, sink
+            )
+            images = (result.image, *result.more)
+            if len(images) != len(chunk):
+                raise ProviderFailed(
+                    f"{provider.label} returned {len(images)} images of the {len(chunk)} asked for."
+                )
+            if last:
+                job.stage(JobStage.FINALIZING, "Saving the results" if wanted > 1 else "Saving the result")
+            for slot, image in zip(chunk, images, strict=True):
+                first = done.get(0)
+                done[slot] = await self._keep_result(
+                    job,
+                    provider,
+                    image,
+                    source,
+                    mask,
+                    slot,
+                    # A later variation sits right after the first in the gallery's order.
+                    None if first is None else first.created_at - slot * 0.001,
+                )
+                job.landed(slot, done[slot].id)
+        return done[0].id
+
+    async def _keep_result(
+        self,
+        job: JobContext,
+        provider: Provider,
+        image: bytes,
+        source: bytes | None,
+        mask: bytes | None,
+        slot: int,
+        created_at: float | None,
+    ) -> ImageRecord:
+        """Store one result (kept outside the area for a region edit) as the job's ``slot``."""
+        spec = job.spec
         if mask is not None and source is not None:
             from imgedit import masks
 
@@ -308,7 +370,7 @@ class Studio:
                     f"{provider.label} returned something that is not a usable image."
                 ) from exc
         try:
-            record = await self.store.add(
+            return await self.store.add(
                 image,
                 origin=ImageOrigin.EDIT if spec.kind is JobKind.EDIT else ImageOrigin.GENERATE,
                 prompt=spec.prompt,
@@ -316,13 +378,14 @@ class Studio:
                 provider=provider.name,
                 quality=spec.quality,
                 job_id=job.job_id,
+                job_slot=slot,
+                created_at=created_at,
             )
         except InvalidRequest as exc:
             raise ProviderFailed(f"{provider.label} returned something that is not a usable image.") from exc
-        return record.id
 
     async def _call_provider(
-        self, provider: Provider, request: ProviderRequest, job: JobContext
+        self, provider: Provider, request: ProviderRequest, job: JobContext, sink: ProgressSink
     ) -> ProviderResult:
         """The provider call, retried on transient failures; the card counts down each wait, and
         each retry starts its own progress (the card says which attempt it shows)."""
@@ -343,10 +406,38 @@ class Studio:
             if number > 1:
                 job.new_attempt(number, attempts, f"Working with {provider.label}")
             if request.kind is JobKind.EDIT:
-                return await provider.edit(request, job)
-            return await provider.generate(request, job)
+                return await provider.edit(request, sink)
+            return await provider.generate(request, sink)
 
         return await call_with_retries(attempt, self.retry, on_wait=before_wait, sleep=countdown)
+
+
+class _Share:
+    """A provider's progress for some of a job's variations, as its share of the job's bar:
+    the card says which variations are being made, and the provider's own ETA only counts for
+    the last request (earlier ones do not know what comes after them)."""
+
+    def __init__(
+        self, job: JobContext, start: float, width: float, slots: list[int], of: int, *, last: bool
+    ) -> None:
+        self._job, self._start, self._width, self._last = job, start, width, last
+        shown = [slot + 1 for slot in slots]
+        which = f"{shown[0]}" if len(shown) == 1 else f"{shown[0]}–{shown[-1]}"
+        self._label = f"Variation {which} of {of}"
+
+    def progress(
+        self, fraction: float, message: str | None = None, *, eta_s: float | None = None, exact: bool = True
+    ) -> None:
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        self._job.progress(
+            self._start + self._width * fraction,
+            f"{self._label} · {message}" if message else self._label,
+            eta_s=eta_s if self._last else None,
+            exact=exact,
+        )
+
+    def preview(self, image: bytes) -> None:
+        self._job.preview(image)
 
 
 def number_text(value: float) -> str:
@@ -360,6 +451,12 @@ def clean_text(text: str) -> str:
     backslashes are kept as typed."""
     kept = "".join(c if unicodedata.category(c) not in {"Cc", "Cs"} else " " for c in text or "")
     return " ".join(kept.split())
+
+
+def _variations(count: int) -> int:
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_VARIATIONS:
+        raise InvalidRequest(f"Variations must be a whole number from 1 to {MAX_VARIATIONS}.")
+    return count
 
 
 def _clean_prompt(prompt: str, hint: str) -> str:

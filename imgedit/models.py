@@ -79,7 +79,10 @@ class ImageRecord:
     provider: str | None = None
     quality: Quality | None = None
     job_id: JobId | None = None
-    """The job that made it (edits and generations): one image per job, whatever happens."""
+    """The job that made it (edits and generations): one image per job and slot, whatever happens."""
+    job_slot: int = 0
+    """Which of its job's variations it is (0 for the first; a job of n variations makes slots
+    0..n-1, its siblings)."""
     favourite: bool = False
     """Starred by someone in the gallery; the Favourites filter shows these."""
 

@@ -47,7 +47,8 @@ from imgedit.search import ImageFilter, haystack
 log = logging.getLogger(__name__)
 
 _COLUMNS = (
-    "id, created_at, origin, width, height, format, name, prompt, parent_id, provider, quality, job_id, favourite"
+    "id, created_at, origin, width, height, format, name, prompt, parent_id, provider, quality, job_id, favourite, "
+    "job_slot"
 )
 CHANGE_LOG = 4096
 """Changes kept for ``changes_since``; a view further behind than this rebuilds instead."""
@@ -65,6 +66,7 @@ class Change:
 def order_key(record: ImageRecord) -> tuple[float, str]:
     """The gallery's order, newest first; ties (same clock tick) broken by id, stably."""
     return (-record.created_at, record.id)
+
 
 Fsync = Callable[[int], None]
 """Flushes a file descriptor to the disk: ``os.fsync``, or a test's recorder."""
@@ -89,7 +91,8 @@ class ImageStore:
         """The shown images, newest first (``order_key``)."""
         self._text: dict[ImageId, str] = {}
         """Each shown image's ``haystack``, so a search does not case-fold 10,000 prompts again."""
-        self._by_job: dict[JobId, ImageRecord] = {}
+        self._by_job: dict[JobId, dict[int, ImageRecord]] = {}
+        """Each job's images by slot (a job of several variations has several)."""
         self._undoing: set[asyncio.Future[None]] = set()
         self._loaded: list[ImageRecord] = []
         """The rows ``open`` read, for ``check_files`` to look for on disk."""
@@ -116,8 +119,7 @@ class ImageStore:
         self._order = list(records)
         for record in records:
             self._records[record.id] = record
-            if record.job_id is not None:
-                self._by_job[record.job_id] = record
+            self._index_job(record)
         self.version += 1
 
     def check_in_background(self) -> None:
@@ -254,12 +256,29 @@ class ImageStore:
         try:
             return await asyncio.to_thread((self.masks_dir / f"{name}.png").read_bytes)
         except FileNotFoundError:
-            raise NotFound("The selected area's file is missing from the data folder; select it again.") from None
+            raise NotFound(
+                "The selected area's file is missing from the data folder; select it again."
+            ) from None
 
-    def made_by(self, job_id: JobId) -> ImageRecord | None:
-        """The image a job made and the gallery still shows, if any."""
-        record = self._by_job.get(job_id)
+    def made_by(self, job_id: JobId, slot: int = 0) -> ImageRecord | None:
+        """The image a job made (its variation ``slot``) and the gallery still shows, if any."""
+        record = self._by_job.get(job_id, {}).get(slot)
         return record if record is not None and record.id in self._records else None
+
+    def results_of(self, job_id: JobId) -> builtins.list[ImageRecord]:
+        """Every image a job made that the gallery still shows, by slot (its variations)."""
+        slots = self._by_job.get(job_id, {})
+        return [slots[slot] for slot in sorted(slots) if slots[slot].id in self._records]
+
+    def siblings(self, record: ImageRecord) -> builtins.list[ImageRecord]:
+        """The shown images its job made, itself included, by slot; just itself for an upload."""
+        if record.job_id is None:
+            return [record]
+        return self.results_of(record.job_id) or [record]
+
+    def _index_job(self, record: ImageRecord) -> None:
+        if record.job_id is not None:
+            self._by_job.setdefault(record.job_id, {})[record.job_slot] = record
 
     def forget_missing(self, image_id: ImageId) -> None:
         """Hide an image whose file has gone (deleted behind the app's back): its card drops out
@@ -275,8 +294,7 @@ class ImageStore:
         self._records[record.id] = record
         bisect.insort(self._order, record, key=order_key)
         self._text[record.id] = haystack(record)
-        if record.job_id is not None:
-            self._by_job[record.job_id] = record
+        self._index_job(record)
         self._changed(None, record)
 
     def _hide(self, record: ImageRecord) -> None:
@@ -296,8 +314,7 @@ class ImageStore:
         index = bisect.bisect_left(self._order, order_key(before), key=order_key)
         if index < len(self._order) and self._order[index].id == before.id:
             self._order[index] = after
-        if after.job_id is not None:
-            self._by_job[after.job_id] = after
+        self._index_job(after)
         self._changed(before, after)
 
     def _changed(self, before: ImageRecord | None, after: ImageRecord | None) -> None:
@@ -317,14 +334,18 @@ class ImageStore:
         provider: str | None = None,
         quality: Quality | None = None,
         job_id: JobId | None = None,
+        job_slot: int = 0,
+        created_at: float | None = None,
     ) -> ImageRecord:
         """Validate ``data``, write it with its thumbnail and row, and index it.
 
         Cancelling the caller leaves nothing behind: the worker thread is waited for and undone.
         Raises ``InvalidRequest`` for data that is not a usable image. A ``job_id`` that already
-        has its image (a resumed job) gets that image back; nothing is written twice.
+        has its image in ``job_slot`` (a resumed job) gets that image back; nothing is written
+        twice. ``created_at`` (default now) places it in the gallery's order: a job's later
+        variations sit right after its first.
         """
-        if job_id is not None and (existing := self.made_by(job_id)) is not None:
+        if job_id is not None and (existing := self.made_by(job_id, job_slot)) is not None:
             return existing
         details = _Details(
             origin=origin,
@@ -334,6 +355,8 @@ class ImageStore:
             provider=provider,
             quality=quality,
             job_id=job_id,
+            job_slot=job_slot,
+            created_at=created_at,
         )
         record, _note = await self._add(data, details)
         return record
@@ -420,7 +443,9 @@ class ImageStore:
         try:
             with _storage_errors(f"Could not save the star of “{record.title}”"):
                 await asyncio.to_thread(
-                    self.db.execute, "UPDATE images SET favourite = ? WHERE id = ?", (int(favourite), record.id)
+                    self.db.execute,
+                    "UPDATE images SET favourite = ? WHERE id = ?",
+                    (int(favourite), record.id),
                 )
         except BaseException:
             current = self._records.get(record.id)
@@ -438,7 +463,7 @@ class ImageStore:
         normalized, thumb = prepared
         record = ImageRecord(
             id=image_id,
-            created_at=time.time(),
+            created_at=time.time() if details.created_at is None else details.created_at,
             width=normalized.width,
             height=normalized.height,
             format=normalized.format,
@@ -449,6 +474,7 @@ class ImageStore:
             provider=details.provider,
             quality=details.quality,
             job_id=details.job_id,
+            job_slot=details.job_slot,
         )
         failure = f"Could not save {details.what}"
         try:
@@ -465,10 +491,13 @@ class ImageStore:
 
     def _insert(self, record: ImageRecord) -> None:
         if record.job_id is not None:
-            # A row of the same job whose file had gone (so ``add`` did not find it) makes way.
-            self.db.execute("DELETE FROM images WHERE job_id = ?", (record.job_id,))
+            # A row of the same job and slot whose file had gone (so ``add`` did not find it)
+            # makes way.
+            self.db.execute(
+                "DELETE FROM images WHERE job_id = ? AND job_slot = ?", (record.job_id, record.job_slot)
+            )
         self.db.execute(
-            f"INSERT INTO images ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO images ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.id,
                 record.created_at,
@@ -483,6 +512,7 @@ class ImageStore:
                 record.quality.value if record.quality else None,
                 record.job_id,
                 int(record.favourite),
+                record.job_slot,
             ),
         )
 
@@ -561,6 +591,8 @@ class _Details:
     provider: str | None = None
     quality: Quality | None = None
     job_id: JobId | None = None
+    job_slot: int = 0
+    created_at: float | None = None
 
     @property
     def what(self) -> str:
@@ -651,7 +683,22 @@ _QUALITIES = {quality.value: quality for quality in Quality}
 
 def _from_row(row: sqlite3.Row) -> ImageRecord:
     """A record from a row of ``_COLUMNS``, by position: start-up makes 10,000 of these."""
-    image_id, created_at, origin, width, height, image_format, name, prompt, parent, provider, quality, job, fav = row
+    (
+        image_id,
+        created_at,
+        origin,
+        width,
+        height,
+        image_format,
+        name,
+        prompt,
+        parent,
+        provider,
+        quality,
+        job,
+        fav,
+        slot,
+    ) = row
     return ImageRecord(
         id=image_id,
         created_at=created_at,
@@ -666,4 +713,5 @@ def _from_row(row: sqlite3.Row) -> ImageRecord:
         quality=_QUALITIES[quality] if quality else None,
         job_id=job or None,
         favourite=bool(fav),
+        job_slot=slot,
     )

@@ -35,10 +35,10 @@ _COLUMNS = (
     "id, kind, prompt, quality, provider, model, source_image_id, width, height, stage, attempt, message, "
     "error, created_at, started_at, finished_at, duration, result_image_id, queue_order, retry_of, started_by, "
     "variant, failure_kind, failure_provider, failure_status, failure_code, mask, batch, seed, "
-    "negative_prompt, steps, guidance, strength"
+    "negative_prompt, steps, guidance, strength, variations"
 )
 _UPSERT = (
-    f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 33)}) "
+    f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 34)}) "
     "ON CONFLICT(id) DO UPDATE SET stage=excluded.stage, attempt=excluded.attempt, "
     "message=excluded.message, error=excluded.error, started_at=excluded.started_at, "
     "finished_at=excluded.finished_at, duration=excluded.duration, "
@@ -112,6 +112,7 @@ class JobJournal:
             spec.steps,
             spec.guidance,
             spec.strength,
+            spec.variations,
         )
         self._submit(self._db.execute, _UPSERT, row)
 
@@ -221,6 +222,7 @@ def _row(row: sqlite3.Row) -> JournalRow:
         steps=int(row["steps"]) if row["steps"] is not None else None,
         guidance=float(row["guidance"]) if row["guidance"] is not None else None,
         strength=float(row["strength"]) if row["strength"] is not None else None,
+        variations=int(row["variations"] or 1),
     )
     return JournalRow(
         id=JobId(row["id"]),

@@ -18,6 +18,8 @@ from imgedit.models import ImageId, JobId, JobKind, Quality
 if TYPE_CHECKING:
     from imgedit.jobs.registry import JobContext
 
+MAX_VARIATIONS = 4
+"""The most results one job may ask for (the dialog's "Variations")."""
 GENERIC_FAILURE = "Something went wrong inside imgedit; the details are in the server log."
 
 
@@ -86,6 +88,9 @@ class JobSpec:
     """How closely to follow the prompt (CFG scale); None for the provider's default."""
     strength: float | None = None
     """How much an edit may change the source (img2img denoising, 0..1); None for the default."""
+    variations: int = 1
+    """How many results (1..``MAX_VARIATIONS``) the job makes: siblings in the gallery, each
+    image in its own ``job_slot``."""
 
 
 class FailureKind(StrEnum):
@@ -165,6 +170,7 @@ class JobSnapshot:
     message: str
     error: str | None
     result_image_id: ImageId | None
+    """The first result (variation 0) once it has landed."""
     created_at: float
     started_at: float | None
     finished_at: float | None
@@ -179,6 +185,8 @@ class JobSnapshot:
     """Queued while the queue is paused: it starts only once the queue is resumed (no ETA)."""
     failure: Failure | None = None
     """A FAILED job's error as structure (kind, provider, HTTP status, code); None otherwise."""
+    result_image_ids: tuple[ImageId, ...] = ()
+    """Every result that has landed so far, in slot order (a job of n variations fills n)."""
 
     @property
     def is_finished(self) -> bool:
@@ -213,6 +221,8 @@ class JobRecord:
     error: str | None = None
     failure: Failure | None = None
     result: ImageId | None = None
+    results: dict[int, ImageId] = field(default_factory=dict)
+    """Results landed so far by variation slot (``JobContext.landed``)."""
     started_mono: float | None = None
     started_wall: float | None = None
     finished_mono: float | None = None

@@ -48,7 +48,7 @@ from imgedit.jobs.model import (
     Work,
 )
 from imgedit.jobs.scheduler import Scheduler
-from imgedit.models import JobId, JobKind, new_job_id
+from imgedit.models import ImageId, JobId, JobKind, new_job_id
 
 log = logging.getLogger("imgedit.jobs")
 PAUSED_SETTING = "queue_paused"
@@ -116,6 +116,11 @@ class JobContext:
 
     def preview(self, image: bytes) -> None:
         self._registry._set_preview(self._record, image)
+
+    def landed(self, slot: int, image_id: ImageId) -> None:
+        """Variation ``slot``'s result is in the gallery (before the job ends, when there are
+        several): the card fills that slot."""
+        self._registry._set_landed(self._record, slot, image_id)
 
     def message(self, text: str) -> None:
         self._registry._touch(self._record, message=text)
@@ -240,9 +245,7 @@ class JobRegistry:
                 work = self._handlers[spec.kind]
             except KeyError:
                 raise ValueError(f"no handler for {spec.kind} jobs") from None
-        expected = self._durations.expected(
-            spec.provider, spec.kind, spec.quality, model=spec.model, size=spec.size
-        )
+        expected = self._expected(spec)
         record = JobRecord(
             id=job_id or new_job_id(),
             spec=spec,
@@ -302,9 +305,7 @@ class JobRegistry:
             spec=spec,
             work=work,
             attempt=attempt,
-            expected=self._durations.expected(
-                spec.provider, spec.kind, spec.quality, model=spec.model, size=spec.size
-            ),
+            expected=self._expected(spec),
             created_wall=created_wall,
             stage=JobStage.INTERRUPTED,
             message=message,
@@ -439,8 +440,9 @@ class JobRegistry:
             record.floor = 1.0
             record.message = "Done"
             if record.started_mono is not None:
-                duration = record.finished_mono - record.started_mono
                 spec = record.spec
+                # Learned per result: a job of n variations teaches what one result takes.
+                duration = (record.finished_mono - record.started_mono) / max(1, spec.variations)
                 self._durations.record(
                     spec.provider, spec.kind, spec.quality, duration, model=spec.model, size=spec.size
                 )
@@ -540,6 +542,18 @@ class JobRegistry:
         record.heard_mono = self._clock()
         self._bump()
 
+    def _expected(self, spec: JobSpec) -> float:
+        """Seconds the job is expected to run: one result's learned time per variation."""
+        one = self._durations.expected(
+            spec.provider, spec.kind, spec.quality, model=spec.model, size=spec.size
+        )
+        return one * max(1, spec.variations)
+
+    def _set_landed(self, record: JobRecord, slot: int, image_id: ImageId) -> None:
+        record.results[slot] = image_id
+        record.heard_mono = self._clock()
+        self._bump()
+
     def _touch(self, record: JobRecord, *, message: str) -> None:
         if not record.stage.is_finished:
             record.message = self._redact(message)
@@ -625,6 +639,13 @@ class JobRegistry:
         _set_waiting_for_provider(snap, waiting_for_provider)
         _set_paused(snap, held)
         _set_failure(snap, record.failure)
+        results = record.results
+        _set_result_image_ids(
+            snap,
+            tuple(results[slot] for slot in sorted(results))
+            if results
+            else (() if record.result is None else (record.result,)),
+        )
         return snap
 
 
@@ -651,6 +672,7 @@ _SNAPSHOT_FIELDS = (
     "waiting_for_provider",
     "paused",
     "failure",
+    "result_image_ids",
 )
 if set(_SNAPSHOT_FIELDS) != {field.name for field in fields(JobSnapshot)}:
     raise ImportError("JobRegistry._snapshot must set every JobSnapshot field")
@@ -676,6 +698,7 @@ if set(_SNAPSHOT_FIELDS) != {field.name for field in fields(JobSnapshot)}:
     _set_waiting_for_provider,
     _set_paused,
     _set_failure,
+    _set_result_image_ids,
 ) = (getattr(JobSnapshot, name).__set__ for name in _SNAPSHOT_FIELDS)
 """Each ``JobSnapshot`` field's slot setter (module globals: the cheapest lookup), for
 ``JobRegistry._snapshot``."""
