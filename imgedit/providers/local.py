@@ -164,9 +164,11 @@ class LocalProvider:
         return suggestions(kind)
 
     async def edit(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
-        from imgedit.providers.local_parse import parse_prompt
+        from imgedit.providers.local_parse import parse_prompt, vary
 
         ops = parse_prompt(request.prompt)  # before any work, so a prompt it cannot do fails at once
+        if request.seed is not None:  # one of n variations, or "Run again": the seed's own amounts
+            ops = vary(ops, request.seed)
         if request.image is None:
             raise InvalidRequest("An edit needs a source image.")
         data, quality, mask = request.image, request.quality, request.mask

@@ -144,14 +144,51 @@ def _blur_pad(radius: float) -> int:
 
 
 _SEPIA = (0.393, 0.769, 0.189, 0, 0.349, 0.686, 0.168, 0, 0.272, 0.534, 0.131, 0)
-_SKETCH_LINES = [255 - min(255, v * 6) for v in range(256)]
 _SKETCH_PAPER = [215 + v * 40 // 255 for v in range(256)]
 
 
-def _sketch(band: Image.Image, _rows: tuple[int, int]) -> Image.Image:
-    gray = ImageOps.grayscale(band)
-    lines = ImageChops.difference(gray, gray.filter(ImageFilter.GaussianBlur(2))).point(_SKETCH_LINES)
-    return ImageChops.multiply(lines, gray.point(_SKETCH_PAPER)).convert("RGB")
+def _sketch_fn(lines: float = 1.0) -> BandFn:
+    """Pencil lines on paper; ``lines`` times as dark as the plain sketch's (a seeded variant)."""
+    table = [255 - min(255, round(v * 6 * lines)) for v in range(256)]
+
+    def fn(band: Image.Image, _rows: tuple[int, int]) -> Image.Image:
+        gray = ImageOps.grayscale(band)
+        strokes = ImageChops.difference(gray, gray.filter(ImageFilter.GaussianBlur(2))).point(table)
+        return ImageChops.multiply(strokes, gray.point(_SKETCH_PAPER)).convert("RGB")
+
+    return fn
+
+
+def _prep_sketch(_image: Image.Image, op: Operation) -> Banded:
+    return Banded(_sketch_fn(dict(op.params).get("lines", 1.0)), pad=_blur_pad(2))
+
+
+def _prep_grayscale(_image: Image.Image, op: Operation) -> Banded:
+    """Plain luma grey, or (a seeded variant) grey mixed from the channels in the op's weights."""
+    if not op.params:
+        return Banded(lambda b, _r: ImageOps.grayscale(b).convert("RGB"))
+    matrix = (op.param("red"), op.param("green"), op.param("blue"), 0.0)
+    return Banded(lambda b, _r: b.convert("L", matrix).convert("RGB"))
+
+
+def _sepia_matrix(strength: float) -> tuple[float, ...]:
+    """The sepia tint ``strength`` times as strong: 0 is plain luma grey, 1 the usual sepia."""
+    grey = (0.299, 0.587, 0.114, 0) * 3
+    return tuple(g + strength * (s - g) for g, s in zip(grey, _SEPIA, strict=True))
+
+
+def _prep_sepia(_image: Image.Image, op: Operation) -> Banded:
+    strength = dict(op.params).get("strength")
+    matrix = _SEPIA if strength is None else _sepia_matrix(strength)
+    return Banded(lambda b, _r: b.convert("RGB", matrix))
+
+
+def _prep_edges(_image: Image.Image, op: Operation) -> Banded:
+    strength = dict(op.params).get("strength")
+    if strength is None:
+        return Banded(lambda b, _r: b.filter(ImageFilter.FIND_EDGES), pad=2, replicate=True)
+    lut = [min(255, round(v * strength)) for v in range(256)] * 3
+    return Banded(lambda b, _r: b.filter(ImageFilter.FIND_EDGES).point(lut), pad=2, replicate=True)
 
 
 def _pixelate_fn(block: int) -> BandFn:
@@ -190,10 +227,12 @@ def _prep_contrast(image: Image.Image, op: Operation) -> Banded:
     return Banded(lambda band, _r: Image.blend(Image.new("RGB", band.size, (mean,) * 3), band, factor))
 
 
-def _prep_autocontrast(image: Image.Image, _op: Operation) -> Banded:
-    """Stretch each channel between its 0.5th and 99.5th percentile, measured on the whole image."""
+def _prep_autocontrast(image: Image.Image, op: Operation) -> Banded:
+    """Stretch each channel between its 0.5th and 99.5th percentile (or the op's ``clip`` percent,
+    a seeded variant), measured on the whole image."""
     histogram = image.convert("RGB").histogram()
-    cutoff = image.width * image.height * 0.005
+    clip = dict(op.params).get("clip")
+    cutoff = image.width * image.height * (0.005 if clip is None else clip / 100)
     lut: list[int] = []
     for channel in range(3):
         counts = histogram[channel * 256 : channel * 256 + 256]
@@ -218,8 +257,8 @@ def _temperature_matrix(amount: float) -> tuple[float, ...]:
 
 
 _PREPARE: dict[str, Callable[[Image.Image, Operation], Banded]] = {
-    "grayscale": lambda _i, _o: Banded(lambda b, _r: ImageOps.grayscale(b).convert("RGB")),
-    "sepia": lambda _i, _o: Banded(lambda b, _r: b.convert("RGB", _SEPIA)),
+    "grayscale": _prep_grayscale,
+    "sepia": _prep_sepia,
     "blur": lambda _i, o: Banded(
         lambda b, _r: b.filter(ImageFilter.GaussianBlur(o.param("radius"))),
         pad=_blur_pad(o.param("radius")),
@@ -242,8 +281,8 @@ _PREPARE: dict[str, Callable[[Image.Image, Operation], Banded]] = {
     "temperature": lambda _i, o: Banded(
         lambda b, _r: b.convert("RGB", _temperature_matrix(o.param("amount")))
     ),
-    "edges": lambda _i, _o: Banded(lambda b, _r: b.filter(ImageFilter.FIND_EDGES), pad=2, replicate=True),
-    "sketch": lambda _i, _o: Banded(_sketch, pad=_blur_pad(2)),
+    "edges": _prep_edges,
+    "sketch": _prep_sketch,
     "emboss": lambda _i, _o: Banded(
         lambda b, _r: ImageOps.grayscale(b).filter(ImageFilter.EMBOSS).convert("RGB"), pad=2, replicate=True
     ),

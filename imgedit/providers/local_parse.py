@@ -1,16 +1,19 @@
 """The local engine's prompt language: prompt → ``Operation`` list.
 
 Owns ``Operation`` (one parsed step), ``parse_prompt`` (prompt → ``Operation`` list, or
-``UnknownPrompt``; at most ``MAX_OPERATIONS``; letter case ignored) and ``understood_phrases``
-(the help text). Pure and synchronous: no asyncio,
+``UnknownPrompt``; at most ``MAX_OPERATIONS``; letter case ignored), ``understood_phrases``
+(the help text) and ``vary`` (a seeded variant of parsed operations, for "Variations" and
+"Run again"). Pure and synchronous: no asyncio,
 no I/O, no Pillow. Must not import nicegui or anything under ``imgedit.ui``.
 """
 
 from __future__ import annotations
 
 import functools
+import math
+import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from imgedit.errors import InvalidRequest, UnknownPrompt
@@ -372,3 +375,106 @@ def parse_prompt(prompt: str) -> list[Operation]:
     if not ops:
         raise UnknownPrompt(f'I don\'t understand "{" ".join(prompt.split())}". {_explain()}')
     return ops
+
+
+# --- seeded variants -----------------------------------------------------------------------------
+
+_GOLDEN = 0x9E3779B9
+"""2**32 / the golden ratio: seed s moves an operation's position by s × 0.618… (mod 1), so any
+two of the seeds s, s+1, s+2 land at least 0.236 apart and their variants visibly differ."""
+_LOW, _HIGH = 0.7, 1.3
+"""The seeded factor around 1 applied to an operation's amount."""
+_SIGN_CAPS: dict[str, tuple[tuple[str, float], tuple[str, float]]] = {
+    # name: ((label when the factor is above 1, cap), (label when below 1, cap))
+    "brightness": (("Brighter (+{}%)", 300), ("Darker (-{}%)", 90)),
+    "contrast": (("More contrast (+{}%)", 300), ("Less contrast (-{}%)", 90)),
+    "saturation": (("More colourful (+{}%)", 300), ("Less colourful (-{}%)", 100)),
+}
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def _position(seed: int, index: int, name: str) -> float:
+    """Where in [0, 1) the ``index``-th operation of a prompt sits for ``seed``: the same for the
+    same seed, every time and in every process (no ``hash()``); each operation of a prompt has
+    its own phase, so they do not all move in lockstep."""
+    phase = random.Random(f"{index}:{name}").random()
+    return (phase + (seed * _GOLDEN) % 2**32 / 2**32) % 1.0
+
+
+def _factor_op(op: Operation, k: float) -> Operation:
+    """Brightness, contrast, saturation: the amount away from 1 scaled by ``k``, same direction."""
+    factor = op.param("factor")
+    (up, up_cap), (down, down_cap) = _SIGN_CAPS[op.name]
+    pct = round(_clamp(abs(factor - 1) * 100 * k, 1, up_cap if factor >= 1 else down_cap))
+    if factor >= 1:
+        return _op(op.name, up.format(pct), factor=1 + pct / 100)
+    return _op(op.name, down.format(pct), factor=1 - pct / 100)
+
+
+def _grey_mix(u: float) -> Operation:
+    """Black and white seen through a coloured filter of hue ``u``: the channels' weights in the
+    grey change (a red filter lightens reds and darkens blues), the result stays neutral grey."""
+    angle = 2 * math.pi * u
+    raw = [w * (1 + 0.8 * math.cos(angle - 2 * math.pi * c / 3)) for c, w in enumerate(_LUMA)]
+    red, green = (round(w / sum(raw), 2) for w in raw[:2])
+    blue = round(1 - red - green, 2)
+    label = f"Black and white (red {red * 100:.0f}%, green {green * 100:.0f}%, blue {blue * 100:.0f}%)"
+    return _op("grayscale", label, red=red, green=green, blue=blue)
+
+
+def _varied(op: Operation, seed: int, index: int) -> Operation:
+    u = _position(seed, index, op.name)
+    k = _LOW + (_HIGH - _LOW) * u
+    name = op.name
+    if name == "blur":  # a blur's radius is seen on a log scale: a wider spread reads as a variant
+        radius = round(_clamp(op.param("radius") * (0.6 + 0.9 * u), 0.3, 100), 1)
+        return _op(name, f"Blur (radius {radius:g})", radius=radius)
+    if name == "sharpen":
+        pct = round(_clamp(op.param("percent") * k, 1, 500))
+        return _op(name, f"Sharpen ({pct}%)", percent=pct)
+    if name in _SIGN_CAPS:
+        return _factor_op(op, k)
+    if name == "temperature":
+        amount = op.param("amount")
+        pct = round(_clamp(abs(amount) * 100 * k, 1, 60))
+        if amount >= 0:
+            return _op(name, f"Warmer ({pct}%)", amount=pct / 100)
+        return _op(name, f"Cooler ({pct}%)", amount=-pct / 100)
+    if name == "vignette":
+        pct = round(_clamp(op.param("strength") * 100 * k, 1, 100))
+        return _op(name, f"Vignette ({pct}%)", strength=pct / 100)
+    if name == "posterize":  # one bit fewer, the same, one more: in turn, so s, s+1, s+2 differ
+        bits = round(_clamp(op.param("bits") + (seed + index) % 3 - 1, 1, 7))
+        return _op(name, f"Posterize ({bits} bits)", bits=bits)
+    if name == "pixelate":
+        block = round(_clamp(op.param("block") * k, 2, 256))
+        return _op(name, f"Pixelate ({block} px blocks)", block=block)
+    if name == "solarize":
+        threshold = round(_clamp(op.param("threshold") * k, 0, 255))
+        return _op(name, f"Solarize (threshold {threshold})", threshold=threshold)
+    if name == "grayscale":
+        return _grey_mix(u)
+    if name == "sepia":
+        pct = round(100 * k)
+        return _op(name, f"Sepia (strength {pct}%)", strength=pct / 100)
+    if name == "edges":
+        pct = round(100 * k)
+        return _op(name, f"Edges (strength {pct}%)", strength=pct / 100)
+    if name == "sketch":
+        pct = round(100 * k)
+        return _op(name, f"Sketch (lines {pct}%)", lines=pct / 100)
+    if name == "autocontrast":
+        clip = round(0.2 + 1.3 * u, 1)  # the share of darkest and lightest pixels clipped; 0.5 unvaried
+        return _op(name, f"Auto contrast (clip {clip:g}%)", clip=clip)
+    # Geometry (rotate, flip, mirror, crop, resize) is an exact request; invert and emboss have
+    # no amount to vary.
+    return op
+
+
+def vary(ops: Sequence[Operation], seed: int) -> list[Operation]:
+    """A seeded variant of ``ops``: the same steps in the same order with their amounts (blur
+    radius, brightness, vignette strength, sepia strength, the grey mix, …) moved by a factor
+    between 0.7 and 1.3 picked by ``seed`` (a blur's radius 0.6 to 1.5, posterize one bit either
+    way), within each amount's own limits, and labels saying
+    the amounts used. The same seed always gives the same operations; geometry never varies."""
+    return [_varied(op, seed, index) for index, op in enumerate(ops)]
