@@ -19,6 +19,7 @@ from imgedit.editing import clean_text
 from imgedit.errors import ImgEditError
 from imgedit.jobs import JobSpec, prompts
 from imgedit.jobs import history as journal_history
+from imgedit.jobs.model import MAX_VARIATIONS
 from imgedit.models import ImageRecord, JobId, JobKind, Quality
 from imgedit.providers.base import Provider
 from imgedit.services import Services
@@ -34,6 +35,8 @@ SIZES: dict[str, tuple[int, int]] = {
     "Landscape · 1280×768": (1280, 768),
     "Portrait · 768×1280": (768, 1280),
 }
+VARIATIONS = {n: "1 image" if n == 1 else f"{n} images" for n in range(1, MAX_VARIATIONS + 1)}
+"""The dialog's Variations choices: how many results one job makes."""
 CHIPS_HINT = "Click a phrase to add it to the prompt."
 RECENT_CHARS = 40
 """A recent prompt's chip shows this much of it; its name and title carry all of it."""
@@ -153,14 +156,22 @@ class JobDialog:
                 group.on("keydown", js_handler=CHIP_KEYS_JS)
             # A provider's named variants (ComfyUI's workflows), shown only when there is a choice.
             self.quality, self.provider, self.variant = settings_fields("", self._refresh_estimates)
-            self.size = (
-                ui.select(
-                    list(SIZES), label="Size", value=next(iter(SIZES)), on_change=self._refresh_estimates
+            with ui.row().classes("w-full no-wrap gap-3 imgedit-field-row"):
+                self.size = (
+                    ui.select(
+                        list(SIZES), label="Size", value=next(iter(SIZES)), on_change=self._refresh_estimates
+                    )
+                    .props("outlined dense color=ie-accent")
+                    .classes("grow")
+                    .mark("size")
                 )
-                .props("outlined dense color=ie-accent")
-                .classes("w-full")
-                .mark("size")
-            )
+                # 1–4 results from one job, siblings in the gallery (the card shows a slot each).
+                self.variations = (
+                    ui.select(VARIATIONS, label="Variations", value=1, on_change=self._refresh_estimates)
+                    .props("outlined dense options-dense color=ie-accent")
+                    .classes("grow")
+                    .mark("variations")
+                )
             self.engine_note = ui.label().classes("imgedit-hint")
             # Negative prompt, seed, steps, guidance, strength: folded, for providers that take them.
             self.advanced = AdvancedSettings()
@@ -196,6 +207,7 @@ class JobDialog:
     def _open(self) -> None:
         self._again = None  # ``open_with`` sets it after this
         self.advanced.reset()
+        self.variations.set_value(1)
         self._show_recent()
         self._offer_providers(keep=False)
         self.prompt.value = ""
@@ -227,9 +239,10 @@ class JobDialog:
         else:
             size = SIZES.get(str(self.size.value))
         durations = self.services.studio.durations
+        count = self._variations()
         options = {
             q.value: f"{q.value.capitalize()} · "
-            + fmt.seconds_label(durations.expected(provider.name, self.kind, q, size=size))
+            + fmt.seconds_label(durations.expected(provider.name, self.kind, q, size=size) * count)
             for q in Quality
         }
         self.quality.set_options(options, value=self.quality.value or Quality.MEDIUM.value)
@@ -247,6 +260,10 @@ class JobDialog:
 
     def _variant(self) -> str:
         return str(self.variant.value or "") if self.variant.visible else ""
+
+    def _variations(self) -> int:
+        value = self.variations.value
+        return value if isinstance(value, int) and value in VARIATIONS else 1
 
     def _chosen_provider(self) -> Provider | None:
         return chosen_provider(self.services, self.provider)
@@ -285,6 +302,7 @@ class JobDialog:
                 variant=self._variant(),
                 mask=self.area.mask_id,
                 advanced=self.advanced.value(),
+                variations=self._variations(),
             )
         else:
             studio.submit_generate(
@@ -295,6 +313,7 @@ class JobDialog:
                 started_by=by,
                 variant=self._variant(),
                 advanced=self.advanced.value(),
+                variations=self._variations(),
             )
 
     # -- opened from an earlier job (Retry of a failed card) -------------------------------------
@@ -320,6 +339,7 @@ class JobDialog:
         by_size = {size: label for label, size in SIZES.items()}
         if spec.size in by_size:
             self.size.set_value(by_size[spec.size])
+        self.variations.set_value(spec.variations if spec.variations in VARIATIONS else 1)
         self._refresh_estimates()
         if spec.variant and self.variant.visible and spec.variant in self.variant.options:
             self.variant.set_value(spec.variant)
@@ -334,6 +354,7 @@ class JobDialog:
             self._variant(),
             self.size.value,
             self.advanced.value(),
+            self._variations(),
         )
 
     def _unchanged(self, again: _Again, prompt: str) -> bool:
@@ -521,6 +542,8 @@ class ImageDialog:
             self.counter = ui.label().classes("imgedit-counter").mark("image-position")
             self.details = ui.label().classes("imgedit-hint")
             self.lineage = ui.label().classes("imgedit-lineage")
+            # The other results of its job (variations), to switch between; rebuilt on each open.
+            self.siblings = ui.element("div").classes("imgedit-chain").mark("siblings")
             # The chain of edits this image came from, parent first; rebuilt on each open.
             self.chain = ui.element("div").classes("imgedit-chain").mark("lineage")
             with ui.row().classes("w-full justify-between items-center"):
@@ -643,6 +666,7 @@ class ImageDialog:
         if image.job_id is not None:  # its job's seed, when it had one: read off the event loop
             background_tasks.create(self._add_job_details(image), name="image job details")
         self.lineage.set_text(lineage_text(image, self.services))
+        self._fill_siblings(image)
         self._fill_chain(image)
         self.compare_button.set_visibility(
             image.parent_id is not None and image.parent_id in self.services.store
@@ -707,6 +731,31 @@ class ImageDialog:
         if event.value or self._handing_over or image is None or opened is None or image.id == opened.id:
             return
         ui.run_javascript(f"window.imgeditViewer && imgeditViewer.focusCard({json.dumps(image.id)})")
+
+    def _fill_siblings(self, image: ImageRecord) -> None:
+        """The results its job made (variations), this one marked current; each opens in place."""
+        self.siblings.clear()
+        siblings = self.services.store.siblings(image)
+        self.siblings.set_visibility(len(siblings) > 1)
+        if len(siblings) < 2:
+            return
+        with self.siblings:
+            ui.label("Variations of this job").classes("imgedit-chain-heading")
+            with ui.element("ol").classes("imgedit-chain-steps imgedit-variation-steps"):
+                for sibling in siblings:
+                    number = f"Variation {sibling.job_slot + 1}"
+                    with ui.element("li").classes("imgedit-chain-step") as step:
+                        step.mark("variation", f"variation-{sibling.job_slot + 1}")
+                        step.props.update(role="button", tabindex="0", title=number)
+                        step.props["aria-label"] = f"Show {number.lower()} of {len(siblings)}"
+                        if sibling.id == image.id:
+                            step.props["aria-current"] = "true"
+                            step.classes("imgedit-current")
+                        thumb = ui.element("img").classes("imgedit-chain-thumb")
+                        thumb.props.update(src=urls.thumb(sibling.id), alt="", loading="lazy")
+                        ui.label(str(sibling.job_slot + 1)).classes("imgedit-chain-title")
+                        step.on("click", functools.partial(self.open, sibling))
+                        step.on("keydown.enter", functools.partial(self.open, sibling))
 
     def _fill_chain(self, image: ImageRecord) -> None:
         self.chain.clear()

@@ -90,8 +90,11 @@ class GalleryPage:
         self.tray.build_drawer()  # a layout element: at the page's top level
         self.job_dialog = JobDialog(self.services, on_submitted=self._after_submit)
         self.image_dialog = ImageDialog(
-            self.services, on_edit=self.job_dialog.open_edit, on_delete=self._delete, step=self.step,
-            position=self.images.position
+            self.services,
+            on_edit=self.job_dialog.open_edit,
+            on_delete=self._delete,
+            step=self.step,
+            position=self.images.position,
         )
         with ui.row().classes("imgedit-header imgedit-sticky"):
             ui.label("imgedit").classes("imgedit-logo")
@@ -409,7 +412,11 @@ class GalleryPage:
             }
         # Quasar shows the message as text (html is off): a prompt cannot become markup.
         # Quasar's positive green under white text reads at 2.6:1; green-9 at 5.1:1.
-        ui.notify(f"{what} finished: “{snapshot.spec.prompt}”", type="positive", color="green-9", **extra)
+        made = len(snapshot.result_image_ids)
+        count = f" · {made} variations" if made > 1 else ""
+        ui.notify(
+            f"{what} finished{count}: “{snapshot.spec.prompt}”", type="positive", color="green-9", **extra
+        )
         self._browser(
             "finished",
             {

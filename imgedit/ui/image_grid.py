@@ -345,7 +345,11 @@ class ImageGrid:
         # something is selected, selects it); arrow keys move between cards (static/imgedit.js).
         # User text goes in as values, never through a props string (which is parsed).
         card.props.update(
-            {"tabindex": "0", "role": "button", "aria-label": f"{title}: open Edit, View, Download and Delete"}
+            {
+                "tabindex": "0",
+                "role": "button",
+                "aria-label": f"{title}: open Edit, View, Download and Delete",
+            }
         )
         on_card = functools.partial(self._on_card, image_id)
         card.on("click", on_card, js_handler="(e) => emit({shift: e.shiftKey})")
@@ -365,9 +369,15 @@ class ImageGrid:
             lineage = self._lineage(record)
             if lineage:
                 ui.label(lineage).classes("imgedit-lineage imgedit-card-line")
-            ui.label(f"{fmt.ORIGIN_LABELS[record.origin]} · {record.width}×{record.height}").classes(
-                "imgedit-meta imgedit-card-line imgedit-card-last"
+            # One of a job's variations: numbered, next to its siblings in the order.
+            variation = (
+                f"Variation {record.job_slot + 1} · "
+                if record.job_slot or (record.job_id is not None and len(self.store.siblings(record)) > 1)
+                else ""
             )
+            ui.label(
+                f"{variation}{fmt.ORIGIN_LABELS[record.origin]} · {record.width}×{record.height}"
+            ).classes("imgedit-meta imgedit-card-line imgedit-card-last")
         select = ui.element("div").classes("imgedit-select")
         select.mark("select", f"select-{image_id}")
         select.props.update(
@@ -507,9 +517,13 @@ class ImageGrid:
             on = image_id in self.selected
             if (shown.select.props.get("aria-checked") == "true") != on:
                 shown.select.props["aria-checked"] = "true" if on else "false"
-                shown.wrap.classes(add="imgedit-selected" if on else "", remove="" if on else "imgedit-selected")
+                shown.wrap.classes(
+                    add="imgedit-selected" if on else "", remove="" if on else "imgedit-selected"
+                )
         count = len(self.selected)
-        self.box.classes(add="imgedit-selecting" if count else "", remove="" if count else "imgedit-selecting")
+        self.box.classes(
+            add="imgedit-selecting" if count else "", remove="" if count else "imgedit-selecting"
+        )
         self.bar.set_visibility(bool(count))
         noun = f"{count} image{'s' if count != 1 else ''}"
         self.bar_count.set_text(f"{count} selected")
@@ -605,4 +619,3 @@ class ImageGrid:
         finally:
             self._resetting = False
         self._refilter()
-

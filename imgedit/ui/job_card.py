@@ -193,6 +193,10 @@ class LoadingCard:
                     _span("imgedit-percent", percent)
                     _span("imgedit-elapsed", fmt.elapsed_text(snapshot))
                     _span("imgedit-eta", fmt.card_eta_text(snapshot))
+                self._slots: list[tuple[ui.element, ui.element]] = []
+                self._landed = 0
+                if snapshot.spec.variations > 1:
+                    self._build_slots(snapshot.spec.variations)
                 prompt = ui.label(f"“{snapshot.spec.prompt}”").classes("imgedit-prompt")
                 prompt.props["title"] = snapshot.spec.prompt  # the whole prompt on hover, no tooltip element
                 self.actions = ui.element("div").classes("imgedit-actions")
@@ -237,6 +241,8 @@ class LoadingCard:
         if failure != self._failure:
             self._failure = failure
             self._set_failure(failure)
+        if self._slots and len(snapshot.result_image_ids) != self._landed:
+            self._fill_slots(snapshot.result_image_ids)
         # A finished job's preview is gone from the server; only a live job shows one.
         preview = snapshot.preview_version if stage not in _FINISHED else 0
         if preview != self._preview:
@@ -244,6 +250,34 @@ class LoadingCard:
             self._patch.prop(self.preview, "src", urls.preview(snapshot.id, preview) if preview else None)
             if self.preview.visible != bool(preview):
                 self.preview.set_visibility(bool(preview))
+
+    def _build_slots(self, count: int) -> None:
+        """A slot per variation: numbered and empty until its result lands, then its thumbnail
+        (the result is in the gallery already; the card goes once they all are)."""
+        with ui.element("ul").classes("imgedit-slots").mark("variation-slots") as slots:
+            slots.props["aria-label"] = f"{count} variations"
+            for number in range(1, count + 1):
+                with ui.element("li").classes("imgedit-slot").mark("variation-slot") as slot:
+                    slot.props["aria-label"] = f"Variation {number} of {count}: not made yet"
+                    picture = ui.element("img")
+                    picture.props["alt"] = ""
+                    _span("imgedit-slot-number", str(number)).props["aria-hidden"] = "true"
+                self._slots.append((slot, picture))
+
+    def _fill_slots(self, landed: tuple[str, ...]) -> None:
+        count = len(self._slots)
+        for number, (slot, picture) in enumerate(self._slots, start=1):
+            filled = number <= len(landed)
+            self._patch.prop(picture, "src", urls.thumb(landed[number - 1]) if filled else None)
+            self._patch.props(
+                slot,
+                {
+                    "data-filled": "true" if filled else None,
+                    "aria-label": f"Variation {number} of {count}: "
+                    + ("in the gallery" if filled else "not made yet"),
+                },
+            )
+        self._landed = len(landed)
 
     def _write_attributes(self, snapshot: JobSnapshot, *, force_floor: bool) -> None:
         """The ``data-*`` attributes (``card_attributes``, computed inline: this is the tick's
