@@ -20,6 +20,14 @@ is set (the sampler keeps the rest of the latent); VAEEncodeForInpaint greys the
 grows the noise mask; ImageCompositeMasked pastes ``source`` over ``destination`` through the mask.
 ``mask_loads`` keeps each mask a LoadImageMask read, for tests to look at.
 
+Batches as in ``nodes.py`` and ``comfy_extras``: an IMAGE is a list of pictures (a batch), a
+latent carries one per batch item. EmptyLatentImage's ``batch_size`` and RepeatLatentBatch's
+``amount`` make latent batches, RepeatImageBatch's ``amount`` an image batch; KSampler draws item i
+in the seed's colour with its blue channel shifted by 60 × i (one seed for the batch, as
+ComfyUI's noise is one tensor); ImageCompositeMasked repeats or cuts ``source`` to
+``destination``'s batch size (``comfy.utils.repeat_to_batch_size``: a batch composited onto a
+single image comes out single); SaveImage saves every item, listing them in order.
+
 Behaviours seen on a live ComfyUI 0.3.64 that it reproduces:
 - only nodes in ``progress_nodes`` (KSampler) send ``progress``; the others only ``executing``
   and ``progress_state`` at their boundaries;
@@ -91,6 +99,8 @@ REQUIRED_INPUTS: dict[str, tuple[str, ...]] = {
     "ImageCompositeMasked": ("destination", "source", "x", "y", "resize_source"),
     "VAEEncode": ("pixels", "vae"),
     "EmptyLatentImage": ("width", "height", "batch_size"),
+    "RepeatLatentBatch": ("samples", "amount"),
+    "RepeatImageBatch": ("image", "amount"),
     "KSampler": (
         "model",
         "seed",
@@ -118,6 +128,9 @@ INPUT_TYPES: dict[str, dict[str, tuple[str, float | None, float | None]]] = {
         "denoise": ("FLOAT", 0.0, 1.0),
     },
     "CLIPTextEncode": {"text": ("STRING", None, None)},
+    "EmptyLatentImage": {"batch_size": ("INT", 1, 4096)},
+    "RepeatLatentBatch": {"amount": ("INT", 1, 64)},
+    "RepeatImageBatch": {"amount": ("INT", 1, 4096)},
 }
 """Typed widget inputs as nodes.py declares them (type, min, max), checked as
 ``execution.validate_inputs`` does: converted with int()/float()/str(), then held to the range."""
@@ -856,7 +869,7 @@ class FakeComfyUI:
                 has_alpha = "A" in opened.getbands() or "transparency" in opened.info
                 alpha = opened.convert("RGBA").getchannel("A") if has_alpha else None
             mask = ImageOps.invert(alpha) if alpha is not None else Image.new("L", (64, 64), 0)
-            return (image, mask), None
+            return ([image], mask), None
         if class_type == "LoadImageMask":
             with Image.open(self.dirs["input"] / inputs["image"]) as opened:
                 rgba = opened.convert("RGBA")
@@ -867,55 +880,75 @@ class FakeComfyUI:
             self.mask_loads.append((str(inputs["image"]), mask))
             return (mask,), None
         if class_type == "VAEEncode":
-            return ({"image": inputs["pixels"]},), None
+            return ({"images": list(inputs["pixels"])},), None
         if class_type == "SetLatentNoiseMask":
             return ({**inputs["samples"], "noise_mask": inputs["mask"]},), None
         if class_type == "VAEEncodeForInpaint":
-            pixels: Image.Image = inputs["pixels"]
-            area = inputs["mask"].resize(pixels.size).point(lambda v: 255 if v >= 128 else 0)
-            greyed = Image.composite(Image.new("RGB", pixels.size, (128, 128, 128)), pixels, area)
+            batch: list[Image.Image] = inputs["pixels"]
+            area = inputs["mask"].resize(batch[0].size).point(lambda v: 255 if v >= 128 else 0)
+            grey = Image.new("RGB", batch[0].size, (128, 128, 128))
+            greyed = [Image.composite(grey, pixels, area) for pixels in batch]
             grow = int(inputs["grow_mask_by"])
             grown = area.filter(ImageFilter.MaxFilter(grow // 2 * 2 + 1)) if grow > 1 else area
-            return ({"image": greyed, "noise_mask": grown},), None
+            return ({"images": greyed, "noise_mask": grown},), None
         if class_type == "ImageCompositeMasked":
-            destination: Image.Image = inputs["destination"].copy()
-            source: Image.Image = inputs["source"]
-            if inputs["resize_source"]:
-                source = source.resize(destination.size, Image.Resampling.BILINEAR)
-            given = inputs.get("mask")
-            mask = given.resize(source.size, Image.Resampling.BILINEAR) if given is not None else None
-            destination.paste(source, (int(inputs["x"]), int(inputs["y"])), mask)
-            return (destination,), None
+            destinations: list[Image.Image] = inputs["destination"]
+            sources: list[Image.Image] = inputs["source"]
+            composites = []
+            for index, target in enumerate(destinations):
+                destination = target.copy()
+                source = sources[index % len(sources)]  # repeat_to_batch_size(source, len(destination))
+                if inputs["resize_source"]:
+                    source = source.resize(destination.size, Image.Resampling.BILINEAR)
+                given = inputs.get("mask")
+                mask = given.resize(source.size, Image.Resampling.BILINEAR) if given is not None else None
+                destination.paste(source, (int(inputs["x"]), int(inputs["y"])), mask)
+                composites.append(destination)
+            return (composites,), None
         if class_type == "EmptyLatentImage":
-            return ({"size": (int(inputs["width"]), int(inputs["height"]))},), None
+            size = (int(inputs["width"]), int(inputs["height"]))
+            return ({"size": size, "batch": int(inputs["batch_size"])},), None
+        if class_type == "RepeatLatentBatch":
+            latent, amount = inputs["samples"], int(inputs["amount"])
+            if "images" in latent:
+                return ({**latent, "images": latent["images"] * amount},), None
+            return ({**latent, "batch": latent.get("batch", 1) * amount},), None
+        if class_type == "RepeatImageBatch":
+            return (list(inputs["image"]) * int(inputs["amount"]),), None
         if class_type == "KSampler":
             return (await self._sample(inputs, prompt_id, node_id, states, sid),), None
         if class_type == "VAEDecode":
-            return (inputs["samples"]["image"],), None
+            return (list(inputs["samples"]["images"]),), None
         if class_type == "ImageBlur":
             return (inputs["image"],), None
         if class_type in OUTPUT_NODES:
             kind = "output" if class_type == "SaveImage" else "temp"
-            self._save_counter += 1
-            filename = f"{inputs.get('filename_prefix', 'ComfyUI')}_{self._save_counter:05}_.png"
-            inputs["images"].save(self.dirs[kind] / filename, format="PNG")
-            return (), {"images": [{"filename": filename, "subfolder": "", "type": kind}]}
+            saved = []
+            for picture in inputs["images"]:
+                self._save_counter += 1
+                filename = f"{inputs.get('filename_prefix', 'ComfyUI')}_{self._save_counter:05}_.png"
+                picture.save(self.dirs[kind] / filename, format="PNG")
+                saved.append({"filename": filename, "subfolder": "", "type": kind})
+            return (), {"images": saved}
         raise NodeFailed(f"unknown node {class_type}", "KeyError")
 
     async def _sample(
         self, inputs: dict[str, Any], prompt_id: str, node_id: str, states: dict[str, Any], sid: str | None
     ) -> dict[str, Any]:
         seed, steps = int(inputs["seed"]), int(inputs["steps"])
-        colour = ((seed * 97) % 256, (seed * 57 + 80) % 256, (seed * 31 + 160) % 256)
         latent = inputs["latent_image"]
-        if "image" in latent:
-            source = latent["image"]
-            target = Image.blend(source, Image.new("RGB", source.size, colour), float(inputs["denoise"]))
-            noise_mask = latent.get("noise_mask")
-            if noise_mask is not None:  # the sampler keeps the latent where the mask is 0
-                target = Image.composite(target, source, noise_mask.resize(source.size))
-        else:
-            target = Image.new("RGB", latent["size"], colour)
+        targets = []
+        for index, source in enumerate(latent.get("images") or [None] * latent.get("batch", 1)):
+            colour = ((seed * 97) % 256, (seed * 57 + 80) % 256, (seed * 31 + 160 + 60 * index) % 256)
+            if source is not None:
+                target = Image.blend(source, Image.new("RGB", source.size, colour), float(inputs["denoise"]))
+                noise_mask = latent.get("noise_mask")
+                if noise_mask is not None:  # the sampler keeps the latent where the mask is 0
+                    target = Image.composite(target, source, noise_mask.resize(source.size))
+            else:
+                target = Image.new("RGB", latent["size"], colour)
+            targets.append(target)
+        target = targets[0]
         reported = steps - 1 if self.stop_short else steps
         for step in range(1, steps + 1):
             assert self._gate is not None
@@ -933,7 +966,7 @@ class FakeComfyUI:
                 await self._step(step, steps, prompt_id, node_id, states, sid, preview)
             elif self._interrupt:
                 raise Interrupted()
-        return {"image": target}
+        return {"images": targets}
 
 
 def _is_link(value: Any) -> bool:

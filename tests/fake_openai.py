@@ -45,6 +45,13 @@ sees where the mask took effect; the mask's bytes are kept in ``RecordedRequest.
 
 ``Hang(seconds)`` answers only after ``seconds`` (a server past the client's read timeout).
 
+``n`` (results per request) as the spec says: an integer 1..10 (else 400 ``integer_below_min_value``
+/ ``integer_above_max_value`` on ``n``), and only 1 for dall-e-3. Result i is the first result with
+its red channel shifted by 40 × i (inside the mask only, for a region edit), so tests tell them
+apart; ``data`` lists them in order. The spec gives stream events no field saying which of n
+images they belong to, so the fake refuses ``stream`` with n > 1 rather than invent one.
+``Short(returned)`` answers with only ``returned`` images, whatever ``n`` asked.
+
 ``FakeOpenAI(echo_key=True)``: every request is refused with the 401 an OpenAI-compatible server
 sends for a wrong key, echoing the key it received *unmasked*:
 ``{"error": {"message": "Incorrect API key provided: <key>. You can find your API key at
@@ -250,13 +257,20 @@ class StreamError:
 
 
 @dataclass(frozen=True)
+class Short:
+    """Answer (successfully) with only ``returned`` images, whatever ``n`` asked for."""
+
+    returned: int = 1
+
+
+@dataclass(frozen=True)
 class Hang:
     """Answer (successfully) only after ``seconds``: longer than the client's read timeout."""
 
     seconds: float = 1.0
 
 
-Failure = Status | Malformed | CutStream | StreamError | Hang
+Failure = Status | Malformed | CutStream | StreamError | Hang | Short
 
 
 # -- the state tests configure and inspect ------------------------------------------------
@@ -409,6 +423,15 @@ def generated_image(prompt: str, size: tuple[int, int]) -> Image.Image:
     return image
 
 
+def variation(image: Image.Image, index: int) -> Image.Image:
+    """Result ``index`` of a request for several: the first with its red channel shifted by
+    40 × ``index`` (the first itself for index 0)."""
+    if index == 0:
+        return image
+    red, green, blue = image.convert("RGB").split()
+    return Image.merge("RGB", (red.point(lambda v: (v + 40 * index) % 256), green, blue))
+
+
 def _partials(final: Image.Image, count: int) -> list[bytes]:
     """``count`` previews, the first the blurriest, converging on ``final``."""
     longest = max(final.size)
@@ -458,7 +481,8 @@ class _Job:
     """A validated request: what to draw and how to answer."""
 
     prefix: str  # image_edit | image_generation
-    final: Image.Image
+    finals: list[Image.Image]
+    """Every result asked for (``n``), in order."""
     quality: str
     size: str
     output_format: str
@@ -466,8 +490,42 @@ class _Job:
     partial_images: int
     input_tokens: int
 
+    @property
+    def final(self) -> Image.Image:
+        return self.finals[0]
 
-def _check_common(params: Mapping[str, Any], *, multipart: bool) -> tuple[str, str, str, str, bool, int]:
+
+MAX_N = 10
+"""The spec's ``n``: the number of images to generate, 1 to 10."""
+
+
+def _check_n(params: Mapping[str, Any], model: str, *, multipart: bool) -> int:
+    raw = params.get("n", "1" if multipart else 1)
+    if multipart:
+        n = int(raw) if isinstance(raw, str) and raw.strip().lstrip("-").isdigit() else None
+    else:
+        n = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+    if n is None:
+        raise _Invalid(
+            f"Invalid type for 'n': expected an integer, but got {raw!r} instead.", "n", "invalid_type"
+        )
+    most = 1 if model == "dall-e-3" or model.startswith("dall-e-3-") else MAX_N
+    if n < 1:
+        raise _Invalid(
+            f"Invalid 'n': integer below minimum value. Expected a value >= 1, but got {n} instead.",
+            "n",
+            "integer_below_min_value",
+        )
+    if n > most:
+        raise _Invalid(
+            f"Invalid 'n': integer above maximum value. Expected a value <= {most}, but got {n} instead.",
+            "n",
+            "integer_above_max_value",
+        )
+    return n
+
+
+def _check_common(params: Mapping[str, Any], *, multipart: bool) -> tuple[str, str, str, str, bool, int, int]:
     prompt = params.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise _Invalid("Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter")
@@ -495,9 +553,7 @@ def _check_common(params: Mapping[str, Any], *, multipart: bool) -> tuple[str, s
     output_format = params.get("output_format", "png")
     if output_format not in OUTPUT_FORMATS:
         raise _Invalid(f"Invalid value: '{output_format}'.", "output_format", "invalid_value")
-    n = params.get("n", "1" if multipart else 1)
-    if n != "1" if multipart else (n != 1 or isinstance(n, bool)):
-        raise _Invalid(f"Invalid value for 'n': this fake draws exactly 1 image, not {n!r}.", "n")
+    n = _check_n(params, model, multipart=multipart)
     stream = params.get("stream", "false" if multipart else False)
     if multipart:
         if stream not in ("true", "false"):
@@ -520,7 +576,9 @@ def _check_common(params: Mapping[str, Any], *, multipart: bool) -> tuple[str, s
         raise _Invalid(f"Invalid value for 'partial_images': {partial!r}; expected 0 to 3.", "partial_images")
     if partial_images and not streaming:
         raise _Invalid("'partial_images' is only supported with 'stream': true.", "partial_images")
-    return prompt, model, quality, size, streaming, partial_images
+    if streaming and n > 1:
+        raise _Invalid(f"This fake does not stream {n} images: the spec's events name no image.", "stream")
+    return prompt, model, quality, size, streaming, partial_images, n
 
 
 async def _edit_job(request: Request, recorded: RecordedRequest) -> _Job:
@@ -574,7 +632,9 @@ async def _edit_job(request: Request, recorded: RecordedRequest) -> _Job:
             )
     source = images[0][1]
     assert source is not None  # checked above
-    prompt, model, quality, size, streaming, partial_images = _check_common(recorded.fields, multipart=True)
+    prompt, model, quality, size, streaming, partial_images, n = _check_common(
+        recorded.fields, multipart=True
+    )
     area = _mask_area(masks, source, model, len(recorded.mask or b""))
     fidelity = recorded.fields.get("input_fidelity")
     if fidelity is not None:
@@ -588,14 +648,17 @@ async def _edit_job(request: Request, recorded: RecordedRequest) -> _Job:
             )
         if fidelity not in ("high", "low"):
             raise _Invalid(f"Invalid value: '{fidelity}'.", "input_fidelity", "invalid_value")
-    final = ImageOps.invert(source.convert("RGB"))
-    if area is not None:
-        final = Image.composite(final, source.convert("RGB"), area)
-    if size != "auto":
-        final = final.resize(_size_tuple(size))
+    finals = []
+    for index in range(n):
+        final = variation(ImageOps.invert(source.convert("RGB")), index)
+        if area is not None:
+            final = Image.composite(final, source.convert("RGB"), area)
+        if size != "auto":
+            final = final.resize(_size_tuple(size))
+        finals.append(final)
     return _Job(
         "image_edit",
-        final,
+        finals,
         quality,
         size,
         recorded.fields.get("output_format", "png"),
@@ -659,11 +722,11 @@ async def _generation_job(request: Request, recorded: RecordedRequest) -> _Job:
     unknown = sorted(set(body) - GENERATION_FIELDS)
     if unknown:
         raise _Invalid(f"Unrecognized request argument supplied: {unknown[0]}", unknown[0])
-    prompt, _model, quality, size, streaming, partial_images = _check_common(body, multipart=False)
+    prompt, _model, quality, size, streaming, partial_images, n = _check_common(body, multipart=False)
     final = generated_image(prompt, _size_tuple(size))
     return _Job(
         "image_generation",
-        final,
+        [variation(final, index) for index in range(n)],
         quality,
         size,
         body.get("output_format", "png"),
@@ -710,7 +773,7 @@ def _event(state: FakeOpenAI, payload: Mapping[str, Any]) -> bytes:
 
 
 def _usage(job: _Job) -> dict[str, Any]:
-    output = _output_tokens(job.quality if job.quality != "auto" else "medium", job.size)
+    output = _output_tokens(job.quality if job.quality != "auto" else "medium", job.size) * len(job.finals)
     image_tokens = 323 if job.prefix == "image_edit" else 0
     return {
         "total_tokens": job.input_tokens + image_tokens + output,
@@ -817,10 +880,11 @@ def _answer(state: FakeOpenAI, job: _Job, failure: Failure | None) -> Response:
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )
+    returned = job.finals[: failure.returned] if isinstance(failure, Short) else job.finals
     body = json.dumps(
         {
             "created": int(time.time()),
-            "data": [{"b64_json": _b64(_png(job.final))}],
+            "data": [{"b64_json": _b64(_png(final))} for final in returned],
             **_described(job),
             "usage": _usage(job),
         }

@@ -39,6 +39,14 @@ modules/sd_samplers_common.py, as of v1.10):
   ``apply_overlay`` pastes it back. ``inpainting_fill`` other than 1 ("original") starts the
   masked area from a flat fill instead of the original. ``inpaint_full_res`` (A1111's API
   default: true, "only masked") is kept in ``received`` but rendered like the whole picture.
+- Batches (modules/processing.py ``process_images_inner``): ``batch_size`` × ``n_iter`` images
+  (both integers, default 1, below 1 a 422), sampled together with seeds ``seed``, ``seed + 1``,
+  ... (``info.all_seeds``; ``info.seed`` is the first). Image i is image 0 with its green channel
+  shifted by 50 × i, so tests tell them apart. With more than one image and ``save_images`` true,
+  a grid of them comes first (``opts.return_grid``, on by default; the API sets
+  ``do_not_save_grid`` from ``save_images``). ``fake.extra_images = k`` appends k more images after
+  the batch, as an extension such as ControlNet appends its detected maps; ``fake.answer_images =
+  k`` answers with only the first k (a short answer no real server gives, to test the check).
 - Errors: FastAPI's 422 with a list-shaped ``detail``; an image that does not decode is a 500
   ``{"error": "HTTPException", "detail": "Invalid encoded image", "body": "", "errors": ...}``
   raised inside the lock (its task stays queued for ever, as on A1111); 404 as JSON.
@@ -251,6 +259,8 @@ class FakeWebUI:
         self.answer_gate = threading.Event()
         self.answer_gate.set()
         self.result_image: bytes | None = None
+        self.extra_images = 0
+        self.answer_images: int | None = None
         self.pause_step: int | None = None
         self.pause_job: int | None = None
         self.paused = threading.Event()
@@ -478,7 +488,7 @@ class FakeWebUI:
         denoising = float(payload.get("denoising_strength", 0.75))
         return int(min(denoising, 0.999) * steps) + 1
 
-    def _process(self, kind: str, task_id: str, payload: dict[str, Any]) -> tuple[bytes, JobRecord]:
+    def _process(self, kind: str, task_id: str, payload: dict[str, Any]) -> tuple[list[bytes], JobRecord]:
         size = (payload["width"], payload["height"])
         self._add_task_to_queue(task_id)
         with self.queue_lock:
@@ -514,9 +524,18 @@ class FakeWebUI:
                     # apply_overlay: the original goes back over everything outside the mask.
                     overlay = area.point(lambda v: min(255, v * 2))
                     drawn = Image.composite(drawn, init.convert("RGB").resize(size), overlay)
-                image = self.result_image or _png(drawn)
+                count = int(payload.get("batch_size", 1)) * int(payload.get("n_iter", 1))
+                batch = [_variation(drawn, index) for index in range(count)]
+                pictures = [_grid(batch)] if count > 1 and payload.get("save_images") else []
+                pictures += batch
+                pictures += [Image.new("RGB", size, (0, 0, 0)) for _ in range(self.extra_images)]
+                if self.answer_images is not None:
+                    pictures = pictures[: self.answer_images]
+                images = [_png(picture) for picture in pictures]
+                if self.result_image is not None:
+                    images[0] = self.result_image
                 self._finish_task(task_id)
-                return image, record
+                return images, record
             finally:
                 self._end(record)
 
@@ -604,7 +623,7 @@ class FakeWebUI:
                 except _ApiError as exc:
                     return JSONResponse(exc.body, status_code=exc.status)
             try:
-                image, record = await run_in_threadpool(self._process, kind, task_id, payload)
+                images, record = await run_in_threadpool(self._process, kind, task_id, payload)
             except _ApiError as exc:
                 return JSONResponse(exc.body, status_code=exc.status)
             # The lock is released: the next job may run while this answer is encoded and sent.
@@ -613,14 +632,17 @@ class FakeWebUI:
                     self.answers_held += 1
                 await run_in_threadpool(self.answer_gate.wait, WAIT_LIMIT)
             parameters = {**payload, "init_images": None, "mask": None}
+            seed = 1234 if payload.get("seed", -1) == -1 else int(payload["seed"])
+            count = int(payload.get("batch_size", 1)) * int(payload.get("n_iter", 1))
             info = {
-                "seed": 1234 if payload.get("seed", -1) == -1 else payload["seed"],
+                "seed": seed,
+                "all_seeds": [seed + index for index in range(count)],
                 "steps": payload["steps"],
                 "sampler_name": payload.get("sampler_name") or "Euler",
                 "job_timestamp": record.timestamp,
             }
             rest = {"parameters": parameters, "info": json.dumps(info)}
-            body = await run_in_threadpool(_answer_body, image, rest)
+            body = await run_in_threadpool(_answer_body, images, rest)
         finally:
             with self._lock:
                 self.in_flight -= 1
@@ -721,6 +743,22 @@ def _validate(kind: str, payload: Any) -> list[dict[str, Any]]:
                     "type": "multiple_of",
                     "loc": ["body", key],
                     "msg": "Input should be a multiple of 8",
+                    "input": value,
+                }
+            )
+    for key in ("batch_size", "n_iter"):
+        value = payload.get(key, 1)
+        if not isinstance(value, int) or isinstance(value, bool):
+            problems.append(
+                {"type": "int_type", "loc": ["body", key], "msg": "Input should be a valid integer"}
+            )
+        elif value < 1:
+            # pydantic takes any int; processing then makes no image and fails: a 422 is kinder.
+            problems.append(
+                {
+                    "type": "greater_than",
+                    "loc": ["body", key],
+                    "msg": "Input should be greater than 0",
                     "input": value,
                 }
             )
@@ -828,13 +866,34 @@ def _b64decode(text: str | bytes) -> bytes:
     )
 
 
-def _answer_body(image: bytes, rest: dict[str, Any]) -> bytes:
-    """``json.dumps({"images": [base64 of image], **rest})``, in slices (base64 needs no escaping)."""
+def _answer_body(images: list[bytes], rest: dict[str, Any]) -> bytes:
+    """``json.dumps({"images": [base64 of each image], **rest})``, in slices (base64 needs no
+    escaping)."""
     step = SLICE // 4 * 3
-    parts = [b'{"images": ["']
-    parts += (base64.b64encode(image[at : at + step]) for at in range(0, len(image), step))
-    parts.append(b'"], ' + json.dumps(rest).encode()[1:])
+    parts = [b'{"images": [']
+    for number, image in enumerate(images):
+        parts.append(b', "' if number else b'"')
+        parts += (base64.b64encode(image[at : at + step]) for at in range(0, len(image), step))
+        parts.append(b'"')
+    parts.append(b"], " + json.dumps(rest).encode()[1:])
     return b"".join(parts)
+
+
+def _variation(image: Image.Image, index: int) -> Image.Image:
+    """Image ``index`` of a batch: the first with its green channel shifted by 50 × ``index``."""
+    if index == 0:
+        return image
+    red, green, blue = image.convert("RGB").split()
+    return Image.merge("RGB", (red, green.point(lambda v: (v + 50 * index) % 256), blue))
+
+
+def _grid(images: list[Image.Image]) -> Image.Image:
+    """``images.image_grid`` for one row: the pictures side by side."""
+    width, height = images[0].size
+    grid = Image.new("RGB", (width * len(images), height))
+    for number, image in enumerate(images):
+        grid.paste(image, (width * number, 0))
+    return grid
 
 
 def _basic_user(header: str, auth: tuple[str, str]) -> str | None:

@@ -26,6 +26,13 @@ it is refused, naming those that have it), or for the default choice the default
 it has the mark, else the first that does (the shipped ``inpaint``). ``variants(kind, mask=True)``
 lists those workflows; ``variants(kind)`` those for whole-image edits.
 
+Variations (``ProviderRequest.count`` > 1): a workflow with ``imgedit:batch`` makes them in one
+prompt (the shipped ones: EmptyLatentImage's ``batch_size``, a RepeatLatentBatch after the edit's
+encode, a RepeatImageBatch of the inpaint's source, which its final composite needs as well), and
+every image of its output node is fetched, in order. A workflow without the mark is run once per
+variation, one prompt after another on the same server, with ``seed``, ``seed + 1``, ... in its
+``imgedit:seed``; one without either mark is refused (its variations would all be the same).
+
 Cancelling the job's coroutine stops only our prompt: ``POST /queue {"delete": [id]}`` while it
 is pending, ``POST /interrupt {"prompt_id": id}`` while it runs (ComfyUI 0.3.6x interrupts only
 that prompt; an interrupt for a prompt not running does nothing). ComfyUI clears the interrupt
@@ -107,6 +114,8 @@ UNSEEN_SECONDS = 10.0
 PREVIEW = 1
 PREVIEW_WITH_METADATA = 4
 MAX_SEED = 2**63 - 1
+MAX_BATCH = 4
+"""Variations one job asks for at most."""
 MASK_DEFAULT = "inpaint"
 """The shipped region-edit workflow: first among those taking a mask, after the default edit."""
 
@@ -143,6 +152,31 @@ class _Job:
     fraction: float = 0.0
     said: str | None = None
     images: list[dict[str, Any]] | None = None
+
+    def again(self) -> _Job:
+        """A fresh record for the next prompt of the same job, on the same socket and client id."""
+        return _Job(workflow=self.workflow, session=self.session, client_id=self.client_id, ws=self.ws)
+
+
+@dataclass(frozen=True, slots=True)
+class _Share:
+    """The sink of one of ``runs`` prompts run one after another: its part of the bar, and its
+    messages saying which variation it is."""
+
+    sink: ProgressSink
+    index: int
+    runs: int
+
+    def progress(
+        self, fraction: float, message: str | None = None, *, eta_s: float | None = None, exact: bool = True
+    ) -> None:
+        said = f"Variation {self.index + 1} of {self.runs}: {message}" if message else message
+        # The prompt's own ETA leaves out the prompts after it: the estimate between milestones
+        # knows better.
+        self.sink.progress((self.index + fraction) / self.runs, said, exact=exact)
+
+    def preview(self, image: bytes) -> None:
+        self.sink.preview(image)
 
 
 class ComfyUIProvider:
@@ -184,6 +218,8 @@ class ComfyUIProvider:
         self._clock = clock
         self._background: set[asyncio.Future[None]] = set()
         """Watches of cancelled prompts, held until they end."""
+        self._said_unbatched: set[str] = set()
+        """Workflows already logged as run once per variation (said once each)."""
         count = len(self._pool.servers)
         self.label = NAME if count == 1 else f"{NAME} · {count} servers"
         self.capabilities = Capabilities(
@@ -194,6 +230,7 @@ class ComfyUIProvider:
             real_progress=True,
             cancel_remote=True,
             advanced=self._default_advanced(),
+            variations=MAX_BATCH,
         )
 
     def _default_advanced(self) -> frozenset[str]:
@@ -338,6 +375,7 @@ class ComfyUIProvider:
     # -- one job on one server ---------------------------------------------------------------
 
     async def _run(self, request: ProviderRequest, sink: ProgressSink, workflow: Workflow) -> ProviderResult:
+        self._check_count(request.count, workflow)
         failed: dict[Server, ProviderError] = {}
         while True:
             server = await self._pool.acquire(
@@ -373,6 +411,17 @@ class ComfyUIProvider:
         cfg = None if request.guidance is None else float(request.guidance)
         denoise = self._denoise if request.strength is None else float(request.strength)
         _log_ignored(workflow, request)
+        # With imgedit:batch one prompt makes every variation; without, one prompt each.
+        runs = 1 if workflow.batches else request.count
+        batch = request.count if workflow.batches else None
+        if runs > 1 and workflow.name not in self._said_unbatched:
+            self._said_unbatched.add(workflow.name)
+            log.info(
+                "ComfyUI workflow %s has no imgedit:batch: variations run it once each, seed after seed",
+                workflow.name,
+            )
+        current = job
+        results: list[bytes] = []
         try:
             kind_specific: dict[str, Any]
             if request.image is not None:
@@ -382,35 +431,59 @@ class ComfyUIProvider:
             else:
                 side = SIDE[request.quality]
                 kind_specific = {"size": _on_grid(request.size or (side, side), side)}
-            graph = workflow.fill(
-                prompt=request.prompt, seed=seed, steps=steps, negative=negative, cfg=cfg, **kind_specific
-            )
-            job.total = max(len(graph), 1)
-            await self._post_prompt(server, job, graph)
-            self._say("Waiting in the server's queue", job, sink)
-            images = await self._follow(server, job, sink)
-            data = await self._fetch(server, images, workflow)
+            for index in range(runs):
+                if index:
+                    current = current.again()
+                part: ProgressSink = sink if runs == 1 else _Share(sink, index, runs)
+                graph = workflow.fill(
+                    prompt=request.prompt,
+                    seed=seed + index,
+                    steps=steps,
+                    negative=negative,
+                    cfg=cfg,
+                    batch=batch,
+                    **kind_specific,
+                )
+                current.total = max(len(graph), 1)
+                await self._post_prompt(server, current, graph)
+                self._say("Waiting in the server's queue", current, part)
+                outputs = await self._follow(server, current, part)
+                results += await self._fetch(server, outputs, workflow, batch or 1)
         except asyncio.CancelledError:
-            if job.posted and not job.finished:
-                await uncancellable(self._stop(server, job))
+            if current.posted and not current.finished:
+                await uncancellable(self._stop(server, current))
             raise
         except ProviderError as exc:
-            if job.posted and not job.finished:
+            if current.posted and not current.finished:
                 # It may still run: stop it before a retry sends it again.
-                await uncancellable(self._stop(server, job))
-            if not job.posted and isinstance(exc, ProviderUnavailable):
+                await uncancellable(self._stop(server, current))
+            if not current.posted and isinstance(exc, ProviderUnavailable):
                 self._pool.mark_down(server)
             raise
         sink.progress(1.0, "Done")
+        seeded = "seed" in workflow.marks
         metadata = {
             "server": server.url,
             "workflow": workflow.name,
             "prompt_id": job.prompt_id,
-            "seed": str(seed) if "seed" in workflow.marks else "",
+            "seed": str(seed) if seeded else "",
+            "seeds": ",".join(str(seed + index) for index in range(runs)) if seeded and runs > 1 else "",
             "steps": str(steps) if "steps" in workflow.marks else "",
         }
-        fmt = sniff_format(data) or "PNG"
-        return ProviderResult(image=data, format=fmt, metadata={k: v for k, v in metadata.items() if v})
+        first, *more = results
+        fmt = sniff_format(first) or "PNG"
+        return ProviderResult(
+            image=first, format=fmt, metadata={k: v for k, v in metadata.items() if v}, more=tuple(more)
+        )
+
+    def _check_count(self, count: int, workflow: Workflow) -> None:
+        if not 1 <= count <= MAX_BATCH:
+            raise InvalidRequest(f"{NAME} makes 1 to {MAX_BATCH} images at once, not {count}.")
+        if count > 1 and not workflow.batches and "seed" not in workflow.marks:
+            raise InvalidRequest(
+                f"The ComfyUI workflow “{workflow.name}” has neither imgedit:batch nor imgedit:seed, "
+                "so its variations would all be the same picture: mark its batch size or its seed."
+            )
 
     # -- HTTP --------------------------------------------------------------------------------
 
@@ -485,24 +558,34 @@ class ComfyUIProvider:
         if errors:  # some outputs failed validation, ours did not: worth a line in the log
             log.info("%s accepted prompt %s with node errors: %s", label, job.prompt_id, _node_errors(errors))
 
-    async def _fetch(self, server: Server, images: list[dict[str, Any]], workflow: Workflow) -> bytes:
+    async def _fetch(
+        self, server: Server, images: list[dict[str, Any]], workflow: Workflow, count: int = 1
+    ) -> list[bytes]:
+        """The first ``count`` images of the output node (its saved ones if it has any, else all),
+        in order; fewer than ``count`` fails."""
         label = _label(server)
-        chosen = next((image for image in images if image.get("type") == "output"), images[0])
-        request = self._client.build_request(
-            "GET",
-            server.url + "/view",
-            params={
-                "filename": str(chosen.get("filename", "")),
-                "subfolder": str(chosen.get("subfolder") or ""),
-                "type": str(chosen.get("type") or "output"),
-            },
-            headers=server.headers,
-            timeout=REQUEST_TIMEOUT,
-        )
-        data = (await send(self._client, request, label)).content
-        if sniff_format(data) is None:
-            raise ProviderFailed(f"{label} sent a result that is not an image.")
-        return data
+        saved = [image for image in images if image.get("type") == "output"]
+        chosen = (saved or images)[:count]
+        if len(chosen) < count:
+            raise ProviderFailed(f"{label} returned {len(chosen)} images of the {count} asked for.")
+        results = []
+        for image in chosen:
+            request = self._client.build_request(
+                "GET",
+                server.url + "/view",
+                params={
+                    "filename": str(image.get("filename", "")),
+                    "subfolder": str(image.get("subfolder") or ""),
+                    "type": str(image.get("type") or "output"),
+                },
+                headers=server.headers,
+                timeout=REQUEST_TIMEOUT,
+            )
+            data = (await send(self._client, request, label)).content
+            if sniff_format(data) is None:
+                raise ProviderFailed(f"{label} sent a result that is not an image.")
+            results.append(data)
+        return results
 
     async def _read_queue(self, server: Server) -> tuple[set[str], set[str]]:
         """Ids of the prompts running and pending on the server."""

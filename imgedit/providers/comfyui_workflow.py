@@ -13,6 +13,9 @@ _meta: {title}}}``. imgedit finds its places by marks in a node's title (``_meta
     imgedit:seed      ``seed``          imgedit:steps   ``steps`` (by quality, or as given)
     imgedit:cfg       ``cfg`` (the Advanced guidance)
     imgedit:denoise   ``denoise`` (edits)   imgedit:size    ``width`` and ``height`` (generation)
+    imgedit:batch     how many images one run makes: ``batch_size`` (EmptyLatentImage) or
+                      ``amount`` (RepeatLatentBatch, RepeatImageBatch), whichever the node has;
+                      without it, variations run the workflow once each (seed, seed + 1, ...)
 
 One title may carry several marks (``KSampler imgedit:seed imgedit:steps``), and a mark may name
 the input it fills when it is not the usual one (``imgedit:seed=noise_seed``). A workflow lacking
@@ -50,9 +53,12 @@ MARK_INPUTS: dict[str, tuple[str, ...]] = {
     "steps": ("steps",),
     "denoise": ("denoise",),
     "size": ("width", "height"),
+    "batch": ("batch_size",),
     "output": (),
 }
 """Each mark and the inputs it fills by default (``output`` fills nothing: it is read)."""
+OTHER_INPUTS: dict[str, tuple[str, ...]] = {"batch": ("amount",)}
+"""Inputs a mark fills on a node without its default one: the batch nodes call it ``amount``."""
 ADVANCED_MARKS = {
     "negative_prompt": "negative",
     "seed": "seed",
@@ -101,6 +107,11 @@ class Workflow:
         return "mask" in self.marks
 
     @property
+    def batches(self) -> bool:
+        """It has an ``imgedit:batch``: one run makes every variation."""
+        return "batch" in self.marks
+
+    @property
     def sampler_node(self) -> str | None:
         """The node whose ``progress`` is the job's real progress: the one taking the steps (or seed)."""
         mark = self.marks.get("steps") or self.marks.get("seed")
@@ -127,6 +138,7 @@ class Workflow:
         size: tuple[int, int] | None = None,
         negative: str | None = None,
         cfg: float | None = None,
+        batch: int | None = None,
     ) -> dict[str, Any]:
         """A deep copy with the marked inputs set; a value given for a mark the workflow lacks is
         dropped (the workflow's own value stays), except the image, which an edit needs, and the
@@ -142,6 +154,7 @@ class Workflow:
             "size": size,
             "negative": None if negative is None else (negative,),
             "cfg": None if cfg is None else (cfg,),
+            "batch": None if batch is None else (batch,),
         }
         if image is not None and "image" not in self.marks:
             raise WorkflowError(f"ComfyUI workflow {self.source} takes no image (no imgedit:image mark).")
@@ -196,7 +209,7 @@ def parse_workflow(name: str, text: str, source: str) -> Workflow:
                     f"ComfyUI workflow {source}: imgedit:{mark_name} marks both node "
                     f"{marks[mark_name].node} and node {node_id}; mark one."
                 )
-            wanted = (named_input,) if named_input else MARK_INPUTS[mark_name]
+            wanted = (named_input,) if named_input else _default_inputs(mark_name, inputs)
             if mark_name == "size" and named_input:
                 raise WorkflowError(
                     f"ComfyUI workflow {source}: imgedit:size names no input (it sets width and height)."
@@ -223,6 +236,15 @@ def parse_workflow(name: str, text: str, source: str) -> Workflow:
                 f"(_meta.title) of the node {_what(required)}."
             )
     return Workflow(name=name, kind=kind, source=source, graph=graph, marks=marks)
+
+
+def _default_inputs(mark: str, inputs: Mapping[str, Any]) -> tuple[str, ...]:
+    """The inputs ``mark`` fills on a node with ``inputs`` when the mark names none."""
+    usual = MARK_INPUTS[mark]
+    for other in OTHER_INPUTS.get(mark, ()):
+        if other in inputs and not all(name in inputs for name in usual):
+            return (other,)
+    return usual
 
 
 def _check_mask_node(graph: Mapping[str, Any], mark: Mark, edits: bool, source: str) -> None:

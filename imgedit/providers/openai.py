@@ -3,7 +3,9 @@
 Owns ``OpenAIProvider``: edits go to ``/images/edits`` as multipart form data, generations to
 ``/images/generations`` as JSON, both streamed as server-sent events when partial images are
 wanted, so each partial becomes a live preview and a progress milestone. It also owns the small
-SSE reader those streams need and the ETA priors derived from OpenAI's token counts.
+SSE reader those streams need and the ETA priors derived from OpenAI's token counts. Variations
+ask for ``n`` images in one call (not dall-e-3, which takes only 1); such a call is not streamed
+(``_streams`` says why) and its ``data`` gives the results in order.
 
 HTTP outcomes are mapped to the error tree by ``imgedit.providers.http``'s table, adjusted here
 (``_error_from_response``) to judge them as the official SDK does (``openai-python``
@@ -57,6 +59,8 @@ from imgedit.providers.sse import SseEvent, sse_events
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-image-1.5"
 MAX_PARTIAL_IMAGES = 3  # the API accepts 0..3
+MAX_VARIATIONS = 4
+"""Results one request asks for at most (``n``; the API takes 1..10, the dialog offers 1..4)."""
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 """OpenAI's per-image limit for GPT image models: an image must be *less* than this."""
 DALL_E_2_MAX_BYTES = 4 * 1024 * 1024
@@ -109,6 +113,12 @@ def upload_limit(model: str) -> int:
 def _model_family(model: str) -> str:
     """The model without a dated snapshot suffix: ``gpt-image-2-2026-04-21`` → ``gpt-image-2``."""
     return _SNAPSHOT.sub("", model.strip().lower())
+
+
+def most_results(model: str) -> int:
+    """How many results one request to ``model`` may ask for: dall-e-3 takes only ``n=1`` (the
+    spec's ``n``: "For dall-e-3, only n=1 is supported"); the others up to 10, of which we use 4."""
+    return 1 if _model_family(model) == "dall-e-3" else MAX_VARIATIONS
 
 
 def supports_input_fidelity(model: str) -> bool:
@@ -240,7 +250,12 @@ class OpenAIProvider:
             self._who = f"OpenAI-compatible server {host}"
             self.label = f"OpenAI-compatible · {host} · {model}"
         self.capabilities = Capabilities(
-            edit=True, generate=True, stream_previews=partial_images > 0, real_progress=False, mask=True
+            edit=True,
+            generate=True,
+            stream_previews=partial_images > 0,
+            real_progress=False,
+            mask=True,
+            variations=most_results(model),
         )
 
     def __repr__(self) -> str:
@@ -285,6 +300,7 @@ class OpenAIProvider:
         if request.image is None:
             raise InvalidRequest("An edit needs a source image.")
         self._check_prompt(request.prompt)
+        self._check_count(request.count)
         image = request.image
         if request.mask is not None:
             # The API refuses a mask whose size differs from the image's (400): say it here, free.
@@ -314,23 +330,25 @@ class OpenAIProvider:
             "quality": request.quality.value,
             "size": "auto",  # keeps the source's orientation
             "output_format": "png",
-            "n": "1",
+            "n": str(request.count),
         }
         if self.input_fidelity and supports_input_fidelity(self.model):
             form["input_fidelity"] = self.input_fidelity
-        if self.partial_images:
+        streaming = self._streams(request.count)
+        if streaming:
             form |= {"stream": "true", "partial_images": str(self.partial_images)}
         http_request = self._client.build_request(
             "POST",
             f"{self._base_url}/images/edits",
-            headers=self._headers(),
+            headers=self._headers(streaming),
             data=form,
             files=files,
         )
-        return await self._run(http_request, sink, size="auto")
+        return await self._run(http_request, sink, size="auto", count=request.count, streaming=streaming)
 
     async def generate(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
         self._check_prompt(request.prompt)
+        self._check_count(request.count)
         size = generation_size(request.size, self.model)
         body: dict[str, Any] = {
             "model": self.model,
@@ -338,28 +356,44 @@ class OpenAIProvider:
             "quality": request.quality.value,
             "size": size,
             "output_format": "png",
-            "n": 1,
+            "n": request.count,
         }
-        if self.partial_images:
+        streaming = self._streams(request.count)
+        if streaming:
             body |= {"stream": True, "partial_images": self.partial_images}
         http_request = self._client.build_request(
-            "POST", f"{self._base_url}/images/generations", headers=self._headers(), json=body
+            "POST", f"{self._base_url}/images/generations", headers=self._headers(streaming), json=body
         )
-        return await self._run(http_request, sink, size=size)
+        return await self._run(http_request, sink, size=size, count=request.count, streaming=streaming)
 
     # -- one call ----------------------------------------------------------------------------
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "text/event-stream" if self.partial_images else "application/json"}
+    def _streams(self, count: int) -> bool:
+        """Whether a request for ``count`` results is streamed. Only a single result is: the spec's
+        stream events carry ``partial_image_index`` (which preview of the image) but nothing that
+        says which of n images a partial or a ``completed`` event belongs to, so with n > 1 the
+        answer is the plain JSON body, whose ``data`` lists every image in order."""
+        return self.partial_images > 0 and count == 1
+
+    def _check_count(self, count: int) -> None:
+        most = self.capabilities.variations
+        if not 1 <= count <= most:
+            raise InvalidRequest(
+                f"{self._who} with {self.model} can make 1 to {most} images at once, not {count}."
+            )
+
+    def _headers(self, streaming: bool | None = None) -> dict[str, str]:
+        streams = bool(self.partial_images) if streaming is None else streaming
+        headers = {"Accept": "text/event-stream" if streams else "application/json"}
         if self._api_key:  # an OpenAI-compatible server on the LAN may need none
             headers["Authorization"] = f"Bearer {self._api_key}"
         return headers
 
-    def _timeout(self) -> dict[str, float | None]:
+    def _timeout(self, streaming: bool) -> dict[str, float | None]:
         """The request's timeouts: the client's, with the SDK's long read for a silent call."""
         timeout = self._client.timeout.as_dict()
         read = timeout.get("read")
-        if not self.partial_images and read is not None:
+        if not streaming and read is not None:
             timeout["read"] = max(read, self.read_timeout)
         return timeout
 
@@ -367,7 +401,9 @@ class OpenAIProvider:
         if not prompt.strip():
             raise InvalidRequest(f"{self._who} needs a prompt that says what to draw.")
 
-    async def _run(self, request: httpx.Request, sink: ProgressSink, *, size: str) -> ProviderResult:
+    async def _run(
+        self, request: httpx.Request, sink: ProgressSink, *, size: str, count: int = 1, streaming: bool
+    ) -> ProviderResult:
         drawing = f"{self._who} is drawing"
         said_drawing = False
 
@@ -378,7 +414,7 @@ class OpenAIProvider:
                 said_drawing = True
                 sink.progress(0.0, drawing, exact=False)
 
-        request.extensions = {**request.extensions, "trace": trace, "timeout": self._timeout()}
+        request.extensions = {**request.extensions, "trace": trace, "timeout": self._timeout(streaming)}
         sink.progress(0.0, f"Sending to {self._who}", exact=False)
         # Always streamed, so a server that ignores ``stream`` and answers JSON still works.
         response = await send(self._client, request, self._who, stream=True, errors=self._error_from_response)
@@ -387,28 +423,37 @@ class OpenAIProvider:
                 if not said_drawing:
                     sink.progress(0.0, drawing, exact=False)
                 image, details = await self._read_stream(response, sink)
+                images = [image]
             else:
-                sink.progress(0.0, f"Receiving the image from {self._who}", exact=False)
-                image, details = await self._read_json(response)
+                what = "the image" if count == 1 else f"{count} images"
+                sink.progress(0.0, f"Receiving {what} from {self._who}", exact=False)
+                images, details = await self._read_json(response, count)
         finally:
             await response.aclose()
+        if len(images) < count:
+            raise ProviderFailed(f"{self._who} returned {len(images)} images of the {count} asked for.")
         metadata = {"model": self.model, "size": str(details.get("size") or size)}
         usage = details.get("usage")
         if isinstance(usage, dict) and isinstance(usage.get("output_tokens"), int):
             metadata["output_tokens"] = str(usage["output_tokens"])
-        return ProviderResult(image=image, format=_result_format(image), metadata=metadata)
+        first, *more = images[:count]
+        return ProviderResult(image=first, format=_result_format(first), metadata=metadata, more=tuple(more))
 
-    async def _read_json(self, response: httpx.Response) -> tuple[bytes, dict[str, Any]]:
+    async def _read_json(self, response: httpx.Response, count: int) -> tuple[list[bytes], dict[str, Any]]:
         chunks = await read_chunks(response, self._who)
-        return await asyncio.to_thread(self._json_answer, chunks)
+        return await asyncio.to_thread(self._json_answer, chunks, count)
 
-    def _json_answer(self, chunks: list[bytes]) -> tuple[bytes, dict[str, Any]]:
-        """Parsing and decoding a large image: run off the loop."""
+    def _json_answer(self, chunks: list[bytes], count: int) -> tuple[list[bytes], dict[str, Any]]:
+        """Parsing and decoding large images: run off the loop. The first ``count`` of ``data``, in
+        order (fewer if fewer came; none of the extras a server may add)."""
         body = parse_json(b"".join(chunks), self._who)
         items = body.get("data") if isinstance(body, dict) else None
-        first = items[0] if isinstance(items, list) and items else None
-        b64 = first.get("b64_json") if isinstance(first, dict) else None
-        return decode_image(b64, self._who), body if isinstance(body, dict) else {}
+        items = items[:count] if isinstance(items, list) and items else [None]
+        images = [
+            decode_image(item.get("b64_json") if isinstance(item, dict) else None, self._who)
+            for item in items
+        ]
+        return images, body if isinstance(body, dict) else {}
 
     async def _read_stream(
         self, response: httpx.Response, sink: ProgressSink

@@ -31,6 +31,13 @@ over the whole picture (``inpaint_full_res`` false: A1111's API defaults to "onl
 the original content under the mask as the start (``inpainting_fill`` 1). A1111 pastes the
 original back outside the (blurred) mask, so the rest of the picture stays as it was.
 
+Variations are one job with ``batch_size`` = the count (``n_iter`` 1): A1111 samples them
+together, seeds ``seed``, ``seed + 1``, ... (``info.all_seeds``), and answers them in order in
+``images``. No grid comes first: the API sets ``do_not_save_grid`` from ``save_images``, false
+here (``process_images`` prepends one only with ``return_grid`` and a grid to save); what
+extensions append (ControlNet's detected maps) comes after the batch, so the first ``count``
+images are the results. The progress of a batch is the progress of its one sampling run.
+
 A job interrupted by someone else still answers 200 with a half-finished image; A1111 keeps
 ``state.interrupted`` until the next job begins, so the state read after the answer (or while our
 task was active) tells, and such a result fails (retryable) instead of being kept.
@@ -112,6 +119,9 @@ OVERHEAD_SECONDS = 3.0  # model warm-up, VAE decode, PNG encode and the transfer
 CFG_SCALE = 7
 SAMPLER = "Euler a"
 MIN_SIDE = 64
+MAX_BATCH = 4
+"""Variations one job asks for at most (``batch_size``): a batch of 4 at 1024 px still fits a
+consumer GPU's memory."""
 PROBE_TIMEOUT = httpx.Timeout(10.0)
 """Progress reads answer at once on a healthy server; a hung one must not hold a job for minutes."""
 INTERRUPT_TIMEOUT = httpx.Timeout(5.0)
@@ -321,6 +331,7 @@ class SdWebUiProvider:
         real_progress=True,
         cancel_remote=True,
         advanced=frozenset(ADVANCED),
+        variations=MAX_BATCH,
     )
 
     def __init__(
@@ -395,6 +406,7 @@ class SdWebUiProvider:
     async def _edit(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
         if request.image is None:
             raise InvalidRequest("An edit needs a source image.")
+        _check_count(request.count)
         spec = QUALITY_SPECS[request.quality]
         try:
             with Image.open(io.BytesIO(request.image)) as probe:  # reads the header, not the pixels
@@ -411,6 +423,7 @@ class SdWebUiProvider:
         return await self._run("/sdapi/v1/img2img", payload, sink, request.image)
 
     async def _generate(self, request: ProviderRequest, sink: ProgressSink) -> ProviderResult:
+        _check_count(request.count)
         spec = QUALITY_SPECS[request.quality]
         size = request.size or (spec.side, spec.side)
         if size[0] < 1 or size[1] < 1:
@@ -430,7 +443,7 @@ class SdWebUiProvider:
             "cfg_scale": CFG_SCALE if request.guidance is None else float(request.guidance),
             "sampler_name": SAMPLER,
             "seed": -1 if request.seed is None else int(request.seed),
-            "batch_size": 1,
+            "batch_size": request.count,  # one sampling run for every variation
             "n_iter": 1,
             "send_images": True,
             "save_images": False,
@@ -508,10 +521,13 @@ class SdWebUiProvider:
         finally:
             poller.cancel()
             await asyncio.wait({poller})
-        image, body = await asyncio.to_thread(_read_answer, answer, label)
+        images, body = await asyncio.to_thread(_read_answer, answer, label, int(payload["batch_size"]))
         await self._check_whole(server, watch, body, label)
         sink.progress(1.0, "Done")
-        return ProviderResult(image=image, format="PNG", metadata=_metadata(body, payload, server))
+        first, *more = images
+        return ProviderResult(
+            image=first, format="PNG", metadata=_metadata(body, payload, server), more=tuple(more)
+        )
 
     # -- reading the server ------------------------------------------------------------------
 
@@ -734,11 +750,21 @@ async def _parts(content: list[bytes], watch: _Watch) -> AsyncIterator[bytes]:
     watch.sent = True
 
 
-def _read_answer(chunks: list[bytes], label: str) -> tuple[bytes, Any]:
-    """The image and the rest of an img2img / txt2img answer; slow for large images, so run off the loop."""
+def _check_count(count: int) -> None:
+    if not 1 <= count <= MAX_BATCH:
+        raise InvalidRequest(f"{NAME} makes 1 to {MAX_BATCH} images at once, not {count}.")
+
+
+def _read_answer(chunks: list[bytes], label: str, count: int = 1) -> tuple[list[bytes], Any]:
+    """The first ``count`` images and the rest of an img2img / txt2img answer (what follows them,
+    e.g. an extension's extra images, is not ours); slow for large images, so run off the loop."""
     body = parse_json(b"".join(chunks), label)
     images = body.get("images") if isinstance(body, dict) else None
-    return decode_image(images[0] if isinstance(images, list) and images else None, label), body
+    if not isinstance(images, list) or not images:
+        return [decode_image(None, label)], body  # says the answer holds no image
+    if len(images) < count:
+        raise ProviderFailed(f"{label} returned {len(images)} images of the {count} asked for.")
+    return [decode_image(image, label) for image in images[:count]], body
 
 
 def _metadata(body: Any, payload: Mapping[str, Any], server: Server) -> dict[str, str]:
@@ -755,4 +781,9 @@ def _metadata(body: Any, payload: Mapping[str, Any], server: Server) -> dict[str
         for key in ("seed", "sampler_name", "sd_model_name"):
             if info.get(key) is not None:
                 metadata[key.removeprefix("sd_")] = str(info[key])
+        seeds = info.get("all_seeds")
+        count = int(payload.get("batch_size", 1))
+        if count > 1 and isinstance(seeds, list) and len(seeds) >= count:
+            # Result i's seed, in order: "1234,1235,1236" (one metadata for all the results).
+            metadata["seeds"] = ",".join(str(seed) for seed in seeds[:count])
     return metadata
