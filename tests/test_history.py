@@ -17,7 +17,7 @@ from PIL import Image
 
 from imgedit.database import Database
 from imgedit.jobs import JobStage, history
-from imgedit.models import ImageOrigin
+from imgedit.models import ImageOrigin, Quality
 from imgedit.storage import ImageStore
 from tests.conftest import app_services
 from tests.fakes import eventually
@@ -338,10 +338,10 @@ async def test_retry_with_an_edited_prompt_runs_the_new_prompt(user: User) -> No
     )
     await user.open("/history")
     user.find(marker=f"retry-{old}").click()
-    (field,) = user.find(marker="retry-prompt").elements
+    (field,) = user.find(marker="prompt").elements
     assert field.value == "rotate 90", "the old prompt, ready to edit"
-    user.find(marker="retry-prompt").clear().type("invert and blur 2")
-    user.find(marker="retry-start").click()
+    user.find(marker="prompt").clear().type("invert and blur 2")
+    user.find(marker="start").click()
 
     (snapshot,) = [s for s in services.registry.snapshots() if s.spec.prompt == "invert and blur 2"]
     assert snapshot.spec.source_image_id == source.id
@@ -362,8 +362,8 @@ async def test_retry_of_a_generation_keeps_its_size(user: User) -> None:
     )
     await user.open("/history")
     user.find(marker=f"retry-{old}").click()
-    user.find(marker="retry-prompt").clear().type("a green square")
-    user.find(marker="retry-start").click()
+    user.find(marker="prompt").clear().type("a green square")
+    user.find(marker="start").click()
     (snapshot,) = [s for s in services.registry.snapshots() if s.spec.prompt == "a green square"]
     assert snapshot.spec.size == (1280, 768)
     assert (await services.registry.wait(snapshot.id)).stage is JobStage.COMPLETED
@@ -375,11 +375,11 @@ async def test_retry_refuses_an_empty_prompt_and_keeps_the_dialog(user: User) ->
     services.store.db.execute(*job_row(job_id=old, prompt="a red circle", kind="generate"))
     await user.open("/history")
     user.find(marker=f"retry-{old}").click()
-    user.find(marker="retry-prompt").clear()
+    user.find(marker="prompt").clear()
     before = len(services.registry.snapshots())
-    user.find(marker="retry-start").click()
+    user.find(marker="start").click()
     assert len(services.registry.snapshots()) == before
-    (field,) = user.find(marker="retry-prompt").elements
+    (field,) = user.find(marker="prompt").elements
     assert field.props.get("error") is True
     assert [d for d in user.find(ui.dialog).elements if d.value], "the dialog stays open"
 
@@ -568,14 +568,16 @@ def test_history_screenshot(tmp_path: Path) -> None:
             assert "Key or password refused · HTTP 401 · invalid_api_key" in text, "the failure's structure"
             driver.save_screenshot(str(ARTIFACTS / "history.png"))
 
-            # Retry opens with the old prompt ready to edit.
-            driver.find_elements(By.CSS_SELECTOR, ".imgedit-history-actions button")[0].click()
+            # Retry opens the Edit form with the old prompt ready to edit (as text, not markup).
+            driver.find_element(
+                By.CSS_SELECTOR, ".imgedit-history-row[data-stage=failed] .imgedit-history-actions button"
+            ).click()
             field = wait(driver).until(
                 lambda d: next(
                     (e for e in d.find_elements(By.CSS_SELECTOR, ".q-dialog input") if e.is_displayed()), None
                 )
             )
-            assert field.get_attribute("value") == "rotate 90 and pixelate 12"
+            assert field.get_attribute("value") == '<img src=x onerror="alert(1)"> make it <b>pop</b>'
             driver.save_screenshot(str(ARTIFACTS / "history-retry.png"))
             driver.find_element(By.XPATH, "//button[.//span[normalize-space()='Cancel']]").click()
             wait(driver).until(lambda d: not d.find_elements(By.CSS_SELECTOR, ".q-dialog"))
@@ -616,3 +618,40 @@ def test_history_screenshot(tmp_path: Path) -> None:
             )
         finally:
             driver.quit()
+
+
+async def test_retry_from_history_fills_the_whole_form_and_keeps_variations(user: User) -> None:
+    """The history's Retry opens the gallery's own form: every setting the job had, editable."""
+    services = app_services()
+    source = services.store.list()[0]
+    job = services.studio.submit_edit(source.id, "sepia", Quality.LOW, "local", variations=3)
+    assert (await services.registry.wait(job)).stage is JobStage.COMPLETED
+    await services.journal.flush()
+    await user.open("/history")
+    user.find(marker=f"retry-{job}").click()
+
+    (prompt,) = user.find(marker="prompt").elements
+    assert prompt.value == "sepia"
+    (variations,) = user.find(marker="variations").elements
+    assert variations.value == 3
+    (quality,) = user.find(marker="quality").elements
+    assert quality.value == "low"
+    user.find(marker="prompt").clear().type("sepia and a vignette")
+    user.find("Start Edit").click()
+
+    (again,) = [s for s in services.registry.snapshots() if s.spec.prompt == "sepia and a vignette"]
+    assert again.spec.variations == 3 and again.spec.source_image_id == source.id
+    final = await services.registry.wait(again.id)
+    assert final.stage is JobStage.COMPLETED and len(final.result_image_ids) == 3
+
+
+async def test_retry_from_history_of_an_edit_whose_original_is_gone_says_so(user: User) -> None:
+    services = app_services()
+    old = uuid.uuid4().hex
+    services.store.db.execute(
+        *job_row(job_id=old, prompt="sepia", source="img-gone", stage="failed", error="x")
+    )
+    await user.open("/history")
+    user.find(marker=f"retry-{old}").click()
+    await user.should_see("The original image was deleted, so this edit cannot run again.")
+    assert not [d for d in user.find(ui.dialog).elements if d.value], "no form to fill"

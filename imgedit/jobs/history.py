@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imgedit.database import Database
-from imgedit.jobs.model import Failure, FailureKind, JobStage
+from imgedit.jobs.model import Failure, FailureKind, JobSpec, JobStage
 from imgedit.models import ImageId, JobId, JobKind, Quality
 
 PAGE_SIZE = 50
@@ -28,7 +28,8 @@ MAX_PAGE_SIZE = 500
 _COLUMNS = (
     "id, kind, prompt, quality, provider, model, source_image_id, width, height, stage, attempt, "
     "message, error, created_at, started_at, finished_at, duration, result_image_id, retry_of, started_by, "
-    "failure_kind, failure_provider, failure_status, failure_code, variant, mask, seed, negative_prompt"
+    "failure_kind, failure_provider, failure_status, failure_code, variant, mask, seed, negative_prompt, "
+    "steps, guidance, strength, variations"
 )
 _FINISHED = tuple(stage.value for stage in JobStage if stage.is_finished)
 
@@ -66,6 +67,11 @@ class HistoryRow:
     seed: int | None = None
     """The seed it ran with, where its provider takes one."""
     negative_prompt: str = ""
+    steps: int | None = None
+    guidance: float | None = None
+    strength: float | None = None
+    variations: int = 1
+    """How many results it asked for (siblings of ``result_image_id``, the first)."""
     failure: Failure | None = None
     """A failed job's error as structure (kind, provider, HTTP status, code); None otherwise
     (and for jobs that failed before imgedit kept it)."""
@@ -73,6 +79,28 @@ class HistoryRow:
     @property
     def size(self) -> tuple[int, int] | None:
         return (self.width, self.height) if self.width and self.height else None
+
+    @property
+    def spec(self) -> JobSpec:
+        """What it was asked to do, to fill a dialog that runs it again."""
+        return JobSpec(
+            kind=self.kind,
+            prompt=self.prompt,
+            quality=self.quality,
+            provider=self.provider,
+            source_image_id=self.source_image_id,
+            size=self.size,
+            model=self.model or "",
+            started_by=self.started_by,
+            variant=self.variant,
+            mask=self.mask,
+            seed=self.seed,
+            negative_prompt=self.negative_prompt,
+            steps=self.steps,
+            guidance=self.guidance,
+            strength=self.strength,
+            variations=self.variations,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +256,10 @@ def _from_row(row: Any) -> HistoryRow:
         mask=row["mask"] or "",
         seed=int(row["seed"]) if row["seed"] is not None else None,
         negative_prompt=row["negative_prompt"] or "",
+        steps=int(row["steps"]) if row["steps"] is not None else None,
+        guidance=float(row["guidance"]) if row["guidance"] is not None else None,
+        strength=float(row["strength"]) if row["strength"] is not None else None,
+        variations=int(row["variations"] or 1),
     )
 
 

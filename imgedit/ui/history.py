@@ -19,19 +19,16 @@ from imgedit.errors import ImgEditError
 from imgedit.jobs import JobStage
 from imgedit.jobs import history as journal_history
 from imgedit.jobs.history import Cursor, HistoryRow
-from imgedit.models import ImageRecord, JobKind, Quality
+from imgedit.models import ImageRecord, JobKind
 from imgedit.services import Services
 from imgedit.ui import format as fmt
 from imgedit.ui import signin, theme, urls
 from imgedit.ui.dialogs import (
-    SIZES,
     ImageDialog,
     JobDialog,
     image_title,
     job_settings_text,
     name_dialog,
-    prompt_field,
-    show_error,
 )
 
 STATUS_FILTERS: dict[str, tuple[str, frozenset[JobStage]]] = {
@@ -74,11 +71,11 @@ class HistoryView:
         self._generation = 0
 
     async def build(self) -> None:
-        self.retry_dialog = RetryDialog(self.services, on_submitted=self._after_retry)
         self.delete_dialog = DeleteDialog(on_confirm=self._delete)
-        job_dialog = JobDialog(self.services, on_submitted=self._after_retry)
+        # Retry opens the gallery's own Edit / New image form, filled with the job's settings.
+        self.job_dialog = JobDialog(self.services, on_submitted=self._after_retry)
         self.image_dialog = ImageDialog(
-            self.services, on_edit=job_dialog.open_edit, on_delete=self._delete_image
+            self.services, on_edit=self.job_dialog.open_edit, on_delete=self._delete_image
         )
         with ui.row().classes("imgedit-header"):
             ui.label("imgedit").classes("imgedit-logo")
@@ -250,7 +247,7 @@ class HistoryView:
                         "history-failure-detail"
                     )
             with ui.element("div").classes("imgedit-history-actions"):
-                retry = ui.button(icon="replay", on_click=lambda r=row: self.retry_dialog.open(r))
+                retry = ui.button(icon="replay", on_click=lambda r=row: self.retry(r))
                 retry.props("flat round color=ie-accent").mark("history-retry", f"retry-{row.id}")
                 retry.props["aria-label"] = "Retry with this prompt"
                 with retry:
@@ -337,6 +334,18 @@ class HistoryView:
 
     # -- actions ---------------------------------------------------------------------------
 
+    def retry(self, row: HistoryRow) -> None:
+        """The job's form, filled with its prompt and settings (area, Advanced, variations), all
+        editable; Start queues a new job. An edit whose original is gone cannot run again."""
+        source = None
+        if row.kind is JobKind.EDIT:
+            store = self.services.store
+            if row.source_image_id is None or row.source_image_id not in store:
+                ui.notify("The original image was deleted, so this edit cannot run again.", type="warning")
+                return
+            source = store.get(row.source_image_id)
+        self.job_dialog.open_with(row.spec, source)
+
     def _after_retry(self) -> None:
         ui.notify("Queued. It runs in the background; the gallery shows its progress.", type="positive")
         # The journal writes the new row off the event loop; look again once it is there.
@@ -370,110 +379,6 @@ class HistoryView:
             return
         ui.notify(f"Deleted “{image_title(record, self.services)}”.")
         await self.reload()
-
-
-class RetryDialog:
-    """Run a job from the history again: the prompt first and editable, then quality and provider."""
-
-    def __init__(self, services: Services, *, on_submitted: Callable[[], None]) -> None:
-        self.services = services
-        self._on_submitted = on_submitted
-        self.row: HistoryRow | None = None
-        self._submitted = False
-        with ui.dialog() as self.dialog, ui.card().classes("imgedit-dialog q-pa-lg gap-3"):
-            self.title = ui.label().classes("text-h6")
-            name_dialog(self.dialog, self.title)
-            self.picture = ui.element("img").classes("imgedit-dialog-image")
-            self.picture.props["alt"] = ""
-            self.prompt = prompt_field("Prompt", "retry-prompt", self.submit)
-            with ui.row().classes("w-full no-wrap gap-3 imgedit-field-row"):
-                self.quality = (
-                    ui.select(
-                        {q.value: q.value.capitalize() for q in Quality}, label="Quality", value="medium"
-                    )
-                    .props("outlined dense options-dense color=ie-accent")
-                    .classes("grow")
-                    .mark("retry-quality")
-                )
-                self.provider = (
-                    ui.select({}, label="Provider")
-                    .props("outlined dense options-dense color=ie-accent")
-                    .classes("grow")
-                    .mark("retry-provider")
-                )
-            self.size = (
-                ui.select(list(SIZES), label="Size", value=next(iter(SIZES)))
-                .props("outlined dense color=ie-accent")
-                .classes("w-full")
-                .mark("retry-size")
-            )
-            self.note = ui.label().classes("imgedit-hint")
-            with ui.row().classes("w-full justify-end gap-2"):
-                ui.button("Cancel", on_click=self.dialog.close).props("flat no-caps color=ie-quiet")
-                self.start = (
-                    ui.button("Run again", icon="replay", on_click=self.submit)
-                    .props("unelevated no-caps color=deep-purple-5")
-                    .mark("retry-start")
-                )
-
-    def open(self, row: HistoryRow) -> None:
-        self.row = row
-        self._submitted = False
-        self.start.props.pop("loading", None)
-        self.prompt.props.pop("error", None)
-        self.title.set_text("Run this edit again" if row.kind is JobKind.EDIT else "Draw this image again")
-        self.prompt.value = row.prompt
-        self.quality.set_value(row.quality.value)
-        providers = self.services.providers.offering(row.kind)
-        names = [p.name for p in providers]
-        self.provider.set_options(
-            {p.name: p.label for p in providers}, value=row.provider if row.provider in names else names[0]
-        )
-        store = self.services.store
-        source_there = row.source_image_id is not None and row.source_image_id in store
-        if row.kind is JobKind.EDIT:
-            self.size.set_visibility(False)
-            self.picture.set_visibility(source_there)
-            if source_there:
-                self.picture.props["src"] = urls.thumb(row.source_image_id)
-            self.note.set_text(
-                "" if source_there else "The original image was deleted, so this edit cannot run again."
-            )
-            self.start.set_enabled(source_there)
-        else:
-            self.picture.set_visibility(False)
-            self.size.set_visibility(True)
-            by_size = {size: label for label, size in SIZES.items()}
-            self.size.set_value(by_size.get(row.size or (0, 0), next(iter(SIZES))))
-            self.note.set_text("")
-            self.start.set_enabled(True)
-        self.dialog.open()
-
-    def submit(self) -> None:
-        """One job per open of the dialog, however often Run again is clicked or Enter pressed."""
-        row = self.row
-        if row is None or self._submitted or not self.dialog.value:
-            return
-        studio = self.services.studio
-        prompt = str(self.prompt.value or "")
-        quality = Quality(self.quality.value)
-        provider = str(self.provider.value)
-        by = signin.current_name(self.services)
-        try:
-            if row.kind is JobKind.EDIT:
-                assert row.source_image_id is not None
-                studio.submit_edit(row.source_image_id, prompt, quality, provider, started_by=by)
-            else:
-                studio.submit_generate(
-                    prompt, quality, provider, SIZES.get(str(self.size.value)), started_by=by
-                )
-        except ImgEditError as exc:
-            show_error(self.prompt, str(exc))
-            return
-        self._submitted = True
-        self.start.props["loading"] = True
-        self.dialog.close()
-        self._on_submitted()
 
 
 class DeleteDialog:
