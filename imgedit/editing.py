@@ -27,6 +27,7 @@ from imgedit.jobs import JobContext, JobRegistry, JobSpec, JobStage
 from imgedit.jobs.model import MAX_VARIATIONS
 from imgedit.models import ImageId, ImageOrigin, ImageRecord, JobId, JobKind, Quality
 from imgedit.providers import ProgressSink, Provider, ProviderRegistry, ProviderRequest, ProviderResult
+from imgedit.providers.base import fewer_results
 from imgedit.retry import RetryPolicy, Sleep, call_with_retries
 from imgedit.storage import ImageStore
 
@@ -328,9 +329,7 @@ class Studio:
             )
             images = (result.image, *result.more)
             if len(images) != len(chunk):
-                raise ProviderFailed(
-                    f"{provider.label} returned {len(images)} images of the {len(chunk)} asked for."
-                )
+                raise ProviderFailed(fewer_results(provider.label, len(images), len(chunk)))
             if last:
                 job.stage(JobStage.FINALIZING, "Saving the results" if wanted > 1 else "Saving the result")
             for slot, image in zip(chunk, images, strict=True):

@@ -629,7 +629,7 @@ def test_the_shipped_workflows_are_marked() -> None:
     workflows = load_workflows()
     assert workflows["edit"].kind is JobKind.EDIT and workflows["generate"].kind is JobKind.GENERATE
     assert workflows["edit"].output_node == "9" and workflows["edit"].sampler_node == "3"
-    marks = {"prompt", "negative", "size", "seed", "steps", "cfg", "output"}
+    marks = {"prompt", "negative", "size", "seed", "steps", "cfg", "output", "batch"}
     assert set(workflows["generate"].marks) == marks
 
 

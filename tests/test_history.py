@@ -628,6 +628,7 @@ async def test_retry_from_history_fills_the_whole_form_and_keeps_variations(user
     assert (await services.registry.wait(job)).stage is JobStage.COMPLETED
     await services.journal.flush()
     await user.open("/history")
+    await user.should_see("3 variations")  # in the row's settings line
     user.find(marker=f"retry-{job}").click()
 
     (prompt,) = user.find(marker="prompt").elements

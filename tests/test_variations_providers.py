@@ -380,7 +380,7 @@ async def test_comfyui_batch_that_comes_out_short_fails_and_says_so(
     (tmp_path / "pasted.json").write_text(json.dumps(graph))
     _, url = comfy()
 
-    with pytest.raises(ProviderFailed, match=r"returned 1 images of the 3 asked for"):
+    with pytest.raises(ProviderFailed, match=r"returned 1 image of the 3 asked for"):
         await comfyui(http, url, workflow_folder=tmp_path).edit(
             request(JobKind.EDIT, 3, variant="pasted"), RecordingSink()
         )

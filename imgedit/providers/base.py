@@ -85,6 +85,11 @@ class ProviderResult:
     more: tuple[bytes, ...] = ()
 
 
+def fewer_results(who: str, got: int, asked: int) -> str:
+    """The message for a server that sent back fewer results than a request's ``count``."""
+    return f"{who} returned {got} {'image' if got == 1 else 'images'} of the {asked} asked for."
+
+
 class ProgressSink(Protocol):
     """Where a provider reports how far it is. Safe to call only from the event loop thread."""
 

@@ -75,7 +75,14 @@ from imgedit.errors import (
 )
 from imgedit.imaging import media_type, sniff_format
 from imgedit.models import JobKind, Quality
-from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult, ServerHealth
+from imgedit.providers.base import (
+    Capabilities,
+    ProgressSink,
+    ProviderRequest,
+    ProviderResult,
+    ServerHealth,
+    fewer_results,
+)
 from imgedit.providers.comfyui_workflow import (
     ADVANCED_MARKS,
     DEFAULT_NAMES,
@@ -567,7 +574,7 @@ class ComfyUIProvider:
         saved = [image for image in images if image.get("type") == "output"]
         chosen = (saved or images)[:count]
         if len(chosen) < count:
-            raise ProviderFailed(f"{label} returned {len(chosen)} images of the {count} asked for.")
+            raise ProviderFailed(fewer_results(label, len(chosen), count))
         results = []
         for image in chosen:
             request = self._client.build_request(

@@ -40,7 +40,14 @@ from imgedit.errors import (
 )
 from imgedit.imaging import media_type, open_image, sniff_format
 from imgedit.models import JobKind, Quality
-from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult, ServerHealth
+from imgedit.providers.base import (
+    Capabilities,
+    ProgressSink,
+    ProviderRequest,
+    ProviderResult,
+    ServerHealth,
+    fewer_results,
+)
 from imgedit.providers.http import (
     MAX_MESSAGE,
     decode_image,
@@ -431,7 +438,7 @@ class OpenAIProvider:
         finally:
             await response.aclose()
         if len(images) < count:
-            raise ProviderFailed(f"{self._who} returned {len(images)} images of the {count} asked for.")
+            raise ProviderFailed(fewer_results(self._who, len(images), count))
         metadata = {"model": self.model, "size": str(details.get("size") or size)}
         usage = details.get("usage")
         if isinstance(usage, dict) and isinstance(usage.get("output_tokens"), int):

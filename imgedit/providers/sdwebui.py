@@ -78,6 +78,7 @@ from imgedit.providers.base import (
     ProviderRequest,
     ProviderResult,
     ServerHealth,
+    fewer_results,
 )
 from imgedit.providers.common import finite_number, named_errors, pool_health, uncancellable
 from imgedit.providers.http import (
@@ -763,7 +764,7 @@ def _read_answer(chunks: list[bytes], label: str, count: int = 1) -> tuple[list[
     if not isinstance(images, list) or not images:
         return [decode_image(None, label)], body  # says the answer holds no image
     if len(images) < count:
-        raise ProviderFailed(f"{label} returned {len(images)} images of the {count} asked for.")
+        raise ProviderFailed(fewer_results(label, len(images), count))
     return [decode_image(image, label) for image in images[:count]], body
 
 

@@ -326,6 +326,8 @@ class HistoryView:
             parts.append(f"{row.size[0]}×{row.size[1]}")
         if row.duration is not None:
             parts.append(duration_text(row.duration))
+        if row.variations > 1:
+            parts.append(f"{row.variations} variations")
         if row.attempt > 1:
             parts.append(f"attempt {row.attempt}")
         if extra := job_settings_text(row.seed, row.negative_prompt):
