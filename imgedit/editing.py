@@ -220,8 +220,8 @@ class Studio:
         self, name: str, kind: JobKind, advanced: Advanced | None, seed: int | None, variations: int = 1
     ) -> dict[str, Any]:
         """The spec's Advanced fields, checked against what the provider takes and their ranges;
-        a random seed for a provider that takes seeds (or for several variations, which differ
-        by their seeds) when none is fixed."""
+        a random seed for a provider that takes seeds when none is fixed (and for several
+        variations on one that honours seeds without offering them: they differ by their seeds)."""
         given = advanced or Advanced()
         provider = self.providers.get(name)
         takes = provider.capabilities.advanced
@@ -246,7 +246,7 @@ class Studio:
                 raise InvalidRequest(
                     f"{ADVANCED_LABELS[field]} must be between {number_text(low)} and {number_text(high)}."
                 )
-        if "seed" in takes or variations > 1:
+        if "seed" in takes or (variations > 1 and provider.capabilities.seeds):
             values["seed"] = seed if seed is not None else secrets.randbelow(MAX_SEED) + 1
         else:
             values["seed"] = seed  # a provider without seeds ignores it (Run again's fresh one)

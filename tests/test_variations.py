@@ -43,8 +43,10 @@ class SteppingProvider:
     name = "stepping"
     label = "Stepping engine"
 
-    def __init__(self, per_request: int = 1, *, short: bool = False) -> None:
-        self.capabilities = Capabilities(edit=True, generate=True, real_progress=True, variations=per_request)
+    def __init__(self, per_request: int = 1, *, short: bool = False, seeds: bool = True) -> None:
+        self.capabilities = Capabilities(
+            edit=True, generate=True, real_progress=True, variations=per_request, seeds=seeds
+        )
         self.requests: list[ProviderRequest] = []
         self.steps: asyncio.Queue[None] = asyncio.Queue()
         self.waiting = asyncio.Event()
@@ -184,6 +186,21 @@ async def test_a_provider_that_batches_is_asked_once_for_all(tmp_path: Path) -> 
         assert final.stage is JobStage.COMPLETED
         assert [r.count for r in provider.requests] == [3]
         assert len({pixels(setup.store, i) for i in final.result_image_ids}) == 3
+    finally:
+        await setup.close()
+
+
+async def test_variations_on_a_provider_without_seeds_carry_no_seed(tmp_path: Path) -> None:
+    """OpenAI takes no seed: its variations are n draws, and no invented seed is shown for them."""
+    provider = SteppingProvider(per_request=4, seeds=False)
+    setup = Setup(tmp_path / "data", [provider])
+    try:
+        job = setup.studio.submit_generate("anything", Quality.LOW, "stepping", variations=2)
+        assert setup.registry.snapshot(job).spec.seed is None
+        await eventually(provider.waiting.is_set)
+        provider.steps.put_nowait(None)
+        assert (await setup.registry.wait(job)).stage is JobStage.COMPLETED
+        assert [(r.count, r.seed) for r in provider.requests] == [(2, None)]
     finally:
         await setup.close()
 

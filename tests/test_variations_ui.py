@@ -76,6 +76,8 @@ async def test_three_variations_fill_their_slots_as_they_land(user: User) -> Non
     steps = marked(user, "variation")
     assert [s.props["aria-label"] for s in steps] == [f"Show variation {n} of 3" for n in (1, 2, 3)]
     assert [s.props.get("aria-current") for s in steps] == ["true", None, None]
+    await services.journal.flush()
+    await user.should_see(f"seed {final.spec.seed} · variation 1 of 3")
     click(user, marked(user, "variation-3")[0])
     assert [s.props.get("aria-current") for s in marked(user, "variation")] == [None, None, "true"]
     assert len(open_dialogs(user)) == 1

@@ -28,6 +28,9 @@ class Capabilities:
     cancel_remote: bool = False
     advanced: frozenset[str] = frozenset()
     """The Advanced settings it honours, of ``ADVANCED``: the dialog offers only these."""
+    seeds: bool = False
+    """Honours ``ProviderRequest.seed`` though it offers no Seed setting (the local engine: a seed
+    makes a variant), so several variations of one job differ by their seeds."""
     variations: int = 1
     """The most results one request may ask for (``ProviderRequest.count``): OpenAI's ``n``, SD
     WebUI's ``batch_size``, a ComfyUI batch. 1: the studio asks once per variation instead."""

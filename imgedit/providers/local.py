@@ -142,7 +142,9 @@ class LocalProvider:
 
     name = "local"
     label = "Local engine (offline)"
-    capabilities = Capabilities(edit=True, generate=True, real_progress=True, offline=True, mask=True)
+    capabilities = Capabilities(
+        edit=True, generate=True, real_progress=True, offline=True, mask=True, seeds=True
+    )
 
     def expected_seconds(self, kind: JobKind, quality: Quality) -> float:
         return _PRIORS[(kind, quality)]

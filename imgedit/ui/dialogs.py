@@ -744,8 +744,11 @@ class ImageDialog:
             with ui.element("ol").classes("imgedit-chain-steps imgedit-variation-steps"):
                 for sibling in siblings:
                     number = f"Variation {sibling.job_slot + 1}"
-                    with ui.element("li").classes("imgedit-chain-step") as step:
-                        step.mark("variation", f"variation-{sibling.job_slot + 1}")
+                    # A list item holding a button: a list's own children keep their list role.
+                    with ui.element("li").classes("imgedit-chain-item"), ui.element("div") as step:
+                        step.classes("imgedit-chain-step").mark(
+                            "variation", f"variation-{sibling.job_slot + 1}"
+                        )
                         step.props.update(role="button", tabindex="0", title=number)
                         step.props["aria-label"] = f"Show {number.lower()} of {len(siblings)}"
                         if sibling.id == image.id:
@@ -767,7 +770,8 @@ class ImageDialog:
             ui.label("Made from").classes("imgedit-chain-heading")
             with ui.element("ol").classes("imgedit-chain-steps"):
                 for ancestor in ancestors:
-                    with ui.element("li").classes("imgedit-chain-step") as step:
+                    with ui.element("li").classes("imgedit-chain-item"), ui.element("div") as step:
+                        step.classes("imgedit-chain-step")
                         if ancestor is None:
                             step.classes("imgedit-chain-gone").mark("lineage-deleted")
                             ui.icon("hide_image").classes("imgedit-chain-thumb")
@@ -824,6 +828,8 @@ class ImageDialog:
         if row is None or self.image is not image or self.details.is_deleted:
             return
         extra = job_settings_text(row.seed, row.negative_prompt)
+        if row.variations > 1:  # the job's seed made them all; which one this is
+            extra = " · ".join(p for p in (extra, f"variation {image.job_slot + 1} of {row.variations}") if p)
         if extra:
             self.details.set_text(f"{self.details.text} · {extra}")
 
