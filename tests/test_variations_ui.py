@@ -55,9 +55,18 @@ async def test_three_variations_fill_their_slots_as_they_land(user: User) -> Non
     assert marked(user, f"image-{first}"), "the first result is in the gallery before the job ends"
     assert len(loading_cards(user)) == 1, "the card stays for the rest"
 
-    for _ in range(2):
-        await eventually(provider.waiting.is_set)
-        provider.steps.put_nowait(None)
+    def meta_of(image_id: str) -> str:
+        (card,) = marked(user, f"image-{image_id}")
+        return " ".join(str(getattr(e, "text", "")) for e in card.descendants())
+
+    assert "Variation" not in meta_of(first), "alone so far: not numbered yet"
+
+    await eventually(provider.waiting.is_set)
+    provider.steps.put_nowait(None)
+    await eventually(lambda: filled(user) == [True, True, False], message="the second slot to fill")
+    await eventually(lambda: "Variation 1 · Generated" in meta_of(first), message="the first numbered")
+    await eventually(provider.waiting.is_set)
+    provider.steps.put_nowait(None)
     final = await services.registry.wait(job.id)
     assert final.stage is JobStage.COMPLETED and len(final.result_image_ids) == 3
     await eventually(lambda: loading_cards(user) == [], message="the card to go")

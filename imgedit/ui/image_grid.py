@@ -66,6 +66,7 @@ class _Card:
     select: ui.element
     star: ui.element
     record: ImageRecord
+    meta: ui.label
 
 
 def _shift(event: events.GenericEventArguments | None) -> bool:
@@ -329,6 +330,12 @@ class ImageGrid:
             wrap.move(self.box, target_index=index)
         self._keys.insert(index, order_key(record))
         self.cards[record.id] = card
+        if record.job_slot and record.job_id is not None:
+            # A later variation landed: its first, shown before it knew, is numbered too.
+            first = self.store.made_by(record.job_id, 0)
+            shown = self.cards.get(first.id) if first is not None else None
+            if shown is not None and not shown.meta.text.startswith("Variation"):
+                shown.meta.set_text(self._meta_text(shown.record, "Variation 1 · "))
 
     def _build_card(self, wrap: ui.element, record: ImageRecord, arriving: bool, *, eager: bool) -> _Card:
         """A card in as few elements and prop changes as it takes: a page of them is what the
@@ -375,9 +382,9 @@ class ImageGrid:
                 if record.job_slot or (record.job_id is not None and len(self.store.siblings(record)) > 1)
                 else ""
             )
-            ui.label(
-                f"{variation}{fmt.ORIGIN_LABELS[record.origin]} · {record.width}×{record.height}"
-            ).classes("imgedit-meta imgedit-card-line imgedit-card-last")
+            meta = ui.label(self._meta_text(record, variation)).classes(
+                "imgedit-meta imgedit-card-line imgedit-card-last"
+            )
         select = ui.element("div").classes("imgedit-select")
         select.mark("select", f"select-{image_id}")
         select.props.update(
@@ -400,7 +407,11 @@ class ImageGrid:
         on_star = functools.partial(self._on_star, image_id)
         star.on("click", on_star, js_handler=_CLICK_HANDLER)
         star.on("keydown", on_star, js_handler=_KEY_HANDLER)
-        return _Card(wrap, card, select, star, record)
+        return _Card(wrap, card, select, star, record, meta)
+
+    @staticmethod
+    def _meta_text(record: ImageRecord, variation: str) -> str:
+        return f"{variation}{fmt.ORIGIN_LABELS[record.origin]} · {record.width}×{record.height}"
 
     def _refresh_card(self, shown: _Card, record: ImageRecord) -> None:
         shown.record = record
