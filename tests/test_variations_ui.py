@@ -110,3 +110,23 @@ async def test_retry_opens_with_the_number_of_variations(user: User) -> None:
     assert job.spec.variations == 2 and job.spec.provider == "local"
     final = await services.registry.wait(job.id)
     assert final.stage is JobStage.COMPLETED and len(final.result_image_ids) == 2
+
+
+async def test_a_batch_edit_asks_each_image_for_its_variations(user: User) -> None:
+    await user.open("/")
+    services = app_services()
+    chosen = [r.id for r in services.store.list()[:2]]
+    for image_id in chosen:
+        user.find(marker=f"select-{image_id}").click()
+    user.find(marker="edit-selected").click()
+    user.find(marker="batch-prompt").type("sepia")
+    # ("2 images" is also the dialog's title, "Edit 2 images": the select is set directly.)
+    field(user, "batch-variations").set_value(2)
+    user.find(marker="batch-start").click()
+
+    jobs = services.registry.snapshots()
+    assert len(jobs) == 2 and {j.spec.variations for j in jobs} == {2}
+    finals = [await services.registry.wait(j.id) for j in jobs]
+    assert all(f.stage is JobStage.COMPLETED and len(f.result_image_ids) == 2 for f in finals)
+    made = [services.store.get(i) for f in finals for i in f.result_image_ids]
+    assert sorted(r.parent_id or "" for r in made) == sorted(chosen * 2)

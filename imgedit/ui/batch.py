@@ -26,11 +26,13 @@ from imgedit.ui import format as fmt
 from imgedit.ui import signin, urls
 from imgedit.ui.dialogs import (
     chosen_provider,
+    chosen_variations,
     name_dialog,
     prompt_field,
     settings_fields,
     show_error,
     variants_of,
+    variations_field,
 )
 from imgedit.ui.patch import LiveLabel, Patch
 
@@ -70,6 +72,8 @@ class BatchDialog:
             self.more = ui.label().classes("imgedit-hint").mark("batch-more")
             self.prompt = prompt_field("What should change in each image?", "batch-prompt", self.submit)
             self.quality, self.provider, self.variant = settings_fields("batch-", self._refresh_estimates)
+            with ui.row().classes("w-full no-wrap"):
+                self.variations = variations_field("batch-variations", self._refresh_estimates)
             self.note = ui.label().classes("imgedit-hint").mark("batch-note")
             self.note.props["role"] = "status"
             with ui.row().classes("w-full justify-end gap-2"):
@@ -107,6 +111,7 @@ class BatchDialog:
         self.provider.set_options({p.name: p.label for p in providers}, value=providers[0].name)
         self.prompt.value = ""
         self.prompt.props.pop("error", None)
+        self.variations.set_value(1)
         self._submitted = False
         self.start.props.pop("loading", None)
         self._refresh_estimates()
@@ -122,9 +127,10 @@ class BatchDialog:
         durations = self.services.studio.durations
         first = self.images[0] if self.images else None
         size = (first.width, first.height) if first is not None else None
+        count = chosen_variations(self.variations)
         options = {
             q.value: f"{q.value.capitalize()} · "
-            + fmt.seconds_label(durations.expected(provider.name, JobKind.EDIT, q, size=size))
+            + fmt.seconds_label(durations.expected(provider.name, JobKind.EDIT, q, size=size) * count)
             + " each"
             for q in Quality
         }
@@ -151,6 +157,7 @@ class BatchDialog:
                 str(self.provider.value),
                 started_by=signin.current_name(self.services),
                 variant=str(self.variant.value or "") if self.variant.visible else "",
+                variations=chosen_variations(self.variations),
             )
         except ImgEditError as exc:
             show_error(self.prompt, str(exc))

@@ -126,6 +126,21 @@ def settings_fields(
     return quality, provider, variant
 
 
+def variations_field(marker: str, on_change: Callable[[], object] | None = None) -> ui.select:
+    """How many results a job makes (1–4: ``VARIATIONS``), 1 to start with."""
+    return (
+        ui.select(VARIATIONS, label="Variations", value=1, on_change=on_change)
+        .props("outlined dense options-dense color=ie-accent")
+        .classes("grow")
+        .mark(marker)
+    )
+
+
+def chosen_variations(select: ui.select) -> int:
+    value = select.value
+    return value if isinstance(value, int) and value in VARIATIONS else 1
+
+
 class JobDialog:
     """The Edit and New image form. Start submits a job and closes at once; it never waits."""
 
@@ -166,12 +181,7 @@ class JobDialog:
                     .mark("size")
                 )
                 # 1–4 results from one job, siblings in the gallery (the card shows a slot each).
-                self.variations = (
-                    ui.select(VARIATIONS, label="Variations", value=1, on_change=self._refresh_estimates)
-                    .props("outlined dense options-dense color=ie-accent")
-                    .classes("grow")
-                    .mark("variations")
-                )
+                self.variations = variations_field("variations", self._refresh_estimates)
             self.engine_note = ui.label().classes("imgedit-hint")
             # Negative prompt, seed, steps, guidance, strength: folded, for providers that take them.
             self.advanced = AdvancedSettings()
@@ -262,8 +272,7 @@ class JobDialog:
         return str(self.variant.value or "") if self.variant.visible else ""
 
     def _variations(self) -> int:
-        value = self.variations.value
-        return value if isinstance(value, int) and value in VARIATIONS else 1
+        return chosen_variations(self.variations)
 
     def _chosen_provider(self) -> Provider | None:
         return chosen_provider(self.services, self.provider)
