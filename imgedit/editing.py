@@ -420,9 +420,13 @@ class _Share:
         self, job: JobContext, start: float, width: float, slots: list[int], of: int, *, last: bool
     ) -> None:
         self._job, self._start, self._width, self._last = job, start, width, last
-        shown = [slot + 1 for slot in slots]
-        which = f"{shown[0]}" if len(shown) == 1 else f"{shown[0]}–{shown[-1]}"
-        self._label = f"Variation {which} of {of}"
+        first, last = slots[0] + 1, slots[-1] + 1
+        if len(slots) == of:
+            self._label = f"{of} variations"
+        elif len(slots) == 1:
+            self._label = f"Variation {first} of {of}"
+        else:
+            self._label = f"Variations {first}–{last} of {of}"
 
     def progress(
         self, fraction: float, message: str | None = None, *, eta_s: float | None = None, exact: bool = True

@@ -181,6 +181,7 @@ async def test_a_provider_that_batches_is_asked_once_for_all(tmp_path: Path) -> 
     try:
         job = setup.studio.submit_generate("anything", Quality.LOW, "stepping", variations=3)
         await eventually(provider.waiting.is_set)
+        assert setup.registry.snapshot(job).message == "3 variations · Half way"
         provider.steps.put_nowait(None)
         final = await setup.registry.wait(job)
         assert final.stage is JobStage.COMPLETED
@@ -293,3 +294,22 @@ def test_an_older_database_keeps_its_results_as_first_variations(tmp_path: Path)
         )
     finally:
         store.close()
+
+
+async def test_cancelling_between_variations_keeps_those_made_and_asks_for_no_more(tmp_path: Path) -> None:
+    provider = SteppingProvider()
+    setup = Setup(tmp_path / "data", [provider])
+    try:
+        job = setup.studio.submit_generate("anything", Quality.LOW, "stepping", variations=3)
+        await eventually(provider.waiting.is_set)
+        provider.steps.put_nowait(None)
+        await eventually(lambda: len(setup.registry.snapshot(job).result_image_ids) == 1)
+        await eventually(provider.waiting.is_set, message="the second variation to start")
+        assert setup.registry.cancel(job)
+        final = await setup.registry.wait(job)
+        assert final.stage is JobStage.CANCELLED
+        assert len(final.result_image_ids) == 1, "the first variation stays in the gallery"
+        assert [r.id for r in setup.store.list()] == list(final.result_image_ids)
+        assert len(provider.requests) == 2, "nothing asked for after the cancel"
+    finally:
+        await setup.close()

@@ -130,3 +130,23 @@ async def test_a_batch_edit_asks_each_image_for_its_variations(user: User) -> No
     assert all(f.stage is JobStage.COMPLETED and len(f.result_image_ids) == 2 for f in finals)
     made = [services.store.get(i) for f in finals for i in f.result_image_ids]
     assert sorted(r.parent_id or "" for r in made) == sorted(chosen * 2)
+
+
+async def test_cancel_after_a_variation_landed_says_what_was_kept(user: User) -> None:
+    await user.open("/")
+    services = app_services()
+    provider = SteppingProvider()
+    services.providers.add(provider)
+    job = services.studio.submit_generate("three moons", Quality.LOW, "stepping", variations=3)
+    await eventually(provider.waiting.is_set)
+    provider.steps.put_nowait(None)
+    await eventually(lambda: filled(user) == [True, False, False], message="the first slot to fill")
+    await eventually(provider.waiting.is_set)
+    services.registry.cancel(job)  # from another tab (the tab that cancels shows no toast)
+    final = await services.registry.wait(job)
+    assert final.stage is JobStage.CANCELLED and len(final.result_image_ids) == 1
+    await eventually(
+        lambda: user.notify.contains("New image cancelled · 1 of 3 variations kept: “three moons”"),
+        message="the cancel toast",
+    )
+    assert marked(user, f"image-{final.result_image_ids[0]}"), "the kept variation stays in the gallery"

@@ -376,7 +376,9 @@ class GalleryPage:
         if snapshot.stage is JobStage.COMPLETED:
             self._announce_completion(snapshot)
         elif snapshot.stage is JobStage.CANCELLED:
-            ui.notify(f"{what} cancelled: “{snapshot.spec.prompt}”", type="info")
+            kept = len(snapshot.result_image_ids)
+            note = f" · {kept} of {snapshot.spec.variations} variations kept" if kept else ""
+            ui.notify(f"{what} cancelled{note}: “{snapshot.spec.prompt}”", type="info")
             self._say(f"Cancelled: {fmt.job_title(snapshot.spec.prompt, self._source_title(snapshot))}.")
         elif snapshot.stage is JobStage.FAILED:
             self._announce_failure(snapshot)
