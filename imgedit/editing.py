@@ -420,13 +420,13 @@ class _Share:
         self, job: JobContext, start: float, width: float, slots: list[int], of: int, *, last: bool
     ) -> None:
         self._job, self._start, self._width, self._last = job, start, width, last
-        first, last = slots[0] + 1, slots[-1] + 1
+        low, high = slots[0] + 1, slots[-1] + 1
         if len(slots) == of:
             self._label = f"{of} variations"
         elif len(slots) == 1:
-            self._label = f"Variation {first} of {of}"
+            self._label = f"Variation {low} of {of}"
         else:
-            self._label = f"Variations {first}–{last} of {of}"
+            self._label = f"Variations {low}–{high} of {of}"
 
     def progress(
         self, fraction: float, message: str | None = None, *, eta_s: float | None = None, exact: bool = True
