@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -38,9 +39,11 @@ WINDOW_SIZE = (1280, 860)
 TITLE = "imgedit"
 INSTALL_COMMAND = "pip install -r requirements-native.txt"
 EXIT_CODE = 2
+"""The exit status when the window cannot open: a usage error, like a bad flag."""
 WINDOW_CLOSE_TIMEOUT = 5.0
 """Seconds a stopping server waits for the window it asked to close."""
-"""The exit status when the window cannot open: a usage error, like a bad flag."""
+WINDOW_EXIT_TIMEOUT = 3.0
+"""Seconds a stopping server then waits for the window's process to end before it stops it."""
 
 _PYWEBVIEW = ("webview", "pywebview")
 _QT = (("qtpy", "QtPy"), ("PyQt6", "PyQt6"), ("PyQt6.QtWebEngineWidgets", "PyQt6-WebEngine"))
@@ -195,15 +198,30 @@ def configure(app: Any, platform: str = sys.platform, find_spec: FindSpec = impo
 
     async def close_window() -> None:
         window = app.native.main_window
-        if window is None or closed.is_set():
-            return
-        window.destroy()
-        try:
-            await asyncio.wait_for(closed.wait(), WINDOW_CLOSE_TIMEOUT)
-        except TimeoutError:
-            log.warning("the native window did not close within %s s", WINDOW_CLOSE_TIMEOUT)
+        if window is not None and not closed.is_set():
+            log.info("closing the native window")
+            window.destroy()
+            try:
+                await asyncio.wait_for(closed.wait(), WINDOW_CLOSE_TIMEOUT)
+            except TimeoutError:
+                log.warning("the native window did not close within %s s", WINDOW_CLOSE_TIMEOUT)
+        await asyncio.to_thread(end_window_processes, WINDOW_EXIT_TIMEOUT)
 
     app.on_shutdown(close_window)
+
+
+def end_window_processes(within: float) -> None:
+    """Wait for the window's process (NiceGUI's daemon child; imgedit starts no other) to end, and
+    stop it if it has not: a closed window's process can hang on its way out (Qt WebEngine's
+    teardown), and one left running would outlive the server with its web engine."""
+    for child in multiprocessing.active_children():
+        if not child.daemon:
+            continue
+        child.join(within)
+        if child.is_alive():
+            log.warning("the native window's process did not end within %s s; stopping it", within)
+            child.kill()
+            child.join(within)
 
 
 def _log_connected(client: Any) -> None:

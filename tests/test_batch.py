@@ -337,7 +337,7 @@ def test_batch_dialog_and_tray_row_in_a_browser(tmp_path: Path) -> None:
     from tests.fake_sdwebui import FakeWebUI
     from tests.loopback import serve
     from tests.test_a11y_browser import assert_no_blocking_violations, open_gallery, settle
-    from tests.test_browser import By, chrome, click, click_button, wait
+    from tests.test_browser import By, chrome, click, click_button, dialog_field, wait
 
     def loading(d: webdriver.Chrome) -> int:
         return len(d.find_elements(By.CSS_SELECTOR, ".imgedit-loading-card"))
@@ -353,16 +353,7 @@ def test_batch_dialog_and_tray_row_in_a_browser(tmp_path: Path) -> None:
                     boxes = driver.find_elements(By.CSS_SELECTOR, ".imgedit-images-box .imgedit-select")
                     boxes[index].click()
                 click_button(driver, "Edit 3 images")
-                field = wait(driver).until(
-                    lambda d: next(
-                        (
-                            e
-                            for e in d.find_elements(By.CSS_SELECTOR, ".q-dialog input[aria-label]")
-                            if e.is_displayed()
-                        ),
-                        None,
-                    )
-                )
+                field = dialog_field(driver)
                 settle(driver)
                 assert len(driver.find_elements(By.CSS_SELECTOR, ".q-dialog img[alt]")) == 3
                 assert_no_blocking_violations(driver, f"the batch dialog ({scheme})")

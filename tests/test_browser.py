@@ -111,6 +111,15 @@ def click_button(driver: webdriver.Chrome, label: str) -> None:
     click(driver, By.XPATH, f"//button[.//span[normalize-space()='{label}']]")
 
 
+def dialog_field(driver: webdriver.Chrome, timeout: float = 20):  # type: ignore[no-untyped-def]
+    """The open dialog's first shown named input (its prompt), once it is there."""
+    return wait(driver, timeout).until(
+        lambda d: next(
+            (e for e in d.find_elements(By.CSS_SELECTOR, ".q-dialog input[aria-label]") if e.is_displayed()), None
+        )
+    )
+
+
 def colourful_png(path: Path, size: tuple[int, int]) -> Path:
     """A large, busy picture: big enough that an edit at high quality takes a visible moment."""
     width, height = size
@@ -163,11 +172,7 @@ def test_start_edit_end_to_end(server: str, browser: webdriver.Chrome, tmp_path:
     )
     click(browser, By.CSS_SELECTOR, ".imgedit-images-box .imgedit-card-wrap:nth-child(1) .imgedit-image-card")
     click_button(browser, "Edit")
-    prompt = wait(browser).until(
-        lambda d: next(
-            (e for e in d.find_elements(By.CSS_SELECTOR, ".q-dialog input[aria-label]") if e.is_displayed()), None
-        )
-    )
+    prompt = dialog_field(browser)
     prompt.send_keys("blur 12 and emboss and sharpen and add a vignette and sepia")
     click(browser, By.XPATH, "//label[.//*[normalize-space()='Quality']]")
     click(browser, By.CSS_SELECTOR, ".q-item", text_prefix="High")
@@ -210,12 +215,7 @@ def start_edit_in_browser(
 ) -> None:
     click(browser, By.CSS_SELECTOR, f".imgedit-images-box .imgedit-card-wrap:nth-child({card_index + 1}) .imgedit-image-card")
     click_button(browser, "Edit")
-    field = wait(browser).until(
-        lambda d: next(
-            (e for e in d.find_elements(By.CSS_SELECTOR, ".q-dialog input[aria-label]") if e.is_displayed()), None
-        )
-    )
-    field.send_keys(prompt)
+    dialog_field(browser).send_keys(prompt)
     if provider:
         click(browser, By.XPATH, "//label[.//*[normalize-space()='Provider']]")
         click(browser, By.CSS_SELECTOR, ".q-item", text_prefix=provider)

@@ -144,6 +144,28 @@ def test_as_root_the_web_engine_runs_without_its_sandbox_once() -> None:
     assert user == {}
 
 
+def _hang() -> None:
+    time.sleep(60)  # a window process stuck on its way out
+
+
+def test_a_window_process_that_does_not_end_is_stopped_with_the_server() -> None:
+    """The server's last step on shutdown: a window process still running after its window was
+    asked to close (Qt WebEngine can hang in its teardown) is stopped, not left behind."""
+    import multiprocessing
+
+    stuck = multiprocessing.get_context("spawn").Process(target=_hang, daemon=True)
+    stuck.start()
+    try:
+        started = time.monotonic()
+        native.end_window_processes(0.5)
+        assert not stuck.is_alive(), "the stuck window process was stopped"
+        assert stuck.exitcode == -signal.SIGKILL
+        assert time.monotonic() - started < 10
+    finally:
+        if stuck.is_alive():
+            stuck.kill()
+
+
 def test_downloads_start_in_the_desktops_downloads_folder(tmp_path: Path) -> None:
     assert native.downloads_folder(tmp_path, {}) == tmp_path  # no Downloads folder: home
     (tmp_path / "Downloads").mkdir()

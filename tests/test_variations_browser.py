@@ -20,7 +20,7 @@ def test_variations_card_gallery_and_dialog_in_a_browser(tmp_path: Path) -> None
     from tests.fake_sdwebui import FakeWebUI
     from tests.loopback import serve
     from tests.test_a11y_browser import assert_no_blocking_violations, open_gallery, settle
-    from tests.test_browser import By, chrome, click, click_button, wait
+    from tests.test_browser import By, chrome, click, click_button, dialog_field, wait
 
     fake = FakeWebUI(step_seconds=0.02)
     fake.pause_at(6)
@@ -36,16 +36,7 @@ def test_variations_card_gallery_and_dialog_in_a_browser(tmp_path: Path) -> None
                 ".imgedit-images-box .imgedit-card-wrap:nth-child(1) .imgedit-image-card",
             )
             click_button(driver, "Edit")
-            field = wait(driver).until(
-                lambda d: next(
-                    (
-                        e
-                        for e in d.find_elements(By.CSS_SELECTOR, ".q-dialog input[aria-label]")
-                        if e.is_displayed()
-                    ),
-                    None,
-                )
-            )
+            field = dialog_field(driver)
             field.send_keys("oil painting at golden hour")
             click(driver, By.XPATH, "//label[.//*[normalize-space()='Variations']]")
             click(driver, By.CSS_SELECTOR, ".q-item", text_prefix="3 images")

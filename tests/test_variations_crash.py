@@ -16,7 +16,7 @@ from selenium import webdriver
 from imgedit.models import ImageOrigin
 from imgedit.storage import ImageStore
 from tests.app_process import AppProcess
-from tests.test_browser import By, click, click_button, colourful_png, wait
+from tests.test_browser import By, click, click_button, colourful_png, dialog_field, wait
 
 pytestmark = pytest.mark.browser
 
@@ -50,16 +50,7 @@ def test_a_kill_between_variations_keeps_those_made_and_makes_the_rest(
         browser.get(first.url)
         click(browser, By.CSS_SELECTOR, ".imgedit-images-box .imgedit-image-card")
         click_button(browser, "Edit")
-        field = wait(browser).until(
-            lambda d: next(
-                (
-                    e
-                    for e in d.find_elements(By.CSS_SELECTOR, ".q-dialog input[aria-label]")
-                    if e.is_displayed()
-                ),
-                None,
-            )
-        )
+        field = dialog_field(browser)
         field.send_keys(PROMPT)
         click(browser, By.XPATH, "//label[.//*[normalize-space()='Quality']]")
         click(browser, By.CSS_SELECTOR, ".q-item", text_prefix="High")
