@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imgedit.database import Database
+from imgedit.jobs.journal import settings_of
 from imgedit.jobs.model import Failure, FailureKind, JobSpec, JobStage
 from imgedit.models import ImageId, JobId, JobKind, Quality
 
@@ -252,14 +253,7 @@ def _from_row(row: Any) -> HistoryRow:
         retry_of=JobId(row["retry_of"]) if row["retry_of"] else None,
         started_by=row["started_by"] or "",
         failure=_failure(row),
-        variant=row["variant"] or "",
-        mask=row["mask"] or "",
-        seed=int(row["seed"]) if row["seed"] is not None else None,
-        negative_prompt=row["negative_prompt"] or "",
-        steps=int(row["steps"]) if row["steps"] is not None else None,
-        guidance=float(row["guidance"]) if row["guidance"] is not None else None,
-        strength=float(row["strength"]) if row["strength"] is not None else None,
-        variations=int(row["variations"] or 1),
+        **settings_of(row),
     )
 
 

@@ -203,6 +203,21 @@ class JobJournal:
         return float(top) + 1 if top is not None else 0.0
 
 
+def settings_of(row: Any) -> dict[str, Any]:
+    """A jobs row's settings beyond prompt, quality and provider (variant, area, seed, Advanced,
+    variations), as ``JobSpec`` (and ``history.HistoryRow``) name them."""
+    return {
+        "variant": row["variant"] or "",
+        "mask": row["mask"] or "",
+        "seed": int(row["seed"]) if row["seed"] is not None else None,
+        "negative_prompt": row["negative_prompt"] or "",
+        "steps": int(row["steps"]) if row["steps"] is not None else None,
+        "guidance": float(row["guidance"]) if row["guidance"] is not None else None,
+        "strength": float(row["strength"]) if row["strength"] is not None else None,
+        "variations": int(row["variations"] or 1),
+    }
+
+
 def _row(row: sqlite3.Row) -> JournalRow:
     width, height = row["width"], row["height"]
     spec = JobSpec(
@@ -214,15 +229,8 @@ def _row(row: sqlite3.Row) -> JournalRow:
         source_image_id=ImageId(row["source_image_id"]) if row["source_image_id"] else None,
         size=(int(width), int(height)) if width and height else None,
         started_by=row["started_by"] or "",
-        variant=row["variant"] or "",
-        mask=row["mask"] or "",
         batch=row["batch"] or "",
-        seed=int(row["seed"]) if row["seed"] is not None else None,
-        negative_prompt=row["negative_prompt"] or "",
-        steps=int(row["steps"]) if row["steps"] is not None else None,
-        guidance=float(row["guidance"]) if row["guidance"] is not None else None,
-        strength=float(row["strength"]) if row["strength"] is not None else None,
-        variations=int(row["variations"] or 1),
+        **settings_of(row),
     )
     return JournalRow(
         id=JobId(row["id"]),
