@@ -5,11 +5,33 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from PIL import Image
 
 from imgedit.models import JobKind, Quality
 from imgedit.providers.base import Capabilities, ProgressSink, ProviderRequest, ProviderResult
+
+
+@dataclass
+class RecordingSink:
+    """A ProgressSink that keeps what a provider told it, in order."""
+
+    updates: list[tuple[float, str | None]] = field(default_factory=list)
+    previews: list[bytes] = field(default_factory=list)
+
+    def progress(
+        self, fraction: float, message: str | None = None, *, eta_s: float | None = None, exact: bool = True
+    ) -> None:
+        self.updates.append((fraction, message))
+
+    def preview(self, image: bytes) -> None:
+        self.previews.append(image)
+
+    @property
+    def steps(self) -> list[str]:
+        """The "Step n of m" messages (SD WebUI, ComfyUI)."""
+        return [m for _, m in self.updates if m and m.startswith("Step")]
 
 
 class GatedProvider:

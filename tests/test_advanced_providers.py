@@ -15,7 +15,6 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -32,29 +31,11 @@ from imgedit.providers.openai import OpenAIProvider
 from imgedit.providers.sdwebui import QUALITY_SPECS, SdWebUiProvider, img2img_steps
 from tests.fake_comfyui import FakeComfyUI, serve_comfyui
 from tests.fake_sdwebui import IMG2IMG, TXT2IMG, FakeWebUI
-from tests.fakes import eventually
+from tests.fakes import RecordingSink, eventually
 from tests.loopback import serve
 
 WAIT = 10.0
 ADVANCED_FIELDS = ("negative_prompt", "seed", "steps", "cfg_scale", "denoising_strength")
-
-
-@dataclass
-class RecordingSink:
-    updates: list[tuple[float, str | None]] = field(default_factory=list)
-    previews: list[bytes] = field(default_factory=list)
-
-    def progress(
-        self, fraction: float, message: str | None = None, *, eta_s: float | None = None, exact: bool = True
-    ) -> None:
-        self.updates.append((fraction, message))
-
-    def preview(self, image: bytes) -> None:
-        self.previews.append(image)
-
-    @property
-    def steps(self) -> list[str]:
-        return [m for _, m in self.updates if m and m.startswith("Step")]
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import io
 import json
 import os
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,27 +34,13 @@ from tests.conftest import app_services
 from tests.fake_comfyui import FakeComfyUI, serve_comfyui
 from tests.fake_openai import FakeOpenAI, make_app
 from tests.fake_sdwebui import IMG2IMG, FakeWebUI
-from tests.fakes import eventually
+from tests.fakes import RecordingSink, eventually
 from tests.loopback import serve
 
 KEY = "sk-test-fake-openai-key"
 SIZE = (128, 96)
 BOX = (40, 24, 88, 72)
 """The selected area: a rectangle (left, top, right, bottom) in the middle of the source."""
-
-
-@dataclass
-class RecordingSink:
-    updates: list[tuple[float, str | None]] = field(default_factory=list)
-    previews: list[bytes] = field(default_factory=list)
-
-    def progress(
-        self, fraction: float, message: str | None = None, *, eta_s: float | None = None, exact: bool = True
-    ) -> None:
-        self.updates.append((fraction, message))
-
-    def preview(self, image: bytes) -> None:
-        self.previews.append(image)
 
 
 def source_png(size: tuple[int, int] = SIZE) -> bytes:

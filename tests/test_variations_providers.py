@@ -13,7 +13,6 @@ import io
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,23 +31,10 @@ from imgedit.providers.sdwebui import SdWebUiProvider
 from tests.fake_comfyui import FakeComfyUI, serve_comfyui
 from tests.fake_openai import FakeOpenAI, Short, generated_image, make_app, variation
 from tests.fake_sdwebui import FakeWebUI
+from tests.fakes import RecordingSink
 from tests.loopback import serve
 
 KEY = "sk-test-variations"
-
-
-@dataclass
-class RecordingSink:
-    updates: list[tuple[float, str | None]] = field(default_factory=list)
-    previews: list[bytes] = field(default_factory=list)
-
-    def progress(
-        self, fraction: float, message: str | None = None, *, eta_s: float | None = None, exact: bool = True
-    ) -> None:
-        self.updates.append((fraction, message))
-
-    def preview(self, image: bytes) -> None:
-        self.previews.append(image)
 
 
 def png(image: Image.Image) -> bytes:
