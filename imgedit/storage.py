@@ -32,6 +32,7 @@ import errno
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterator
@@ -97,6 +98,13 @@ class ImageStore:
         self._loaded: list[ImageRecord] = []
         """The rows ``open`` read, for ``check_files`` to look for on disk."""
         self._opened_wall = 0.0
+        self._writing: set[str] = set()
+        """The ids whose files this run wrote or writes: ``check_files`` never removes them,
+        whatever their files' times say (a kernel may stamp a file up to a clock tick before
+        ``time.time()``). Kept for the run (32 characters an image): a sweep that read the rows
+        before a write's row went in may look at its file after the write is over."""
+        self._sweeping = threading.Lock()
+        """Held while the sweep decides on a file and removes it, and while a write claims its id."""
         self._changes: deque[Change] = deque(maxlen=CHANGE_LOG)
         self._checking: asyncio.Task[None] | None = None
         self.version = 0
@@ -154,9 +162,34 @@ class ImageStore:
         # Every committed row claims its files; a write after this query has files newer than
         # ``before``, which the sweep leaves alone.
         rows = self.db.query("SELECT id, format FROM images")
-        _sweep(self.images_dir, images - {f"{row['id']}.{_extension(row['format'])}" for row in rows}, before)
-        _sweep(self.thumbs_dir, thumbs - {f"{row['id']}.webp" for row in rows}, before)
+        self._sweep(
+            self.images_dir, images - {f"{row['id']}.{_extension(row['format'])}" for row in rows}, before
+        )
+        self._sweep(self.thumbs_dir, thumbs - {f"{row['id']}.webp" for row in rows}, before)
         return missing
+
+    def _sweep(self, folder: Path, names: set[str], before: float) -> None:
+        """Remove files this store made but no row claims, left from before ``before``; anything
+        else in the folder is not ours. A file this run is writing (its file comes before its row)
+        stays: it is claimed before its file exists, and the claim is checked right before the
+        removal under the same lock. Its time is no proof: the kernel may stamp a new file a clock
+        tick earlier than ``before``. (The time still keeps a fresh file of another run.)"""
+        for name in names:
+            if not (name.endswith(".tmp") or is_valid_id(name.partition(".")[0])):
+                continue
+            path = folder / name
+            with self._sweeping:
+                if name.partition(".")[0] in self._writing:
+                    continue
+                try:
+                    if path.stat().st_mtime >= before:
+                        continue
+                    log.info("removing %s: no image row refers to it", path)
+                    path.unlink()
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    log.warning("could not remove %s: %s", path, exc)
 
     def close(self) -> None:
         self.db.close()
@@ -477,6 +510,8 @@ class ImageStore:
             job_slot=details.job_slot,
         )
         failure = f"Could not save {details.what}"
+        with self._sweeping:
+            self._writing.add(image_id)
         try:
             with _storage_errors(failure):
                 self._write_file(self.path_of(record), normalized.data)
@@ -654,23 +689,6 @@ def _sqlite_reason(exc: sqlite3.OperationalError) -> str | None:
 def _file_names(folder: Path) -> set[str]:
     with os.scandir(folder) as entries:
         return {entry.name for entry in entries if entry.is_file()}
-
-
-def _sweep(folder: Path, names: set[str], before: float) -> None:
-    """Remove files this store made but no row claims, left from before ``before`` (a write in
-    progress has its file before its row); anything else in the folder is not ours."""
-    for name in names:
-        if name.endswith(".tmp") or is_valid_id(name.partition(".")[0]):
-            path = folder / name
-            try:
-                if path.stat().st_mtime >= before:
-                    continue
-                log.info("removing %s: no image row refers to it", path)
-                path.unlink()
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                log.warning("could not remove %s: %s", path, exc)
 
 
 def _extension(image_format: str) -> str:

@@ -3,6 +3,7 @@ several deletes at once, and the change log views follow (imgedit.storage, imged
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import time
@@ -50,6 +51,38 @@ async def test_open_reads_rows_only_and_the_background_check_hides_a_lost_file(t
         assert not (tmp_path / "images" / f"{orphan}.png").exists()  # a leftover from before: swept
         assert in_progress.exists()  # newer than this start: not ours to judge
         assert (tmp_path / "thumbs" / f"{lost}.webp").exists()  # the row keeps its thumbnail
+    finally:
+        store.close()
+
+
+async def test_an_image_saved_while_the_start_up_check_runs_is_kept(tmp_path: Path) -> None:
+    """CI once lost the first upload after a start: the check ran while the image was being
+    written, and the new file's time said it was older than the start. A kernel stamps files with
+    its coarse clock, up to a tick (a few ms) behind ``time.time()``: a file made within a tick of
+    the start gets a time from before it. That stamp is set here on each file as it is written
+    (the last tick: just before the store opened). The check runs on the loop while the write waits at
+    its first fsync (the file written, not yet renamed, no row)."""
+    loop = asyncio.get_running_loop()
+    checked: list[bool] = []
+    store: ImageStore
+
+    def fsync(fd: int) -> None:
+        os.utime(fd, (last_tick, last_tick))
+        if not checked:
+            checked.append(True)
+            asyncio.run_coroutine_threadsafe(store.check_files(), loop).result(timeout=30)
+        os.fsync(fd)
+
+    store = ImageStore(tmp_path, fsync=fsync)
+    last_tick = time.time() - 0.001
+    store.open()
+    try:
+        record = await store.add(picture(), origin=ImageOrigin.UPLOAD, name="first.png")
+
+        assert checked
+        assert store.get(record.id).name == "first.png"
+        assert (await store.read_bytes(record.id))[:4] == b"\x89PNG"
+        assert store.thumb_path_of(record).exists()
     finally:
         store.close()
 
@@ -105,7 +138,9 @@ async def test_a_star_the_disk_refuses_is_taken_back_with_a_message(tmp_path: Pa
         other.execute("BEGIN EXCLUSIVE")  # another writer holds the file: SQLite says "locked"
         try:
             store.db.query("PRAGMA busy_timeout = 0")
-            with pytest.raises(StorageFailed, match=r"^Could not save the star of “cat.png”: another program"):
+            with pytest.raises(
+                StorageFailed, match=r"^Could not save the star of “cat.png”: another program"
+            ):
                 await store.set_favourite(cat.id, True)
         finally:
             other.rollback()
