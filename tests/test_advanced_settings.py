@@ -10,6 +10,7 @@ from nicegui import ui
 from nicegui.testing import User
 from PIL import Image
 
+from imgedit.editing import Advanced
 from imgedit.jobs import JobStage
 from imgedit.models import JobKind, Quality
 from imgedit.providers.base import ADVANCED, Capabilities, ProgressSink, ProviderRequest, ProviderResult
@@ -159,3 +160,32 @@ async def test_an_edit_takes_strength_and_retry_keeps_the_settings(user: User) -
     assert tunable.requests[0].strength == 0.35 and tunable.requests[0].negative_prompt == "snow"
     (job,) = services.registry.snapshots()
     assert job.spec.strength == 0.35 and job.spec.seed is not None
+
+
+async def test_run_again_keeps_every_advanced_setting_with_a_new_seed(user: User) -> None:
+    """ "Run again" promises the same settings and a new seed: the negative prompt, steps, guidance
+    and strength the job had reach the provider again."""
+    await user.open("/")
+    services = app_services()
+    tunable = Tunable()
+    services.providers.add(tunable)
+    source = services.store.list()[0]
+    settings = Advanced(negative_prompt="snow, fog", seed=1234, steps=37, guidance=9.5, strength=0.4)
+    first = services.studio.submit_edit(
+        source.id, "make it autumn", Quality.LOW, "tunable", advanced=settings
+    )
+    done = await services.registry.wait(first)
+    assert done.stage is JobStage.COMPLETED and done.result_image_id is not None
+    await services.journal.flush()  # Run again reads the job from the journal
+    result = done.result_image_id
+    await eventually(lambda: marked(user, f"image-{result}"), message="the result in the gallery")
+
+    user.find(marker=f"image-{result}").click()
+    user.find(marker="run-again").click()
+    await eventually(lambda: len(tunable.requests) == 2, message="the job run again")
+
+    again = tunable.requests[1]
+    assert again.prompt == "make it autumn"
+    assert (again.negative_prompt, again.steps, again.guidance, again.strength) == ("snow, fog", 37, 9.5, 0.4)
+    assert again.seed is not None and again.seed != 1234, "a new seed"
+    await eventually(lambda: open_dialogs(user) == [], message="the dialog to close")

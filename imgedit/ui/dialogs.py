@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from nicegui import app, background_tasks, events, ui
 
 from imgedit import native
-from imgedit.editing import clean_text
+from imgedit.editing import Advanced, clean_text
 from imgedit.errors import ImgEditError
 from imgedit.jobs import JobSpec, prompts
 from imgedit.jobs import history as journal_history
@@ -860,6 +860,10 @@ class ImageDialog:
         store, studio = self.services.store, self.services.studio
         by = signin.current_name(self.services)
         seed = secrets.randbelow(2**31 - 1) + 1  # a new seed: another result, even from the local engine
+        # The job's other Advanced settings, as it ran with them.
+        advanced = Advanced(
+            negative_prompt=row.negative_prompt, steps=row.steps, guidance=row.guidance, strength=row.strength
+        )
         try:
             if row.kind is JobKind.EDIT:
                 if row.source_image_id is None or row.source_image_id not in store:
@@ -876,6 +880,7 @@ class ImageDialog:
                     variant=row.variant,
                     mask=row.mask,
                     seed=seed,
+                    advanced=advanced,
                 )
             else:
                 studio.submit_generate(
@@ -886,6 +891,7 @@ class ImageDialog:
                     started_by=by,
                     variant=row.variant,
                     seed=seed,
+                    advanced=advanced,
                 )
         except ImgEditError as exc:
             ui.notify(str(exc), type="warning")
