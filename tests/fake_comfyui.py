@@ -74,7 +74,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1053,3 +1053,24 @@ def serve_comfyui(fake: FakeComfyUI, *, startup_timeout: float = 15.0) -> Iterat
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=15)
+
+
+StartServer = Callable[..., tuple[FakeComfyUI, str]]
+"""Starts one more fake ComfyUI (options as ``FakeComfyUI`` takes them); gives it and its URL."""
+
+
+@contextlib.contextmanager
+def comfy_servers() -> Iterator[StartServer]:
+    """Start fake ComfyUI servers on loopback as a test asks; at the end let held prompts go, then
+    stop them (a test's ``comfy`` fixture)."""
+    fakes: list[FakeComfyUI] = []
+    with contextlib.ExitStack() as stack:
+
+        def start(**options: Any) -> tuple[FakeComfyUI, str]:
+            fake = FakeComfyUI(**options)
+            fakes.append(fake)
+            return fake, stack.enter_context(serve_comfyui(fake))
+
+        yield start
+        for fake in fakes:
+            fake.release()

@@ -68,13 +68,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import contextlib
 import hashlib
 import io
 import json
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -942,3 +943,17 @@ def make_app(state: FakeOpenAI) -> Starlette:
 
 IMAGE_MODEL_PREFIXES = ("gpt-image-", "dall-e-")
 """The models this fake knows (with their dated versions); any other is not found, as there."""
+
+
+@contextlib.contextmanager
+def serve_openai(api_key: str) -> Iterator[tuple[FakeOpenAI, str]]:
+    """This fake on loopback (``tests.loopback.serve``) taking ``api_key``; gives it and its API
+    base (".../v1"). At the end a held answer is let go before the server stops."""
+    from tests.loopback import serve
+
+    state = FakeOpenAI(api_key=api_key)
+    try:
+        with serve(make_app(state)) as server:
+            yield state, server + "/v1"
+    finally:
+        state.gate.set()

@@ -29,7 +29,7 @@ from imgedit.providers.comfyui import ComfyUIProvider
 from imgedit.providers.comfyui_workflow import SHIPPED, load_workflows, parse_workflow
 from imgedit.providers.openai import OpenAIProvider
 from imgedit.providers.sdwebui import QUALITY_SPECS, SdWebUiProvider, img2img_steps
-from tests.fake_comfyui import FakeComfyUI, serve_comfyui
+from tests.fake_comfyui import FakeComfyUI, StartServer, comfy_servers
 from tests.fake_sdwebui import IMG2IMG, TXT2IMG, FakeWebUI
 from tests.fakes import RecordingSink, eventually
 from tests.loopback import serve
@@ -54,18 +54,10 @@ def webui() -> Iterator[Callable[..., tuple[FakeWebUI, str]]]:
 
 
 @pytest.fixture
-def comfy() -> Iterator[Callable[..., tuple[FakeComfyUI, str]]]:
-    with contextlib.ExitStack() as stack:
-        fakes: list[FakeComfyUI] = []
-
-        def start(**options: Any) -> tuple[FakeComfyUI, str]:
-            fake = FakeComfyUI(**options)
-            fakes.append(fake)
-            return fake, stack.enter_context(serve_comfyui(fake))
-
+def comfy() -> Iterator[StartServer]:
+    """Starts fake ComfyUI servers on loopback; at the end lets held prompts go, then stops them."""
+    with comfy_servers() as start:
         yield start
-        for fake in fakes:
-            fake.release()
 
 
 @pytest.fixture

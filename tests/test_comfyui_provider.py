@@ -33,12 +33,10 @@ from imgedit.providers.comfyui import ComfyUIProvider
 from imgedit.providers.comfyui_workflow import SHIPPED, WorkflowError, load_workflows, parse_workflow
 from imgedit.services import build_providers
 from tests.conftest import app_services
-from tests.fake_comfyui import FakeComfyUI, serve_comfyui
+from tests.fake_comfyui import FakeComfyUI, StartServer, comfy_servers, serve_comfyui
 from tests.fakes import eventually
 from tests.loopback import free_port
 from tests.test_gallery_ui import loading_cards, start_edit
-
-StartServer = Callable[..., tuple[FakeComfyUI, str]]
 
 
 @dataclass
@@ -62,17 +60,8 @@ class RecordingSink:
 @pytest.fixture
 def comfy() -> Iterator[StartServer]:
     """Starts fake ComfyUI servers on loopback; at the end lets held prompts go, then stops them."""
-    fakes: list[FakeComfyUI] = []
-    with contextlib.ExitStack() as stack:
-
-        def start(**options: Any) -> tuple[FakeComfyUI, str]:
-            fake = FakeComfyUI(**options)
-            fakes.append(fake)
-            return fake, stack.enter_context(serve_comfyui(fake))
-
+    with comfy_servers() as start:
         yield start
-        for fake in fakes:
-            fake.release()
 
 
 @pytest.fixture

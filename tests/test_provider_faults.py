@@ -37,6 +37,7 @@ from tests.fake_openai import (
     make_app,
     moderation,
     rate_limited,
+    serve_openai,
 )
 from tests.fake_sdwebui import FakeWebUI
 from tests.loopback import serve
@@ -105,12 +106,8 @@ def assert_outcome(outcome: Outcome, stage: JobStage, message: str | None = None
 
 @pytest.fixture
 def openai_fake() -> Iterator[tuple[FakeOpenAI, str]]:
-    state = FakeOpenAI(api_key=KEY)
-    try:
-        with serve(make_app(state)) as server:
-            yield state, server + "/v1"
-    finally:
-        state.gate.set()
+    with serve_openai(KEY) as served:
+        yield served
 
 
 def openai(
@@ -263,7 +260,13 @@ SD_CASES = [
     ),
     SdCase(
         "500 every time",
-        [{"count": 3, "status": 500, "body": {"error": "OSError", "errors": "[Errno 24] Too many open files"}}],
+        [
+            {
+                "count": 3,
+                "status": 500,
+                "body": {"error": "OSError", "errors": "[Errno 24] Too many open files"},
+            }
+        ],
         JobStage.FAILED,
         3,
         "had a server error (500): OSError: [Errno 24] Too many open files",

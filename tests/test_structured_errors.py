@@ -26,7 +26,7 @@ from imgedit.providers.base import ProviderRequest
 from imgedit.providers.openai import OpenAIProvider
 from imgedit.providers.sdwebui import SdWebUiProvider
 from imgedit.retry import RetryPolicy, call_with_retries
-from tests.fake_openai import FakeOpenAI, Status, insufficient_quota, make_app, moderation
+from tests.fake_openai import FakeOpenAI, Status, insufficient_quota, moderation, serve_openai
 from tests.fake_sdwebui import FakeWebUI
 from tests.loopback import free_port, serve
 
@@ -64,12 +64,8 @@ def sd_fake() -> Iterator[tuple[FakeWebUI, str]]:
 
 @pytest.fixture
 def openai_fake() -> Iterator[tuple[FakeOpenAI, str]]:
-    state = FakeOpenAI(api_key=KEY)
-    try:
-        with serve(make_app(state)) as url:
-            yield state, url + "/v1"
-    finally:
-        state.gate.set()
+    with serve_openai(KEY) as served:
+        yield served
 
 
 def fields(error: ProviderError) -> tuple[str | None, int | None, str | None]:

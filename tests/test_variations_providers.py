@@ -28,8 +28,8 @@ from imgedit.providers.comfyui import ComfyUIProvider
 from imgedit.providers.comfyui_workflow import SHIPPED, load_workflows
 from imgedit.providers.openai import OpenAIProvider
 from imgedit.providers.sdwebui import SdWebUiProvider
-from tests.fake_comfyui import FakeComfyUI, serve_comfyui
-from tests.fake_openai import FakeOpenAI, Short, generated_image, make_app, variation
+from tests.fake_comfyui import FakeComfyUI, StartServer, comfy_servers
+from tests.fake_openai import FakeOpenAI, Short, generated_image, serve_openai, variation
 from tests.fake_sdwebui import FakeWebUI
 from tests.fakes import RecordingSink
 from tests.loopback import serve
@@ -82,12 +82,8 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def openai_fake() -> Iterator[tuple[FakeOpenAI, str]]:
-    state = FakeOpenAI(api_key=KEY)
-    try:
-        with serve(make_app(state)) as server:
-            yield state, server + "/v1"
-    finally:
-        state.gate.set()
+    with serve_openai(KEY) as served:
+        yield served
 
 
 def openai(http: httpx.AsyncClient, base_url: str, **options: Any) -> OpenAIProvider:
@@ -249,18 +245,10 @@ async def test_sdwebui_answering_fewer_images_than_asked_fails_and_says_so(
 
 
 @pytest.fixture
-def comfy() -> Iterator[Callable[..., tuple[FakeComfyUI, str]]]:
-    fakes: list[FakeComfyUI] = []
-    with contextlib.ExitStack() as stack:
-
-        def start(**options: Any) -> tuple[FakeComfyUI, str]:
-            fake = FakeComfyUI(**options)
-            fakes.append(fake)
-            return fake, stack.enter_context(serve_comfyui(fake))
-
+def comfy() -> Iterator[StartServer]:
+    """Starts fake ComfyUI servers on loopback; at the end lets held prompts go, then stops them."""
+    with comfy_servers() as start:
         yield start
-        for fake in fakes:
-            fake.release()
 
 
 def comfyui(http: httpx.AsyncClient, url: str, **options: Any) -> ComfyUIProvider:
